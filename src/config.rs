@@ -1,0 +1,812 @@
+//! Settings from the environment, the STACKIT credentials file and the helper's own config file,
+//! and the answer to "which service account key serves this host?".
+//!
+//! Precedence, most specific first (see the README's "How identity is chosen"):
+//! 1. the helper config file's entry for the host (`registries.<host>.serviceAccountKeyPath`);
+//! 2. `STACKIT_SERVICE_ACCOUNT_KEY_PATH`, then `STACKIT_SERVICE_ACCOUNT_KEY`;
+//! 3. the STACKIT credentials file (`STACKIT_CREDENTIALS_PATH`, default `~/.stackit/credentials.json`).
+
+use crate::debug;
+use crate::error::{Error, Result};
+use crate::key::{ServiceAccountKey, read_key_file};
+use crate::secret::Secret;
+use crate::server::{self, DEFAULT_REGISTRY};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The token endpoint used when nothing else is configured.
+pub const DEFAULT_TOKEN_ENDPOINT: &str = "https://service-account.api.stackit.cloud/token";
+/// The default total deadline of a cold `get`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Name of the helper's own directories under the platform config, cache and data dirs.
+pub const APP_DIR: &str = "docker-credential-stackit";
+
+/// Every environment variable the helper reads. The README and `help` list the same set.
+pub const ENV_VARS: &[&str] = &[
+    "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+    "STACKIT_SERVICE_ACCOUNT_KEY",
+    "STACKIT_PRIVATE_KEY_PATH",
+    "STACKIT_PRIVATE_KEY",
+    "STACKIT_CREDENTIALS_PATH",
+    "STACKIT_TOKEN_BASEURL",
+    "DOCKER_CREDENTIAL_STACKIT_CONFIG",
+    "DOCKER_CREDENTIAL_STACKIT_REGISTRIES",
+    "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
+    "DOCKER_CREDENTIAL_STACKIT_NO_CACHE",
+    "DOCKER_CREDENTIAL_STACKIT_TIMEOUT",
+    "DOCKER_CREDENTIAL_STACKIT_LOG",
+];
+
+/// A snapshot of the environment: only non-empty values count, as in the STACKIT SDKs.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: BTreeMap<String, String>,
+    home: Option<PathBuf>,
+    config_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Env {
+    /// Reads the process environment and the platform's per-user directories.
+    pub fn from_process() -> Env {
+        let vars = ENV_VARS
+            .iter()
+            .filter_map(|name| {
+                std::env::var(name)
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (name.to_string(), v))
+            })
+            .collect();
+        let dirs = directories::BaseDirs::new();
+        Env {
+            vars,
+            home: dirs.as_ref().map(|d| d.home_dir().to_path_buf()),
+            config_dir: dirs.as_ref().map(|d| d.config_dir().join(APP_DIR)),
+            cache_dir: dirs.as_ref().map(|d| d.cache_dir().join(APP_DIR)),
+            data_dir: dirs.as_ref().map(|d| d.data_dir().join(APP_DIR)),
+        }
+    }
+
+    /// An environment made of the given variables and a home directory (for tests).
+    pub fn from_pairs(pairs: &[(&str, &str)], home: &Path) -> Env {
+        Env {
+            vars: pairs
+                .iter()
+                .filter(|(_, v)| !v.is_empty())
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            home: Some(home.to_path_buf()),
+            config_dir: Some(home.join(".config").join(APP_DIR)),
+            cache_dir: Some(home.join(".cache").join(APP_DIR)),
+            data_dir: Some(home.join(".local/share").join(APP_DIR)),
+        }
+    }
+
+    /// The value of a variable, if set and non-empty.
+    pub fn var(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
+    fn no_home(&self) -> Error {
+        Error::Config("cannot find the home directory; set HOME".into())
+    }
+}
+
+/// Where a key (or private key) comes from, kept so errors and debug logs can name it.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file, named by `origin` (a variable or config field).
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What pointed at it, e.g. `STACKIT_SERVICE_ACCOUNT_KEY_PATH`.
+        origin: String,
+    },
+    /// Inline content, e.g. `STACKIT_SERVICE_ACCOUNT_KEY`.
+    Inline {
+        /// The content.
+        text: Secret,
+        /// Where it was found.
+        origin: String,
+    },
+}
+
+impl Source {
+    /// A description for messages: `STACKIT_SERVICE_ACCOUNT_KEY_PATH (/path)` or the variable.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::File { path, origin } => format!("{origin} ({})", path.display()),
+            Source::Inline { origin, .. } => origin.clone(),
+        }
+    }
+
+    /// Reads the content (bounded, for files).
+    pub fn read(&self) -> Result<Secret> {
+        match self {
+            Source::File { path, origin } => read_key_file(path, &format!("the file named by {origin}")),
+            Source::Inline { text, .. } => Ok(text.clone()),
+        }
+    }
+}
+
+/// The helper's config file (`DOCKER_CREDENTIAL_STACKIT_CONFIG`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ConfigFile {
+    /// Token endpoint for every identity without its own.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// Registry host -> how to authenticate there. Every listed host is served.
+    #[serde(default)]
+    pub registries: BTreeMap<String, RegistryEntry>,
+}
+
+/// One registry in the config file. An empty entry serves the host with the default identity.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RegistryEntry {
+    /// SA key JSON for this host; wins over the environment.
+    #[serde(default)]
+    pub service_account_key_path: Option<String>,
+    /// PEM private key for this host's key, if not embedded in it.
+    #[serde(default)]
+    pub private_key_path: Option<String>,
+    /// Token endpoint for this host's key.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// Username to answer instead of the key's `credentials.iss`.
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+/// Everything the verbs need to know, loaded once per process.
+#[derive(Debug)]
+pub struct Settings {
+    /// Served hosts, normalised, in a stable order.
+    pub served: Vec<String>,
+    /// Token cache directory, or `None` when disabled.
+    pub cache_dir: Option<PathBuf>,
+    /// Directory for stored legacy robot credentials.
+    pub data_dir: Option<PathBuf>,
+    /// Total deadline of a cold token fetch, including lock waits and retries.
+    pub timeout: Duration,
+    env: Env,
+    file: ConfigFile,
+    file_dir: PathBuf,
+    registries: BTreeMap<String, RegistryEntry>,
+}
+
+/// The flat STACKIT credentials file: keys are the env var names.
+#[derive(Debug, Default, Deserialize)]
+struct CredentialsFile {
+    #[serde(rename = "STACKIT_SERVICE_ACCOUNT_KEY_PATH")]
+    key_path: Option<String>,
+    #[serde(rename = "STACKIT_SERVICE_ACCOUNT_KEY")]
+    key: Option<String>,
+    #[serde(rename = "STACKIT_PRIVATE_KEY_PATH")]
+    private_key_path: Option<String>,
+    #[serde(rename = "STACKIT_PRIVATE_KEY")]
+    private_key: Option<String>,
+}
+
+/// How one host authenticates: which key, which private key, which endpoint, which username.
+#[derive(Debug, Clone)]
+pub struct IdentitySpec {
+    /// The SA key JSON.
+    pub key: Source,
+    /// An external private key that overrides `credentials.privateKey`.
+    pub private_key: Option<Source>,
+    /// A configured token endpoint and where it came from; `None` = key file or default.
+    pub endpoint: Option<(String, String)>,
+    /// A configured username; `None` = the key's `credentials.iss`.
+    pub username: Option<String>,
+}
+
+/// A loaded identity: the parsed key plus everything resolved around it. Enough for the warm
+/// path; the private key is only read when a token has to be minted.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// The parsed service account key.
+    pub key: ServiceAccountKey,
+    /// Where the key came from.
+    pub key_source: Source,
+    /// An external private key, if one overrides the embedded one.
+    pub private_key: Option<Source>,
+    /// The token endpoint URL.
+    pub endpoint: String,
+    /// Why that endpoint was chosen.
+    pub endpoint_origin: String,
+    /// The username answered to Docker.
+    pub username: String,
+}
+
+impl Identity {
+    /// The cache key: one entry per key id and token endpoint.
+    pub fn cache_id(&self) -> String {
+        format!("{}\n{}", self.key.kid, self.endpoint)
+    }
+
+    /// The PEM private key and a name for it: the external one if configured, else the key's own.
+    pub fn private_key_pem(&self) -> Result<(Secret, String)> {
+        if let Some(source) = &self.private_key {
+            return Ok((source.read()?, source.describe()));
+        }
+        match &self.key.private_key {
+            Some(pem) => Ok((
+                pem.clone(),
+                format!("credentials.privateKey in {}", self.key_source.describe()),
+            )),
+            None => Err(Error::Key(format!(
+                "the service account key from {} has no credentials.privateKey; set STACKIT_PRIVATE_KEY_PATH to the PEM file of its key pair",
+                self.key_source.describe()
+            ))),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads settings from the process environment.
+    pub fn load() -> Result<Settings> {
+        Settings::from_env(Env::from_process())
+    }
+
+    /// Loads settings from a given environment snapshot.
+    pub fn from_env(env: Env) -> Result<Settings> {
+        let (config_path, explicit) = match env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG") {
+            Some(p) => (expand_home(p, &env)?, true),
+            None => (env.config_dir.clone().unwrap_or_default().join("config.json"), false),
+        };
+        let file = read_config_file(&config_path, explicit)?;
+        let file_dir = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
+
+        let mut served = vec![DEFAULT_REGISTRY.to_string()];
+        let mut registries = BTreeMap::new();
+        for (host, entry) in &file.registries {
+            let norm = server::normalize(host).ok_or_else(|| {
+                Error::Config(format!(
+                    "config file {}: \"{host}\" is not a registry host[:port]",
+                    config_path.display()
+                ))
+            })?;
+            push_unique(&mut served, norm.clone());
+            registries.insert(norm, entry.clone());
+        }
+        if let Some(list) = env.var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES") {
+            for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+                let norm = server::normalize(item).ok_or_else(|| {
+                    Error::Config(format!(
+                        "DOCKER_CREDENTIAL_STACKIT_REGISTRIES: \"{item}\" is not a registry host[:port]"
+                    ))
+                })?;
+                push_unique(&mut served, norm);
+            }
+        }
+
+        let timeout = match env.var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT") {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => parse_timeout(v)?,
+        };
+        let no_cache = env.var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE").is_some_and(truthy);
+        let cache_dir = match (no_cache, env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR")) {
+            (true, _) => None,
+            (false, Some(dir)) => Some(expand_home(dir, &env)?),
+            (false, None) => env.cache_dir.clone(),
+        };
+        let data_dir = env.data_dir.clone();
+        debug!(
+            "config file {} ({})",
+            config_path.display(),
+            if file.registries.is_empty() && file.token_endpoint.is_none() {
+                "absent or empty"
+            } else {
+                "loaded"
+            }
+        );
+        debug!("served hosts: {}", served.join(", "));
+        Ok(Settings {
+            served,
+            cache_dir,
+            data_dir,
+            timeout,
+            env,
+            file,
+            file_dir,
+            registries,
+        })
+    }
+
+    /// True if `host` (already normalised) is served.
+    pub fn serves(&self, host: &str) -> bool {
+        self.served.iter().any(|h| h == host)
+    }
+
+    /// The environment snapshot these settings came from.
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    /// Which key serves `host`, or `None` if no key is configured anywhere.
+    pub fn identity_spec(&self, host: &str) -> Result<Option<IdentitySpec>> {
+        let entry = self.registries.get(host).cloned().unwrap_or_default();
+        let username = entry.username.clone().filter(|u| !u.trim().is_empty());
+        let endpoint = self.configured_endpoint(&entry);
+
+        if let Some(path) = &entry.service_account_key_path {
+            let origin = format!("registries.\"{host}\".serviceAccountKeyPath");
+            debug!("{host}: key from the config file ({origin}); it wins over the environment");
+            let private_key = match &entry.private_key_path {
+                Some(p) => Some(Source::File {
+                    path: self.config_relative(p)?,
+                    origin: format!("registries.\"{host}\".privateKeyPath"),
+                }),
+                None => None,
+            };
+            return Ok(Some(IdentitySpec {
+                key: Source::File {
+                    path: self.config_relative(path)?,
+                    origin,
+                },
+                private_key,
+                endpoint,
+                username,
+            }));
+        }
+
+        let creds = CredentialsLoader::new(&self.env);
+        let key = if let Some(p) = self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH") {
+            if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some() {
+                debug!(
+                    "STACKIT_SERVICE_ACCOUNT_KEY_PATH wins over STACKIT_SERVICE_ACCOUNT_KEY (path before content, as in the STACKIT SDK)"
+                );
+            }
+            Some(Source::File {
+                path: expand_home(p, &self.env)?,
+                origin: "STACKIT_SERVICE_ACCOUNT_KEY_PATH".into(),
+            })
+        } else if let Some(text) = self.env.var("STACKIT_SERVICE_ACCOUNT_KEY") {
+            Some(Source::Inline {
+                text: Secret::new(text),
+                origin: "STACKIT_SERVICE_ACCOUNT_KEY".into(),
+            })
+        } else {
+            creds.key()?
+        };
+        let Some(key) = key else {
+            debug!(
+                "{host}: no service account key in the config file, STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY or the credentials file"
+            );
+            if self.env.var("STACKIT_PRIVATE_KEY_PATH").is_some() || self.env.var("STACKIT_PRIVATE_KEY").is_some() {
+                crate::warn!(
+                    "a STACKIT private key is set but no service account key; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON"
+                );
+            }
+            return Ok(None);
+        };
+        debug!("{host}: key from {}", key.describe());
+
+        let private_key = if let Some(p) = self.env.var("STACKIT_PRIVATE_KEY_PATH") {
+            Some(Source::File {
+                path: expand_home(p, &self.env)?,
+                origin: "STACKIT_PRIVATE_KEY_PATH".into(),
+            })
+        } else if let Some(text) = self.env.var("STACKIT_PRIVATE_KEY") {
+            Some(Source::Inline {
+                text: Secret::new(text),
+                origin: "STACKIT_PRIVATE_KEY".into(),
+            })
+        } else {
+            creds.private_key()?
+        };
+        if let Some(p) = &private_key {
+            debug!(
+                "{host}: private key from {} (overrides credentials.privateKey)",
+                p.describe()
+            );
+        }
+        Ok(Some(IdentitySpec {
+            key,
+            private_key,
+            endpoint,
+            username,
+        }))
+    }
+
+    /// Reads and parses the key of `spec` and resolves endpoint and username (no network).
+    pub fn load_identity(&self, spec: &IdentitySpec) -> Result<Identity> {
+        let text = spec.key.read()?;
+        let key = ServiceAccountKey::parse(text.expose(), &spec.key.describe())?;
+        let (endpoint, endpoint_origin) = match &spec.endpoint {
+            Some((url, origin)) => (check_endpoint(url, origin)?, origin.clone()),
+            None => match &key.token_endpoint {
+                Some(url) if is_stackit_https(url) => (
+                    url.clone(),
+                    format!("credentials.tokenEndpoint in {}", spec.key.describe()),
+                ),
+                Some(url) => {
+                    crate::warn!(
+                        "ignoring credentials.tokenEndpoint {url:?} in {}: only https URLs on stackit.cloud hosts are trusted from a key file; set STACKIT_TOKEN_BASEURL to use it",
+                        spec.key.describe()
+                    );
+                    (DEFAULT_TOKEN_ENDPOINT.to_string(), "the default".to_string())
+                }
+                None => (DEFAULT_TOKEN_ENDPOINT.to_string(), "the default".to_string()),
+            },
+        };
+        debug!("token endpoint {endpoint} from {endpoint_origin}");
+        let username = spec.username.clone().unwrap_or_else(|| key.iss.clone());
+        Ok(Identity {
+            key,
+            key_source: spec.key.clone(),
+            private_key: spec.private_key.clone(),
+            endpoint,
+            endpoint_origin,
+            username,
+        })
+    }
+
+    /// The identity serving `host`, loaded, or `None` if no key is configured.
+    pub fn identity(&self, host: &str) -> Result<Option<Identity>> {
+        match self.identity_spec(host)? {
+            Some(spec) => self.load_identity(&spec).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn configured_endpoint(&self, entry: &RegistryEntry) -> Option<(String, String)> {
+        if let Some(url) = &entry.token_endpoint {
+            return Some((url.clone(), "the config file's registry entry (tokenEndpoint)".into()));
+        }
+        if let Some(url) = self.env.var("STACKIT_TOKEN_BASEURL") {
+            return Some((url.to_string(), "STACKIT_TOKEN_BASEURL".into()));
+        }
+        self.file
+            .token_endpoint
+            .as_ref()
+            .map(|url| (url.clone(), "the config file (tokenEndpoint)".into()))
+    }
+
+    fn config_relative(&self, path: &str) -> Result<PathBuf> {
+        let p = expand_home(path, &self.env)?;
+        Ok(if p.is_relative() { self.file_dir.join(p) } else { p })
+    }
+}
+
+/// Reads the STACKIT credentials file at most once, and only if a value is needed from it.
+struct CredentialsLoader<'a> {
+    env: &'a Env,
+    loaded: std::cell::OnceCell<Result<Option<(CredentialsFile, PathBuf)>, String>>,
+}
+
+impl<'a> CredentialsLoader<'a> {
+    fn new(env: &'a Env) -> Self {
+        CredentialsLoader {
+            env,
+            loaded: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn file(&self) -> Result<Option<&(CredentialsFile, PathBuf)>> {
+        let loaded = self.loaded.get_or_init(|| self.read().map_err(|e| e.to_string()));
+        match loaded {
+            Ok(v) => Ok(v.as_ref()),
+            Err(msg) => Err(Error::Config(msg.clone())),
+        }
+    }
+
+    fn read(&self) -> Result<Option<(CredentialsFile, PathBuf)>> {
+        let (path, explicit) = match self.env.var("STACKIT_CREDENTIALS_PATH") {
+            Some(p) => (expand_home(p, self.env)?, true),
+            None => match &self.env.home {
+                Some(h) => (h.join(".stackit").join("credentials.json"), false),
+                None => return Ok(None),
+            },
+        };
+        let origin = if explicit {
+            "STACKIT_CREDENTIALS_PATH"
+        } else {
+            "the STACKIT credentials file"
+        };
+        let text = match read_key_file(&path, origin) {
+            Ok(t) => t,
+            Err(_) if !explicit && !path.exists() => return Ok(None),
+            Err(e) => return Err(Error::Config(e.to_string())),
+        };
+        let file: CredentialsFile = serde_json::from_str(text.expose()).map_err(|e| {
+            Error::Config(format!(
+                "credentials file {} is not a JSON object of STACKIT_* strings (line {} column {})",
+                path.display(),
+                e.line(),
+                e.column()
+            ))
+        })?;
+        debug!("credentials file {} loaded", path.display());
+        Ok(Some((file, path)))
+    }
+
+    fn key(&self) -> Result<Option<Source>> {
+        let Some((file, path)) = self.file()? else {
+            return Ok(None);
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(p) = file.key_path.as_deref().filter(|s| !s.is_empty()) {
+            let p = expand_home(p, self.env)?;
+            return Ok(Some(Source::File {
+                path: if p.is_relative() { dir.join(p) } else { p },
+                origin: format!("STACKIT_SERVICE_ACCOUNT_KEY_PATH in {}", path.display()),
+            }));
+        }
+        Ok(file.key.as_deref().filter(|s| !s.is_empty()).map(|t| Source::Inline {
+            text: Secret::new(t),
+            origin: format!("STACKIT_SERVICE_ACCOUNT_KEY in {}", path.display()),
+        }))
+    }
+
+    fn private_key(&self) -> Result<Option<Source>> {
+        // A broken credentials file only matters if it is the source of the key itself.
+        let Ok(Some((file, path))) = self.file() else {
+            return Ok(None);
+        };
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if let Some(p) = file.private_key_path.as_deref().filter(|s| !s.is_empty()) {
+            let p = expand_home(p, self.env)?;
+            return Ok(Some(Source::File {
+                path: if p.is_relative() { dir.join(p) } else { p },
+                origin: format!("STACKIT_PRIVATE_KEY_PATH in {}", path.display()),
+            }));
+        }
+        Ok(file
+            .private_key
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .map(|t| Source::Inline {
+                text: Secret::new(t),
+                origin: format!("STACKIT_PRIVATE_KEY in {}", path.display()),
+            }))
+    }
+}
+
+fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(ConfigFile::default()),
+        Err(e) => {
+            return Err(Error::Config(format!(
+                "cannot read config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {}",
+                path.display(),
+                crate::key::io_reason(&e)
+            )));
+        }
+    };
+    if text.trim().is_empty() {
+        return Ok(ConfigFile::default());
+    }
+    // The config file holds paths and host names, never secrets, so serde's message is safe and
+    // names the offending field (e.g. a misspelt key).
+    serde_json::from_str(&text).map_err(|e| Error::Config(format!("config file {} is invalid: {e}", path.display())))
+}
+
+fn push_unique(list: &mut Vec<String>, item: String) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}
+
+fn truthy(v: &str) -> bool {
+    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+fn parse_timeout(v: &str) -> Result<Duration> {
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
+        _ => Err(Error::Config(format!(
+            "DOCKER_CREDENTIAL_STACKIT_TIMEOUT={v:?} is not a number of seconds between 0 and 3600 (default 20)"
+        ))),
+    }
+}
+
+fn expand_home(path: &str, env: &Env) -> Result<PathBuf> {
+    match path.strip_prefix("~/") {
+        Some(rest) => Ok(env.home.as_ref().ok_or_else(|| env.no_home())?.join(rest)),
+        None => Ok(PathBuf::from(path)),
+    }
+}
+
+/// Splits a URL into its lower-cased scheme and host (without port or user info).
+fn scheme_and_host(url: &str) -> Option<(String, String)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let host = if authority.starts_with('[') {
+        authority.split_inclusive(']').next().unwrap_or(authority).to_string()
+    } else {
+        authority.split(':').next().unwrap_or("").to_string()
+    };
+    (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
+}
+
+/// True for `https://` URLs on `stackit.cloud` or one of its subdomains.
+fn is_stackit_https(url: &str) -> bool {
+    matches!(scheme_and_host(url), Some((s, h)) if s == "https" && (h == "stackit.cloud" || h.ends_with(".stackit.cloud")))
+}
+
+/// Accepts an explicitly configured endpoint: any https URL, or http to a loopback host.
+pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
+    let url = url.trim();
+    match scheme_and_host(url) {
+        Some((s, _)) if s == "https" => Ok(url.to_string()),
+        Some((s, h)) if s == "http" && server::is_loopback(&h) => Ok(url.to_string()),
+        Some((s, _)) if s == "http" => Err(Error::Config(format!(
+            "token endpoint {url} from {origin} uses plain http to a non-loopback host; use https"
+        ))),
+        _ => Err(Error::Config(format!(
+            "token endpoint {url:?} from {origin} is not an https:// URL"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)], home: &Path) -> Settings {
+        Settings::from_env(Env::from_pairs(pairs, home)).unwrap()
+    }
+
+    #[test]
+    fn endpoint_rules() {
+        assert!(check_endpoint("https://x.example/token", "T").is_ok());
+        assert!(check_endpoint("http://127.0.0.1:9/token", "T").is_ok());
+        assert!(check_endpoint("http://localhost:9/token", "T").is_ok());
+        assert!(check_endpoint("http://[::1]:9/token", "T").is_ok());
+        let err = check_endpoint("http://10.1.1.1/token", "STACKIT_TOKEN_BASEURL")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("STACKIT_TOKEN_BASEURL") && err.contains("plain http"),
+            "{err}"
+        );
+        assert!(check_endpoint("ftp://x/token", "T").is_err());
+        assert!(check_endpoint("token", "T").is_err());
+        assert!(is_stackit_https("https://service-account.api.stackit.cloud/token"));
+        assert!(is_stackit_https("https://accounts.stackit.cloud/oauth/v2/token"));
+        assert!(!is_stackit_https("http://service-account.api.stackit.cloud/token"));
+        assert!(!is_stackit_https("https://stackit.cloud.evil.example/token"));
+        assert!(!is_stackit_https("https://evilstackit.cloud/token"));
+        assert!(!is_stackit_https(
+            "https://service-account.api.stackit.cloud@evil.example/token"
+        ));
+    }
+
+    #[test]
+    fn served_hosts_come_from_default_config_and_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("c.json");
+        std::fs::write(
+            &cfg,
+            r#"{"registries":{"HTTPS://Other.Example:443/":{},"b.example:5000":{}}}"#,
+        )
+        .unwrap();
+        let s = settings(
+            &[
+                ("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap()),
+                ("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", " c.example , localhost:5000,"),
+            ],
+            dir.path(),
+        );
+        assert_eq!(
+            s.served,
+            [
+                "registry.onstackit.cloud",
+                "other.example",
+                "b.example:5000",
+                "c.example",
+                "localhost:5000"
+            ]
+        );
+        assert!(!s.serves("registry.onstackit.cloud.evil.example"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_variable_or_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let err = Settings::from_env(Env::from_pairs(
+            &[("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "soon")],
+            dir.path(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("DOCKER_CREDENTIAL_STACKIT_TIMEOUT"));
+        let err = Settings::from_env(Env::from_pairs(
+            &[("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "a b")],
+            dir.path(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("DOCKER_CREDENTIAL_STACKIT_REGISTRIES"));
+        let cfg = dir.path().join("c.json");
+        std::fs::write(&cfg, r#"{"registries":{"r.example":{"serviceAccountKeyPth":"x"}}}"#).unwrap();
+        let err = Settings::from_env(Env::from_pairs(
+            &[("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap())],
+            dir.path(),
+        ))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("serviceAccountKeyPth") && err.to_string().contains("c.json"),
+            "{err}"
+        );
+        let err = Settings::from_env(Env::from_pairs(
+            &[("DOCKER_CREDENTIAL_STACKIT_CONFIG", "/nonexistent/c.json")],
+            dir.path(),
+        ))
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/c.json"));
+    }
+
+    #[test]
+    fn key_source_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path();
+        std::fs::create_dir_all(home.join(".stackit")).unwrap();
+        std::fs::write(
+            home.join(".stackit/credentials.json"),
+            r#"{"STACKIT_SERVICE_ACCOUNT_KEY_PATH":"from-creds.json","STACKIT_PRIVATE_KEY_PATH":"/creds/pk.pem"}"#,
+        )
+        .unwrap();
+        let desc = |s: &Settings| {
+            let spec = s.identity_spec("registry.onstackit.cloud").unwrap().unwrap();
+            (spec.key.describe(), spec.private_key.map(|p| p.describe()))
+        };
+        let (k, p) = desc(&settings(&[], home));
+        assert!(
+            k.contains("credentials.json") && k.contains(".stackit/from-creds.json"),
+            "{k}"
+        );
+        assert!(p.unwrap().contains("/creds/pk.pem"));
+        let (k, _) = desc(&settings(&[("STACKIT_SERVICE_ACCOUNT_KEY", "{}")], home));
+        assert_eq!(k, "STACKIT_SERVICE_ACCOUNT_KEY");
+        let (k, p) = desc(&settings(
+            &[
+                ("STACKIT_SERVICE_ACCOUNT_KEY", "{}"),
+                ("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "/k.json"),
+                ("STACKIT_PRIVATE_KEY", "pem"),
+            ],
+            home,
+        ));
+        assert_eq!(k, "STACKIT_SERVICE_ACCOUNT_KEY_PATH (/k.json)");
+        assert_eq!(p.unwrap(), "STACKIT_PRIVATE_KEY");
+        let cfg = home.join("c.json");
+        std::fs::write(&cfg, r#"{"registries":{"registry.onstackit.cloud":{"serviceAccountKeyPath":"keys/a.json","username":"robot-user"}}}"#).unwrap();
+        let s = settings(
+            &[
+                ("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "/k.json"),
+                ("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap()),
+            ],
+            home,
+        );
+        let spec = s.identity_spec("registry.onstackit.cloud").unwrap().unwrap();
+        assert!(
+            spec.key.describe().contains(&format!("{}/keys/a.json", home.display())),
+            "{}",
+            spec.key.describe()
+        );
+        assert!(spec.private_key.is_none());
+        assert_eq!(spec.username.as_deref(), Some("robot-user"));
+    }
+
+    #[test]
+    fn no_key_anywhere_is_no_identity() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(
+            settings(&[], dir.path())
+                .identity_spec("registry.onstackit.cloud")
+                .unwrap()
+                .is_none()
+        );
+        let err = settings(&[("STACKIT_CREDENTIALS_PATH", "/nope/creds.json")], dir.path())
+            .identity_spec("registry.onstackit.cloud")
+            .unwrap_err();
+        assert!(err.to_string().contains("/nope/creds.json"), "{err}");
+    }
+}

@@ -1,0 +1,134 @@
+//! `docker-credential-stackit demo`: the whole flow on this machine, no STACKIT account needed.
+//!
+//! Starts the fake token endpoint from [`crate::fake`] on loopback, writes a throw-away service
+//! account key, and runs this very binary's `get` through the protocol twice (cold, then warm),
+//! showing what Docker would receive. It fails if the helper misbehaves, so it doubles as a
+//! smoke test of an installed binary.
+
+use crate::error::{Error, Result};
+use crate::fake::{Account, FakeStackit};
+use crate::token::exchange::jwt_claims;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Runs the demo, printing each step on stdout.
+pub fn run() -> Result<()> {
+    let fail = |what: &str| Error::Io(format!("demo failed: {what}"));
+    let exe = std::env::current_exe().map_err(|e| fail(&format!("cannot find this binary: {e}")))?;
+    let dir = tempfile::tempdir().map_err(|e| fail(&format!("cannot create a temporary directory: {e}")))?;
+
+    println!(
+        "docker-credential-stackit demo: a local fake STACKIT token endpoint, a throw-away key, the real binary.\n"
+    );
+    let account = Account::generate("demo-pusher");
+    let fake = FakeStackit::start().map_err(|e| fail(&format!("cannot start the fake endpoint: {e}")))?;
+    fake.register(&account);
+    let key_path = dir.path().join("sa-key.json");
+    write_private(&key_path, account.key_json(true, None).expose())
+        .map_err(|e| fail(&format!("cannot write the key: {e}")))?;
+    println!("1. fake token endpoint:  {}", fake.url());
+    println!(
+        "   service account key:  {} (RSA-2048, kid {})",
+        key_path.display(),
+        account.kid
+    );
+    println!("   service account:      {}\n", account.iss);
+
+    let run_get = |host: &str| -> Result<(bool, String, f64)> {
+        let started = Instant::now();
+        let mut child = Command::new(&exe)
+            .arg("get")
+            .env("HOME", dir.path())
+            .env_remove("XDG_CACHE_HOME")
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("XDG_DATA_HOME")
+            .env_remove("STACKIT_SERVICE_ACCOUNT_KEY")
+            .env_remove("STACKIT_PRIVATE_KEY")
+            .env_remove("STACKIT_PRIVATE_KEY_PATH")
+            .env_remove("STACKIT_CREDENTIALS_PATH")
+            .env_remove("DOCKER_CREDENTIAL_STACKIT_CONFIG")
+            .env_remove("DOCKER_CREDENTIAL_STACKIT_REGISTRIES")
+            .env_remove("DOCKER_CREDENTIAL_STACKIT_NO_CACHE")
+            .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key_path)
+            .env("STACKIT_TOKEN_BASEURL", fake.url())
+            .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", dir.path().join("cache"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(&format!("cannot run {}: {e}", exe.display())))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(host.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|e| fail(&e.to_string()))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        ))
+    };
+
+    let mut first_token = String::new();
+    for (step, label) in [
+        (2, "cold: no cached token, one request to the endpoint"),
+        (3, "warm: served from the cache, no network"),
+    ] {
+        println!("{step}. $ printf registry.onstackit.cloud | docker-credential-stackit get      # {label}");
+        let (ok, out, ms) = run_get("registry.onstackit.cloud")?;
+        let answer: serde_json::Value =
+            serde_json::from_str(&out).map_err(|_| fail(&format!("get did not answer JSON: {out}")))?;
+        let secret = answer["Secret"].as_str().unwrap_or("");
+        if !ok || answer["Username"] != account.iss.as_str() || secret.is_empty() {
+            return Err(fail(&format!("unexpected answer: {out}")));
+        }
+        if first_token.is_empty() {
+            first_token = secret.to_string();
+        } else if first_token != secret {
+            return Err(fail("the warm get did not reuse the cached token"));
+        }
+        let shown = format!(
+            "{}…{} ({} bytes)",
+            &secret[..secret.len().min(24)],
+            &secret[secret.len().saturating_sub(8)..],
+            secret.len()
+        );
+        println!(
+            "   Docker receives: {{\"ServerURL\":{},\"Username\":{},\"Secret\":\"{shown}\"}}",
+            answer["ServerURL"], answer["Username"]
+        );
+        println!("   took {ms:.1} ms; token requests so far: {}\n", fake.requests());
+    }
+    if fake.requests() != 1 {
+        return Err(fail(&format!(
+            "expected exactly 1 token request, saw {}",
+            fake.requests()
+        )));
+    }
+    if let Some(claims) = jwt_claims(&first_token) {
+        println!(
+            "   the access token is a JWT: email={} sub={} exp={}\n",
+            claims["email"], claims["sub"], claims["exp"]
+        );
+    }
+
+    println!("4. $ printf docker.io | docker-credential-stackit get      # a host this helper does not serve");
+    let (ok, out, _) = run_get("docker.io")?;
+    if ok || out != "credentials not found in native keychain" {
+        return Err(fail(&format!("expected not-found for docker.io, got: {out}")));
+    }
+    println!("   stdout: {out}   (exit 1; Docker goes on anonymously)\n");
+    println!("Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half.");
+    println!(
+        "Real use: set STACKIT_SERVICE_ACCOUNT_KEY_PATH and add {{\"credHelpers\": {{\"registry.onstackit.cloud\": \"stackit\"}}}} to ~/.docker/config.json."
+    );
+    Ok(())
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    o.open(path)?.write_all(text.as_bytes())
+}

@@ -1,0 +1,541 @@
+//! A local stand-in for the STACKIT token endpoint, for the `demo` verb and the tests.
+//!
+//! It listens on loopback only, verifies each assertion the way STACKIT does (RS512 signature
+//! against the service account's public key, `kid`, `iss`, `sub`, `aud`, `exp - iat = 600`,
+//! grant type), counts requests, and answers with an RS256-signed JWT access token carrying
+//! `email`, `sub` and `exp`. Replies can be scripted (errors, hangs, delays) to test failure
+//! handling. It stops when dropped.
+
+use crate::secret::Secret;
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::signature::{self, KeyPair as _};
+use base64::Engine;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    format!("-----BEGIN {label}-----\n{}\n-----END {label}-----\n", lines.join("\n"))
+}
+
+/// A freshly generated RSA-2048 key pair.
+pub struct RsaKey {
+    pair: signature::RsaKeyPair,
+    pkcs8: Vec<u8>,
+}
+
+impl RsaKey {
+    /// Generates a key (about 50-200 ms).
+    pub fn generate() -> RsaKey {
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).expect("RSA key generation");
+        let pkcs8 = pair.as_der().expect("PKCS#8 encoding").as_ref().to_vec();
+        RsaKey { pair, pkcs8 }
+    }
+
+    /// The private key as PKCS#8 PEM (`BEGIN PRIVATE KEY`).
+    pub fn pkcs8_pem(&self) -> Secret {
+        Secret::new(pem("PRIVATE KEY", &self.pkcs8))
+    }
+
+    /// The private key as PKCS#1 PEM (`BEGIN RSA PRIVATE KEY`), cut out of the PKCS#8 wrapper.
+    pub fn pkcs1_pem(&self) -> Secret {
+        Secret::new(pem(
+            "RSA PRIVATE KEY",
+            pkcs8_inner(&self.pkcs8).expect("PKCS#8 holds PKCS#1"),
+        ))
+    }
+
+    /// The public key as SPKI PEM (`BEGIN PUBLIC KEY`), as in a key file's `publicKey`.
+    pub fn public_pem(&self) -> String {
+        let der = self.pair.public_key().as_der().expect("SPKI encoding");
+        pem("PUBLIC KEY", der.as_ref())
+    }
+
+    /// The public key as PKCS#1 DER, for signature checks.
+    pub fn public_der(&self) -> Vec<u8> {
+        self.pair.public_key().as_ref().to_vec()
+    }
+
+    /// Signs `header.payload` and returns the compact JWT.
+    pub fn sign_jwt(
+        &self,
+        alg: &'static dyn signature::RsaEncoding,
+        alg_name: &str,
+        kid: &str,
+        claims: &Value,
+    ) -> String {
+        let header = json!({"alg": alg_name, "typ": "JWT", "kid": kid});
+        let input = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut sig = vec![0; self.pair.public_modulus_len()];
+        let rng = aws_lc_rs::rand::SystemRandom::new();
+        self.pair
+            .sign(alg, &rng, input.as_bytes(), &mut sig)
+            .expect("RSA signing");
+        format!("{input}.{}", b64(&sig))
+    }
+}
+
+/// Walks `SEQUENCE { INTEGER, SEQUENCE, OCTET STRING }` and returns the OCTET STRING's content.
+fn pkcs8_inner(der: &[u8]) -> Option<&[u8]> {
+    fn tlv(d: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+        let tag = *d.first()?;
+        let first = *d.get(1)? as usize;
+        let (len, start) = if first < 0x80 {
+            (first, 2)
+        } else {
+            let n = first & 0x7f;
+            let len = d.get(2..2 + n)?.iter().fold(0usize, |a, b| (a << 8) | *b as usize);
+            (len, 2 + n)
+        };
+        Some((tag, d.get(start..start + len)?, d.get(start + len..)?))
+    }
+    let (_, seq, _) = tlv(der)?;
+    let (_, _, rest) = tlv(seq)?; // version
+    let (_, _, rest) = tlv(rest)?; // algorithm
+    let (tag, inner, _) = tlv(rest)?;
+    (tag == 0x04).then_some(inner)
+}
+
+/// A service account known to the fake endpoint, with its key pair.
+pub struct Account {
+    /// Key id (`credentials.kid`).
+    pub kid: String,
+    /// E-mail (`credentials.iss`).
+    pub iss: String,
+    /// Account id (`credentials.sub`).
+    pub sub: String,
+    /// Audience (`credentials.aud`).
+    pub aud: String,
+    /// The key pair.
+    pub key: RsaKey,
+}
+
+impl Account {
+    /// A new account named `name` with a fresh key.
+    pub fn generate(name: &str) -> Account {
+        let id = crate::token::assertion::uuid_v4().unwrap_or_else(|_| format!("{name}-id"));
+        let sub = crate::token::assertion::uuid_v4().unwrap_or_else(|_| format!("{name}-sub"));
+        Account {
+            kid: id,
+            iss: format!("{name}@sa.stackit.cloud"),
+            sub,
+            aud: "https://stackit-service-account-prod.apps.01.cf.eu01.stackit.cloud".into(),
+            key: RsaKey::generate(),
+        }
+    }
+
+    /// The key JSON as STACKIT hands it out, with the private key embedded or not, and an
+    /// optional `credentials.tokenEndpoint`.
+    pub fn key_json(&self, embed_private_key: bool, token_endpoint: Option<&str>) -> Secret {
+        let mut credentials = json!({"kid": self.kid, "iss": self.iss, "sub": self.sub, "aud": self.aud});
+        if embed_private_key {
+            credentials["privateKey"] = json!(self.key.pkcs8_pem().expose());
+        }
+        if let Some(url) = token_endpoint {
+            credentials["tokenEndpoint"] = json!(url);
+        }
+        let doc = json!({
+            "id": self.kid, "publicKey": self.key.public_pem(), "createdAt": "2026-01-01T00:00:00.000Z",
+            "validUntil": null, "keyType": "USER_MANAGED", "keyOrigin": "GENERATED", "keyAlgorithm": "RSA_2048",
+            "active": true, "credentials": credentials,
+        });
+        Secret::new(serde_json::to_string_pretty(&doc).unwrap_or_default())
+    }
+}
+
+/// One scripted answer. When the script is empty the endpoint answers [`Reply::Token`].
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// Verify the assertion and issue a token (or 400 if it does not verify).
+    Token,
+    /// Answer with this status, body and extra headers.
+    Status(u16, String, Vec<(String, String)>),
+    /// Accept the request, then say nothing for this long and close.
+    Hang(Duration),
+    /// Close the connection without answering.
+    Close,
+}
+
+struct Registered {
+    kid: String,
+    iss: String,
+    sub: String,
+    aud: String,
+    public_der: Vec<u8>,
+}
+
+struct State {
+    accounts: Mutex<Vec<Registered>>,
+    script: Mutex<VecDeque<Reply>>,
+    requests: AtomicUsize,
+    rejections: Mutex<Vec<String>>,
+    assertions: Mutex<Vec<Value>>,
+    signer: RsaKey,
+    lifetime: AtomicUsize,
+    delay_ms: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// The running fake endpoint. Dropping it stops the listener.
+pub struct FakeStackit {
+    addr: SocketAddr,
+    tls: bool,
+    state: Arc<State>,
+}
+
+impl FakeStackit {
+    /// Starts a plain-HTTP endpoint on 127.0.0.1 with a random port.
+    pub fn start() -> std::io::Result<FakeStackit> {
+        FakeStackit::start_with(None)
+    }
+
+    /// Starts an endpoint, speaking TLS with `tls` if given.
+    pub fn start_with(tls: Option<Arc<rustls::ServerConfig>>) -> std::io::Result<FakeStackit> {
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(State {
+            accounts: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
+            requests: AtomicUsize::new(0),
+            rejections: Mutex::new(Vec::new()),
+            assertions: Mutex::new(Vec::new()),
+            signer: RsaKey::generate(),
+            lifetime: AtomicUsize::new(3600),
+            delay_ms: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let accept_state = state.clone();
+        let is_tls = tls.is_some();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if accept_state.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                let st = accept_state.clone();
+                let tls = tls.clone();
+                std::thread::spawn(move || handle(conn, tls, &st));
+            }
+        });
+        Ok(FakeStackit {
+            addr,
+            tls: is_tls,
+            state,
+        })
+    }
+
+    /// The token URL, e.g. `http://127.0.0.1:41234/token`.
+    pub fn url(&self) -> String {
+        format!("{}://{}/token", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Makes `account` known, so its assertions verify.
+    pub fn register(&self, account: &Account) {
+        self.lock(&self.state.accounts).push(Registered {
+            kid: account.kid.clone(),
+            iss: account.iss.clone(),
+            sub: account.sub.clone(),
+            aud: account.aud.clone(),
+            public_der: account.key.public_der(),
+        });
+    }
+
+    /// Lifetime of issued tokens in seconds (default 3600).
+    pub fn set_lifetime(&self, secs: u64) {
+        self.state.lifetime.store(secs as usize, Ordering::SeqCst);
+    }
+
+    /// Waits this long before answering each request (default none).
+    pub fn set_delay(&self, delay: Duration) {
+        self.state.delay_ms.store(delay.as_millis() as usize, Ordering::SeqCst);
+    }
+
+    /// Queues scripted replies for the next requests.
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.lock(&self.state.script).extend(replies);
+    }
+
+    /// Requests received so far.
+    pub fn requests(&self) -> usize {
+        self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Why assertions were refused, one entry per refusal.
+    pub fn rejections(&self) -> Vec<String> {
+        self.lock(&self.state.rejections).clone()
+    }
+
+    /// The header and claims of every assertion that verified, as `{"header":..,"claims":..}`.
+    pub fn assertions(&self) -> Vec<Value> {
+        self.lock(&self.state.assertions).clone()
+    }
+
+    /// Verifies an access token this endpoint issued; returns its claims if valid and unexpired.
+    pub fn verify_access_token(&self, token: &str) -> Option<Value> {
+        let (header, claims) = verify_jwt(
+            token,
+            &self.state.signer.public_der(),
+            &signature::RSA_PKCS1_2048_8192_SHA256,
+        )
+        .ok()?;
+        (header["alg"] == "RS256" && claims["exp"].as_u64()? > now()).then_some(claims)
+    }
+
+    fn lock<'a, T>(&self, m: &'a Mutex<T>) -> std::sync::MutexGuard<'a, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Drop for FakeStackit {
+    fn drop(&mut self) {
+        self.state.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200));
+    }
+}
+
+fn handle(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, state: &State) {
+    let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+    match tls {
+        None => serve(tcp, state),
+        Some(cfg) => {
+            if let Ok(conn) = rustls::ServerConnection::new(cfg) {
+                serve(rustls::StreamOwned::new(conn, tcp), state);
+            }
+        }
+    }
+}
+
+/// Request line, lower-cased headers, body.
+type Request = (String, Vec<(String, String)>, Vec<u8>);
+
+/// Reads one HTTP request (head and `Content-Length` body).
+fn read_request(stream: &mut impl Read) -> Option<Request> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i;
+        }
+        if buf.len() > 64 * 1024 {
+            return None;
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_string();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next()?.to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        })
+        .collect();
+    let len: usize = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < len.min(1024 * 1024) {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Some((request_line, headers, body))
+}
+
+fn serve(mut stream: impl Read + Write, state: &State) {
+    let Some((request_line, headers, body)) = read_request(&mut stream) else {
+        return;
+    };
+    state.requests.fetch_add(1, Ordering::SeqCst);
+    let delay = state.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        std::thread::sleep(Duration::from_millis(delay as u64));
+    }
+    let reply = state
+        .script
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .pop_front()
+        .unwrap_or(Reply::Token);
+    let (status, body, extra) = match reply {
+        Reply::Close => return,
+        Reply::Hang(d) => {
+            std::thread::sleep(d);
+            return;
+        }
+        Reply::Status(code, body, extra) => (code, body, extra),
+        Reply::Token => match issue(state, &request_line, &headers, &body) {
+            Ok(json) => (200, json, Vec::new()),
+            Err(why) => {
+                state
+                    .rejections
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(why.clone());
+                (
+                    400,
+                    json!({"error": "invalid_grant", "message": why}).to_string(),
+                    Vec::new(),
+                )
+            }
+        },
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (k, v) in extra {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(&body);
+    let _ = stream.write_all(out.as_bytes());
+    let _ = stream.flush();
+}
+
+/// Checks the request like the real endpoint would and mints a token.
+fn issue(state: &State, request_line: &str, headers: &[(String, String)], body: &[u8]) -> Result<String, String> {
+    if !request_line.starts_with("POST ") {
+        return Err(format!("expected POST, got {request_line}"));
+    }
+    let ctype = headers
+        .iter()
+        .find(|(k, _)| k == "content-type")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if !ctype.starts_with("application/x-www-form-urlencoded") {
+        return Err(format!("content type {ctype:?} is not a form"));
+    }
+    let form: Vec<(String, String)> = String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (url_decode(k), url_decode(v))))
+        .collect();
+    let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    if field("grant_type").as_deref() != Some(crate::token::exchange::GRANT_TYPE) {
+        return Err(format!("grant_type {:?} is not jwt-bearer", field("grant_type")));
+    }
+    let assertion = field("assertion").ok_or("no assertion")?;
+    let header = decode_part(&assertion, 0)?;
+    let kid = header["kid"].as_str().ok_or("assertion header has no kid")?;
+    let accounts = state.accounts.lock().unwrap_or_else(|p| p.into_inner());
+    let account = accounts
+        .iter()
+        .find(|a| a.kid == kid)
+        .ok_or_else(|| format!("Key with kid {kid} was not found"))?;
+    let (header, claims) = verify_jwt(&assertion, &account.public_der, &signature::RSA_PKCS1_2048_8192_SHA512)?;
+    if header["alg"] != "RS512" || header["typ"] != "JWT" {
+        return Err(format!("header {header} is not alg RS512 / typ JWT"));
+    }
+    let s = |k: &str| claims[k].as_str().unwrap_or("").to_string();
+    if s("iss") != account.iss || s("sub") != account.sub || s("aud") != account.aud {
+        return Err("iss, sub or aud do not match the key".into());
+    }
+    let (iat, exp) = (claims["iat"].as_u64().unwrap_or(0), claims["exp"].as_u64().unwrap_or(0));
+    if exp != iat + 600 || iat.abs_diff(now()) > 120 {
+        return Err(format!("iat {iat} / exp {exp} are not now / now + 600"));
+    }
+    if s("jti").len() != 36 {
+        return Err("jti is not a UUID".into());
+    }
+    state
+        .assertions
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(json!({"header": header, "claims": claims}));
+    let lifetime = state.lifetime.load(Ordering::SeqCst) as u64;
+    let t = now();
+    let claims = json!({"iss": "https://fake-stackit.invalid", "sub": account.sub, "email": account.iss,
+        "aud": "stackit", "iat": t, "exp": t + lifetime, "jti": crate::token::assertion::uuid_v4().unwrap_or_default()});
+    let token = state
+        .signer
+        .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-stackit", &claims);
+    Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": "openid"}).to_string())
+}
+
+fn decode_part(jwt: &str, index: usize) -> Result<Value, String> {
+    let part = jwt.split('.').nth(index).ok_or("not a JWT")?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| "bad base64url")?;
+    serde_json::from_slice(&bytes).map_err(|_| "bad JSON in JWT".to_string())
+}
+
+/// Verifies a compact JWT's RSA signature; returns header and claims.
+fn verify_jwt(jwt: &str, public_der: &[u8], alg: &'static signature::RsaParameters) -> Result<(Value, Value), String> {
+    let parts: Vec<&str> = jwt.split('.').collect();
+    let [h, c, sig] = parts.as_slice() else {
+        return Err("not a three-part JWT".into());
+    };
+    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| "bad signature encoding")?;
+    signature::UnparsedPublicKey::new(alg, public_der)
+        .verify(format!("{h}.{c}").as_bytes(), &sig)
+        .map_err(|_| "signature does not verify".to_string())?;
+    Ok((decode_part(jwt, 0)?, decode_part(jwt, 1)?))
+}
+
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

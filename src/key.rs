@@ -1,0 +1,293 @@
+//! The STACKIT service account key JSON and its RSA private key.
+//!
+//! Parsing is lenient where the SDKs are (unknown fields ignored, `privateKey`,
+//! `tokenEndpoint` and `validUntil` optional) and strict where a mistake would only show up later
+//! as an opaque 400 from the token endpoint (`kid`, `iss`, `sub`, `aud` must be present).
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use serde::Deserialize;
+use std::io::Read;
+use std::path::Path;
+
+/// Key files and PEM files larger than this are refused: a real key is about 4 KB.
+pub const MAX_KEY_FILE: u64 = 256 * 1024;
+
+/// A parsed service account key. Only what the helper uses is kept.
+#[derive(Debug, Clone)]
+pub struct ServiceAccountKey {
+    /// Top-level `id` of the key, if present.
+    pub id: Option<String>,
+    /// `publicKey`, if present (PEM or certificate).
+    pub public_key: Option<String>,
+    /// `validUntil` (RFC 3339), if present.
+    pub valid_until: Option<String>,
+    /// `active`, if present.
+    pub active: Option<bool>,
+    /// `credentials.kid`: the JWT header `kid`.
+    pub kid: String,
+    /// `credentials.iss`: the service account e-mail, used as the registry username.
+    pub iss: String,
+    /// `credentials.sub`: the service account id.
+    pub sub: String,
+    /// `credentials.aud`: the assertion's audience, copied verbatim.
+    pub aud: String,
+    /// `credentials.privateKey`: the embedded PEM private key, if STACKIT generated the pair.
+    pub private_key: Option<Secret>,
+    /// `credentials.tokenEndpoint`, if present (trusted only for https `stackit.cloud` hosts).
+    pub token_endpoint: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawKey {
+    id: Option<String>,
+    public_key: Option<String>,
+    valid_until: Option<String>,
+    active: Option<bool>,
+    credentials: Option<RawCredentials>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawCredentials {
+    kid: Option<String>,
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<String>,
+    private_key: Option<String>,
+    token_endpoint: Option<String>,
+}
+
+impl ServiceAccountKey {
+    /// Parses key JSON. `origin` names where it came from (a variable or a file) for errors.
+    pub fn parse(text: &str, origin: &str) -> Result<ServiceAccountKey> {
+        let trimmed = text.trim_start_matches('\u{feff}').trim();
+        if trimmed.is_empty() {
+            return Err(Error::Key(format!(
+                "{origin} is empty; it must hold the service account key JSON"
+            )));
+        }
+        if trimmed.starts_with("-----BEGIN") {
+            return Err(Error::Key(format!(
+                "{origin} holds a PEM key, not the service account key JSON; put the JSON there and the PEM in STACKIT_PRIVATE_KEY_PATH"
+            )));
+        }
+        // serde's messages can quote values (and so key material); report position only.
+        let raw: RawKey = serde_json::from_str(trimmed).map_err(|e| {
+            let what = if e.is_syntax() || e.is_eof() {
+                "is not valid JSON"
+            } else {
+                "has a field of the wrong type"
+            };
+            Error::Key(format!(
+                "{origin} {what} (line {} column {}); it must be the service account key JSON downloaded from STACKIT",
+                e.line(),
+                e.column()
+            ))
+        })?;
+        let creds = raw.credentials.ok_or_else(|| {
+            Error::Key(format!(
+                "{origin} has no \"credentials\" object; is it a service account key JSON?"
+            ))
+        })?;
+        let mut missing = Vec::new();
+        let mut take = |value: Option<String>, name: &'static str| {
+            let v = value.map(|s| s.trim().to_string()).unwrap_or_default();
+            if v.is_empty() {
+                missing.push(name);
+            }
+            v
+        };
+        let kid = take(creds.kid, "credentials.kid");
+        let iss = take(creds.iss, "credentials.iss");
+        let sub = take(creds.sub, "credentials.sub");
+        let aud = take(creds.aud, "credentials.aud");
+        if !missing.is_empty() {
+            return Err(Error::Key(format!(
+                "{origin} lacks {}; download the key again from STACKIT",
+                missing.join(", ")
+            )));
+        }
+        Ok(ServiceAccountKey {
+            id: raw.id,
+            public_key: raw.public_key,
+            valid_until: raw.valid_until,
+            active: raw.active,
+            kid,
+            iss,
+            sub,
+            aud,
+            private_key: creds.private_key.filter(|p| !p.trim().is_empty()).map(Secret::new),
+            token_endpoint: creds
+                .token_endpoint
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty()),
+        })
+    }
+}
+
+/// Reads a key or PEM file, bounded by [`MAX_KEY_FILE`], naming `origin` in errors.
+pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
+    let file = std::fs::File::open(path)
+        .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?;
+    warn_if_shared(&file, path);
+    let mut bytes = Vec::new();
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(Error::Key(format!(
+            "{origin} {} is larger than {} KiB; it is not a key file",
+            path.display(),
+            MAX_KEY_FILE / 1024
+        )));
+    }
+    match String::from_utf8(bytes) {
+        Ok(text) => Ok(Secret::new(text)),
+        Err(e) => {
+            let mut bytes = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+            Err(Error::Key(format!(
+                "{origin} {} is not text (invalid UTF-8); it is not a key file",
+                path.display()
+            )))
+        }
+    }
+}
+
+/// A short reason for an I/O error without the OS error number noise.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+#[cfg(unix)]
+fn warn_if_shared(file: &std::fs::File, path: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(meta) = file.metadata()
+        && meta.mode() & 0o077 != 0
+    {
+        crate::warn!(
+            "key file {} is readable by other users (mode {:o}); run: chmod 600 {}",
+            path.display(),
+            meta.mode() & 0o777,
+            path.display()
+        );
+    }
+}
+
+#[cfg(not(unix))]
+fn warn_if_shared(_file: &std::fs::File, _path: &Path) {}
+
+/// Turns PEM text into a signing key. Accepts PKCS#8 (`BEGIN PRIVATE KEY`) and PKCS#1
+/// (`BEGIN RSA PRIVATE KEY`), and PEM whose newlines arrived as literal `\n` (env vars).
+pub fn signing_key(pem: &Secret, origin: &str) -> Result<jsonwebtoken::EncodingKey> {
+    let text = pem.expose().trim();
+    let unescaped;
+    let text = if !text.contains('\n') && text.contains("\\n") {
+        unescaped = Secret::new(text.replace("\\n", "\n"));
+        unescaped.expose()
+    } else {
+        text
+    };
+    if text.contains("ENCRYPTED") {
+        return Err(Error::Key(format!(
+            "{origin} is an encrypted private key; decrypt it (openssl pkey -in key.pem -out plain.pem)"
+        )));
+    }
+    if !text.contains("-----BEGIN") {
+        return Err(Error::Key(format!(
+            "{origin} is not a PEM private key (expected -----BEGIN PRIVATE KEY-----)"
+        )));
+    }
+    jsonwebtoken::EncodingKey::from_rsa_pem(text.as_bytes()).map_err(|_| {
+        Error::Key(format!(
+            "{origin} is not a usable RSA private key (PEM, PKCS#8 or PKCS#1 expected)"
+        ))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = r#"{"id":"k1","publicKey":"p","createdAt":"2026-01-01T00:00:00Z","active":true,"extra":{"a":1},
+      "credentials":{"kid":"k1","iss":"sa@sa.stackit.cloud","sub":"s-1","aud":"https://aud","privateKey":"-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----\n"}}"#;
+
+    #[test]
+    fn parses_a_realistic_key_and_ignores_extras() {
+        let k = ServiceAccountKey::parse(KEY, "test").unwrap();
+        assert_eq!(
+            (k.kid.as_str(), k.iss.as_str(), k.sub.as_str(), k.aud.as_str()),
+            ("k1", "sa@sa.stackit.cloud", "s-1", "https://aud")
+        );
+        assert!(k.private_key.is_some());
+        assert_eq!(k.token_endpoint, None);
+        assert_eq!(k.active, Some(true));
+    }
+
+    #[test]
+    fn names_missing_fields() {
+        let err = ServiceAccountKey::parse(r#"{"credentials":{"kid":"k","iss":""}}"#, "KEYVAR")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("KEYVAR")
+                && err.contains("credentials.iss")
+                && err.contains("credentials.sub")
+                && err.contains("credentials.aud"),
+            "{err}"
+        );
+        let err = ServiceAccountKey::parse(r#"{"id":"x"}"#, "f").unwrap_err().to_string();
+        assert!(err.contains("no \"credentials\""), "{err}");
+    }
+
+    #[test]
+    fn pem_and_garbage_get_specific_errors_without_content() {
+        let err = ServiceAccountKey::parse("-----BEGIN PRIVATE KEY-----\nabc", "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PEM"), "{err}");
+        let err = ServiceAccountKey::parse(
+            r#"{"credentials":{"kid":"k","iss":"i","sub":"s","aud":"a","privateKey":["SECRETBITS"]}}"#,
+            "f",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(!err.contains("SECRETBITS") && err.contains("wrong type"), "{err}");
+        assert!(
+            ServiceAccountKey::parse("", "f")
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        assert!(ServiceAccountKey::parse("\u{0}\u{1}binary", "f").is_err());
+    }
+
+    #[test]
+    fn bad_pem_is_reported() {
+        assert!(
+            signing_key(&Secret::new("nope"), "STACKIT_PRIVATE_KEY")
+                .unwrap_err()
+                .to_string()
+                .contains("STACKIT_PRIVATE_KEY")
+        );
+        assert!(
+            signing_key(
+                &Secret::new("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----"),
+                "x"
+            )
+            .is_err()
+        );
+        assert!(
+            signing_key(&Secret::new("-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA"), "x")
+                .unwrap_err()
+                .to_string()
+                .contains("encrypted")
+        );
+    }
+}

@@ -1,0 +1,29 @@
+//! `docker-credential-stackit`: a Docker credential helper for the STACKIT Container Registry.
+//!
+//! Docker, podman, skopeo, buildah and nerdctl call the binary through `credHelpers`; it reads
+//! a STACKIT service account key, signs an RS512 assertion, exchanges it for a short-lived access
+//! token at the STACKIT token endpoint, caches the token safely on disk, and answers with
+//! username = the service account's e-mail and password = the token.
+//!
+//! Data flows one way: stdin -> [`protocol`] -> [`server`] match -> [`config`] (identity) ->
+//! [`token::cache`] (hit: done) -> [`key`] -> [`token::assertion`] -> [`token::exchange`] ->
+//! cache write -> [`protocol`] -> stdout. [`verbs`] ties the steps together per verb.
+
+pub mod config;
+pub mod demo;
+pub mod error;
+pub mod fake;
+pub mod key;
+pub mod log;
+pub mod protocol;
+pub mod robots;
+pub mod secret;
+pub mod server;
+pub mod token;
+pub mod verbs;
+
+pub use error::{Error, Result};
+pub use secret::Secret;
+
+/// The crate version, as `version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

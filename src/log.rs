@@ -1,0 +1,93 @@
+//! Diagnostics on stderr, filtered by `DOCKER_CREDENTIAL_STACKIT_LOG` (`off`, `error`, `warn`,
+//! `info`, `debug`; default `warn`). stdout belongs to the protocol and is never written here.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+/// How much to say on stderr, from quiet to chatty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Nothing at all.
+    Off,
+    /// Only failures.
+    Error,
+    /// Failures and things the user should fix (the default).
+    Warn,
+    /// Also what was done (token minted, credentials stored).
+    Info,
+    /// Also which source was chosen for every setting, and why.
+    Debug,
+}
+
+static LEVEL: OnceLock<Level> = OnceLock::new();
+
+impl Level {
+    /// Parses a level name; `None` for anything unknown.
+    pub fn parse(text: &str) -> Option<Level> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "off" | "none" | "quiet" => Some(Level::Off),
+            "error" => Some(Level::Error),
+            "warn" | "warning" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" | "trace" => Some(Level::Debug),
+            _ => None,
+        }
+    }
+}
+
+/// The active level, read once from the environment.
+pub fn level() -> Level {
+    *LEVEL.get_or_init(|| match std::env::var("DOCKER_CREDENTIAL_STACKIT_LOG") {
+        Ok(v) if !v.is_empty() => Level::parse(&v).unwrap_or_else(|| {
+            emit_always(
+                "warning",
+                format_args!(
+                    "DOCKER_CREDENTIAL_STACKIT_LOG={v:?} is not one of off, error, warn, info, debug; using warn"
+                ),
+            );
+            Level::Warn
+        }),
+        _ => Level::Warn,
+    })
+}
+
+/// True if messages at `at` are printed.
+pub fn enabled(at: Level) -> bool {
+    at != Level::Off && at <= level()
+}
+
+/// Writes one message at `at` if the level allows it. Use the `debug!`/`info!`/`warn!` macros.
+pub fn emit(at: Level, args: std::fmt::Arguments<'_>) {
+    if enabled(at) {
+        let tag = match at {
+            Level::Error => "error",
+            Level::Warn => "warning",
+            Level::Info => "info",
+            _ => "debug",
+        };
+        emit_always(tag, args);
+    }
+}
+
+fn emit_always(tag: &str, args: std::fmt::Arguments<'_>) {
+    // A closed stderr must not turn into a panic: ignore write errors.
+    let _ = writeln!(std::io::stderr().lock(), "docker-credential-stackit: {tag}: {args}");
+}
+
+/// Logs at debug level: which source won, and why.
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Debug, format_args!($($arg)*)) };
+}
+
+/// Logs at info level: what was done.
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Info, format_args!($($arg)*)) };
+}
+
+/// Logs at warn level: something the user should fix, while the command still succeeds.
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Warn, format_args!($($arg)*)) };
+}

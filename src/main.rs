@@ -1,0 +1,136 @@
+//! The `docker-credential-stackit` binary: argv -> verb -> library call -> Docker's
+//! stdout/stderr/exit-code contract. All logic lives in the library.
+
+use docker_credential_stackit::config::Settings;
+use docker_credential_stackit::{Error, VERSION, demo, protocol, verbs};
+use std::io::Write;
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+docker-credential-stackit - Docker credential helper for the STACKIT Container Registry
+
+Usage: docker-credential-stackit <command>
+
+Commands called by Docker, podman, skopeo, buildah and nerdctl (stdin/stdout protocol):
+  get        read a server URL on stdin, print {\"ServerURL\",\"Username\",\"Secret\"}
+  store      read {\"ServerURL\",\"Username\",\"Secret\"} on stdin; keeps robot logins
+  erase      read a server URL on stdin, forget stored credentials and cached tokens
+  list       print {\"<server>\": \"<username>\"} for every host it can answer
+
+Commands for people:
+  token [SERVER]  print the bare access token (for docker login --password-stdin, Harbor API)
+  demo            run get against a local fake STACKIT token endpoint (no account needed)
+  version         print the version (also --version, -v)
+  help            print this help (also --help, -h)
+
+Set-up: put {\"credHelpers\": {\"registry.onstackit.cloud\": \"stackit\"}} in ~/.docker/config.json
+and point STACKIT_SERVICE_ACCOUNT_KEY_PATH at your service account key JSON.
+
+Environment:
+  STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY   the service account key JSON
+  STACKIT_PRIVATE_KEY_PATH, STACKIT_PRIVATE_KEY                   PEM key overriding credentials.privateKey
+  STACKIT_CREDENTIALS_PATH      STACKIT credentials file (default ~/.stackit/credentials.json)
+  STACKIT_TOKEN_BASEURL         token endpoint URL (default https://service-account.api.stackit.cloud/token)
+  DOCKER_CREDENTIAL_STACKIT_CONFIG      helper config file (default <config dir>/docker-credential-stackit/config.json)
+  DOCKER_CREDENTIAL_STACKIT_REGISTRIES  extra served hosts, comma-separated host[:port]
+  DOCKER_CREDENTIAL_STACKIT_CACHE_DIR   token cache (default <cache dir>/docker-credential-stackit)
+  DOCKER_CREDENTIAL_STACKIT_NO_CACHE=1  do not cache tokens
+  DOCKER_CREDENTIAL_STACKIT_TIMEOUT     seconds for a cold get, retries included (default 20)
+  DOCKER_CREDENTIAL_STACKIT_LOG         off|error|warn|info|debug on stderr (default warn)
+  SSL_CERT_FILE, SSL_CERT_DIR, HTTPS_PROXY, NO_PROXY   TLS trust and proxy
+
+Exit status: 0 success, 1 failure (message on stdout for the protocol commands), 2 usage error.
+";
+
+fn main() -> ExitCode {
+    // A bug must not dump a backtrace into Docker's output: one line, exit 1.
+    std::panic::set_hook(Box::new(|info| {
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        let _ = writeln!(
+            std::io::stdout(),
+            "docker-credential-stackit: internal error{at}; please report this bug"
+        );
+        std::process::exit(1);
+    }));
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let verb = args.first().map(String::as_str).unwrap_or("");
+    let rest = args.get(1..).unwrap_or(&[]);
+
+    match verb {
+        "get" | "store" | "erase" | "list" => protocol_verb(verb),
+        "token" => token(rest),
+        "demo" => finish_human(demo::run()),
+        "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
+        "help" | "--help" | "-h" => print(USAGE),
+        "" => usage_error("no command given"),
+        other => usage_error(&format!("unknown command {other:?}")),
+    }
+}
+
+/// Runs a Docker protocol verb: the answer or the one-line error goes to stdout.
+fn protocol_verb(verb: &str) -> ExitCode {
+    let result = Settings::load().and_then(|settings| match verb {
+        "get" => read_stdin()
+            .and_then(|input| verbs::get(&settings, &input))
+            .map(|c| Some(protocol::render_credentials(&c))),
+        "store" => read_stdin()
+            .and_then(|input| verbs::store(&settings, &input))
+            .map(|_| None),
+        "erase" => read_stdin()
+            .and_then(|input| verbs::erase(&settings, &input))
+            .map(|_| None),
+        _ => verbs::list(&settings).map(|l| Some(protocol::render_list(&l))),
+    });
+    match result {
+        Ok(Some(out)) => print(&out),
+        Ok(None) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stdout(), "{e}");
+            ExitCode::from(if matches!(e, Error::Usage(_)) { 2 } else { 1 })
+        }
+    }
+}
+
+fn read_stdin() -> Result<String, Error> {
+    protocol::read_input(std::io::stdin().lock())
+}
+
+/// `token [SERVER]`: the token on stdout; errors on stderr so they never become a password.
+fn token(args: &[String]) -> ExitCode {
+    if args.len() > 1 {
+        return usage_error("token takes at most one SERVER argument");
+    }
+    let result = Settings::load().and_then(|s| verbs::token(&s, args.first().map(String::as_str)));
+    finish_human(result.map(|t| {
+        let _ = writeln!(std::io::stdout(), "{}", t.expose());
+    }))
+}
+
+/// Exit status for commands run by people: errors on stderr, 2 for usage errors.
+fn finish_human(result: Result<(), Error>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "docker-credential-stackit: {e}");
+            ExitCode::from(if matches!(e, Error::Usage(_)) { 2 } else { 1 })
+        }
+    }
+}
+
+fn print(text: &str) -> ExitCode {
+    // A closed stdout (e.g. `| head -0`) is not worth a panic.
+    let _ = writeln!(std::io::stdout(), "{}", text.trim_end());
+    ExitCode::SUCCESS
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    let _ = writeln!(
+        std::io::stdout(),
+        "{msg}; run 'docker-credential-stackit help' for usage"
+    );
+    let _ = write!(std::io::stderr(), "{USAGE}");
+    ExitCode::from(2)
+}

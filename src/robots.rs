@@ -1,0 +1,221 @@
+//! Stored legacy robot credentials (`robot$project+name` / secret) for hosts without a service
+//! account identity, in one 0600 JSON file under the user data directory.
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::token::cache::{check_own_file, check_private_dir, create_private_dir, open_nofollow};
+use crate::{debug, warn};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// The store of robot credentials, one entry per `host[:port]`.
+#[derive(Debug)]
+pub struct RobotStore {
+    dir: PathBuf,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct StoreFile {
+    version: u32,
+    registries: BTreeMap<String, Entry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Entry {
+    username: String,
+    secret: String,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret);
+    }
+}
+
+impl RobotStore {
+    /// A store kept in `dir` (created on first write).
+    pub fn new(dir: &Path) -> RobotStore {
+        RobotStore { dir: dir.to_path_buf() }
+    }
+
+    /// The file holding the credentials.
+    pub fn path(&self) -> PathBuf {
+        self.dir.join("robots.json")
+    }
+
+    /// The stored username and secret for `host`.
+    pub fn get(&self, host: &str) -> Option<(String, Secret)> {
+        let file = self.load().ok()?;
+        file.registries
+            .get(host)
+            .map(|e| (e.username.clone(), Secret::new(e.secret.clone())))
+    }
+
+    /// Host -> username for every stored entry.
+    pub fn list(&self) -> BTreeMap<String, String> {
+        match self.load() {
+            Ok(f) => f
+                .registries
+                .iter()
+                .map(|(h, e)| (h.clone(), e.username.clone()))
+                .collect(),
+            Err(_) => BTreeMap::new(),
+        }
+    }
+
+    /// Stores (or replaces) the credentials for `host`.
+    pub fn put(&self, host: &str, username: &str, secret: &Secret) -> Result<()> {
+        self.update(|f| {
+            f.registries.insert(
+                host.to_string(),
+                Entry {
+                    username: username.to_string(),
+                    secret: secret.expose().to_string(),
+                },
+            );
+            true
+        })
+    }
+
+    /// Removes the credentials for `host`; `Ok(false)` if there were none.
+    pub fn remove(&self, host: &str) -> Result<bool> {
+        if !self.path().exists() {
+            return Ok(false);
+        }
+        let mut removed = false;
+        self.update(|f| {
+            removed = f.registries.remove(host).is_some();
+            removed
+        })?;
+        Ok(removed)
+    }
+
+    /// Reads the file; a missing file is an empty store. A corrupt or foreign file is an error
+    /// for writers (so nothing is overwritten blindly) and empty for readers.
+    fn load(&self) -> std::result::Result<StoreFile, String> {
+        let path = self.path();
+        let file = match open_nofollow(&path, false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoreFile::default()),
+            Err(e) => return Err(self.unusable(format!("cannot open it: {e}"))),
+        };
+        check_own_file(&file).map_err(|why| self.unusable(why))?;
+        let mut text = String::new();
+        file.take(MAX_FILE)
+            .read_to_string(&mut text)
+            .map_err(|_| self.unusable("it is not UTF-8 text".into()))?;
+        let parsed = serde_json::from_str::<StoreFile>(&text);
+        zeroize::Zeroize::zeroize(&mut text);
+        parsed.map_err(|_| self.unusable("it is not valid JSON".into()))
+    }
+
+    fn unusable(&self, why: String) -> String {
+        let msg = format!("ignoring stored robot credentials in {}: {why}", self.path().display());
+        warn!("{msg}");
+        msg
+    }
+
+    /// Read-modify-write under a lock; the write is atomic. `change` returns whether to write.
+    fn update(&self, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<()> {
+        let io =
+            |what: &str, e: &dyn std::fmt::Display| Error::Io(format!("cannot {what} {}: {e}", self.dir.display()));
+        create_private_dir(&self.dir).map_err(|e| io("create", &e))?;
+        check_private_dir(&self.dir).map_err(Error::Io)?;
+        let _lock = lock(&self.dir.join("robots.lock"))?;
+        let mut file = match self.load() {
+            Ok(f) => f,
+            Err(_) => {
+                // Keep the unreadable file for the user instead of overwriting it.
+                let aside = self.dir.join("robots.json.corrupt");
+                std::fs::rename(self.path(), &aside).map_err(|e| io("move aside a corrupt file in", &e))?;
+                warn!("moved the unreadable {} to {}", self.path().display(), aside.display());
+                StoreFile::default()
+            }
+        };
+        if !change(&mut file) {
+            return Ok(());
+        }
+        file.version = 1;
+        let mut json = serde_json::to_vec_pretty(&file).map_err(|e| io("encode", &e))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".robots-")
+            .tempfile_in(&self.dir)
+            .map_err(|e| io("write in", &e))?;
+        let written = tmp.write_all(&json).and_then(|_| tmp.as_file().sync_all());
+        zeroize::Zeroize::zeroize(&mut json);
+        written.map_err(|e| io("write in", &e))?;
+        tmp.persist(self.path()).map_err(|e| io("write in", &e.error))?;
+        debug!("updated {}", self.path().display());
+        Ok(())
+    }
+}
+
+fn lock(path: &Path) -> Result<File> {
+    let file =
+        open_nofollow(path, true).map_err(|e| Error::Io(format!("cannot open lock file {}: {e}", path.display())))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10))
+            }
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(Error::Io(format!(
+                    "another process holds {} for over 10s; try again",
+                    path.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(Error::Io(format!("cannot lock {}: {e}", path.display())));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_remove_and_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RobotStore::new(&dir.path().join("d"));
+        assert!(s.get("h").is_none());
+        assert!(!s.remove("h").unwrap());
+        s.put("h", "robot$p+ci", &Secret::new("s1")).unwrap();
+        s.put("g:5000", "robot$q", &Secret::new("s2")).unwrap();
+        let (u, sec) = s.get("h").unwrap();
+        assert_eq!((u.as_str(), sec.expose()), ("robot$p+ci", "s1"));
+        assert_eq!(s.list().len(), 2);
+        assert!(s.remove("h").unwrap());
+        assert!(s.get("h").is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(s.path()).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+    }
+
+    #[test]
+    fn a_corrupt_file_is_kept_aside_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = RobotStore::new(dir.path());
+        std::fs::write(s.path(), "{garbage").unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(s.path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        assert!(s.get("h").is_none());
+        s.put("h", "u", &Secret::new("p")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("robots.json.corrupt")).unwrap(),
+            "{garbage"
+        );
+        assert!(s.get("h").is_some());
+    }
+}

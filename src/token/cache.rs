@@ -1,0 +1,431 @@
+//! The on-disk token cache: one JSON file per identity, written atomically, guarded by a lock
+//! file so that many processes at once make one token request.
+//!
+//! Safety rules, because the cache holds bearer tokens: the directory is 0700 and owned by us
+//! (a group/world-writable or foreign directory is refused), files are 0600, a file that is a
+//! symlink, foreign-owned, unparsable or written for another identity is ignored and replaced,
+//! and replacement is a rename, so a symlink planted in place of the file is never followed.
+
+use crate::secret::Secret;
+use crate::{debug, warn};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A cached token with less than this many seconds left is never handed out.
+pub const MIN_REMAINING: u64 = 60;
+/// Cache files larger than this are not ours.
+const MAX_CACHE_FILE: u64 = 64 * 1024;
+const FORMAT_VERSION: u32 = 1;
+
+/// A token and its validity, in unix seconds.
+#[derive(Debug, Clone)]
+pub struct CachedToken {
+    /// The access token.
+    pub access_token: Secret,
+    /// When it was minted (local clock).
+    pub issued_at: u64,
+    /// When it expires (the token's `exp`).
+    pub expires_at: u64,
+}
+
+/// What a cached token is good for at a given time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Freshness {
+    /// More than half its lifetime and at least [`MIN_REMAINING`] left: use it.
+    Fresh,
+    /// Past half-life but still at least [`MIN_REMAINING`] left: refresh, but serve it if the
+    /// refresh fails.
+    Usable,
+    /// Less than [`MIN_REMAINING`] left: never hand it out.
+    Expired,
+}
+
+impl CachedToken {
+    /// Seconds left at `now` (zero once expired).
+    pub fn remaining(&self, now: u64) -> u64 {
+        self.expires_at.saturating_sub(now)
+    }
+
+    /// Classifies the token at `now`.
+    pub fn freshness(&self, now: u64) -> Freshness {
+        let remaining = self.remaining(now);
+        if remaining < MIN_REMAINING {
+            return Freshness::Expired;
+        }
+        let lifetime = self.expires_at.saturating_sub(self.issued_at);
+        if remaining.saturating_mul(2) > lifetime {
+            Freshness::Fresh
+        } else {
+            Freshness::Usable
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CacheFile {
+    version: u32,
+    identity: String,
+    access_token: String,
+    issued_at: u64,
+    expires_at: u64,
+}
+
+/// A cache directory that passed the safety checks.
+#[derive(Debug)]
+pub struct Cache {
+    dir: PathBuf,
+}
+
+/// Holding this keeps the identity's lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process held it past the deadline.
+    Timeout(PathBuf),
+    /// The lock file cannot be opened or locked at all.
+    Unavailable(String),
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache directory. An error says why it cannot be used;
+    /// callers then work without a cache.
+    pub fn open(dir: &Path) -> Result<Cache, String> {
+        create_private_dir(dir).map_err(|e| format!("cannot create cache directory {}: {e}", dir.display()))?;
+        check_private_dir(dir)?;
+        Ok(Cache { dir: dir.to_path_buf() })
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, id: &str, ext: &str) -> PathBuf {
+        self.dir.join(format!("token-{:016x}.{ext}", fnv1a(id.as_bytes())))
+    }
+
+    /// The cached token for `id`, or `None` if absent, unreadable, corrupt or foreign.
+    pub fn read(&self, id: &str) -> Option<CachedToken> {
+        let path = self.path(id, "json");
+        let file = match open_nofollow(&path, false) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                debug!("ignoring cache file {}: {e}", path.display());
+                return None;
+            }
+        };
+        if let Err(why) = check_own_file(&file) {
+            debug!("ignoring cache file {}: {why}", path.display());
+            return None;
+        }
+        let mut text = String::new();
+        if file.take(MAX_CACHE_FILE).read_to_string(&mut text).is_err() {
+            debug!("ignoring cache file {}: not UTF-8 text", path.display());
+            return None;
+        }
+        let parsed: Option<CacheFile> = serde_json::from_str(&text).ok();
+        zeroize::Zeroize::zeroize(&mut text);
+        match parsed {
+            Some(f) if f.version == FORMAT_VERSION && f.identity == id && !f.access_token.is_empty() => {
+                Some(CachedToken {
+                    access_token: Secret::new(f.access_token),
+                    issued_at: f.issued_at,
+                    expires_at: f.expires_at,
+                })
+            }
+            Some(_) => {
+                debug!(
+                    "ignoring cache file {}: written for another identity or format",
+                    path.display()
+                );
+                None
+            }
+            None => {
+                debug!("ignoring corrupt cache file {}", path.display());
+                None
+            }
+        }
+    }
+
+    /// Stores `token` for `id` atomically: a 0600 temp file in the same directory, synced, then
+    /// renamed over the old file. A failure leaves the previous file intact.
+    pub fn write(&self, id: &str, token: &CachedToken) -> std::io::Result<()> {
+        let body = CacheFile {
+            version: FORMAT_VERSION,
+            identity: id.to_string(),
+            access_token: token.access_token.expose().to_string(),
+            issued_at: token.issued_at,
+            expires_at: token.expires_at,
+        };
+        let mut json = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
+        let mut body = body;
+        zeroize::Zeroize::zeroize(&mut body.access_token);
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".token-")
+            .suffix(".tmp")
+            .tempfile_in(&self.dir)?;
+        let result = tmp.write_all(&json).and_then(|_| tmp.as_file().sync_all());
+        zeroize::Zeroize::zeroize(&mut json);
+        result?;
+        tmp.persist(self.path(id, "json")).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Deletes the cached token for `id`. Missing is fine.
+    pub fn remove(&self, id: &str) -> std::io::Result<bool> {
+        match std::fs::remove_file(self.path(id, "json")) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Takes the exclusive lock for `id`, waiting until `deadline` at most.
+    pub fn lock(&self, id: &str, deadline: Instant) -> Result<LockGuard, LockError> {
+        let path = self.path(id, "lock");
+        let file = open_nofollow(&path, true)
+            .map_err(|e| LockError::Unavailable(format!("cannot open lock file {}: {e}", path.display())))?;
+        let mut pause = Duration::from_millis(2);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(LockGuard { _file: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {}
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(LockError::Unavailable(format!("cannot lock {}: {e}", path.display())));
+                }
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(LockError::Timeout(path));
+            }
+            std::thread::sleep(pause.min(deadline - now));
+            pause = (pause * 2).min(Duration::from_millis(25));
+        }
+    }
+}
+
+/// 64-bit FNV-1a: a stable, dependency-free file name for an identity. Collisions are harmless
+/// because the file records the full identity and a mismatch is ignored.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Creates `dir` (and missing parents) with mode 0700.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Refuses a directory that others could write to or that belongs to someone else, and
+/// tightens our own directory to 0700 if it is merely readable by others.
+#[cfg(unix)]
+pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
+    if !meta.is_dir() {
+        return Err(format!("{} is not a directory", dir.display()));
+    }
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        return Err(format!(
+            "{} belongs to uid {}, not to you (uid {uid}); not using it",
+            dir.display(),
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{} is writable by other users (mode {mode:o}); not using it. Fix: chmod 700 {}",
+            dir.display(),
+            dir.display()
+        ));
+    }
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {} to mode 700: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{} is not a directory", dir.display()))
+    }
+}
+
+/// Opens a file without following a symlink at its last component; with `create`, opens it for
+/// writing and creates it 0600.
+pub(crate) fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    if create {
+        o.write(true).create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+    }
+    o.open(path)
+}
+
+/// A cache file must be a regular file owned by us and private to us.
+#[cfg(unix)]
+pub(crate) fn check_own_file(file: &File) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_file() {
+        Err("not a regular file".into())
+    } else if meta.uid() != uid {
+        Err(format!("owned by uid {}, not by you", meta.uid()))
+    } else if meta.mode() & 0o077 != 0 {
+        Err(format!("mode {:o} is readable by others", meta.mode() & 0o777))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn check_own_file(file: &File) -> Result<(), String> {
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err("not a regular file".into())
+    }
+}
+
+/// Opens the cache at `dir`, or explains on stderr why the helper goes on without one.
+pub fn open_or_warn(dir: Option<&Path>) -> Option<Cache> {
+    let dir = dir?;
+    match Cache::open(dir) {
+        Ok(c) => Some(c),
+        Err(why) => {
+            warn!("token cache disabled: {why}");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tok(issued_at: u64, expires_at: u64) -> CachedToken {
+        CachedToken {
+            access_token: Secret::new("t"),
+            issued_at,
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn freshness_follows_half_life_and_the_60s_floor() {
+        let t = tok(1000, 4600); // one hour
+        assert_eq!(t.freshness(1000), Freshness::Fresh);
+        assert_eq!(t.freshness(2799), Freshness::Fresh);
+        assert_eq!(t.freshness(2800), Freshness::Usable);
+        assert_eq!(t.freshness(4540), Freshness::Usable);
+        assert_eq!(t.freshness(4541), Freshness::Expired);
+        assert_eq!(t.freshness(9999), Freshness::Expired);
+        // A 90 s token is fresh only while both rules hold.
+        let short = tok(0, 150);
+        assert_eq!(short.freshness(74), Freshness::Fresh);
+        assert_eq!(short.freshness(75), Freshness::Usable);
+        assert_eq!(short.freshness(90), Freshness::Usable);
+        assert_eq!(short.freshness(91), Freshness::Expired);
+        // A token shorter than the floor is never served from cache.
+        assert_eq!(tok(0, 50).freshness(0), Freshness::Expired);
+    }
+
+    #[test]
+    fn round_trip_modes_and_foreign_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let cdir = dir.path().join("c");
+        let cache = Cache::open(&cdir).unwrap();
+        assert!(cache.read("id").is_none());
+        cache.write("id", &tok(1, 2)).unwrap();
+        let back = cache.read("id").unwrap();
+        assert_eq!(
+            (back.access_token.expose(), back.issued_at, back.expires_at),
+            ("t", 1, 2)
+        );
+        assert!(cache.read("other-id").is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&cdir), 0o700);
+            assert_eq!(mode(&cache.path("id", "json")), 0o600);
+        }
+        std::fs::write(cache.path("id", "json"), b"{not json").unwrap();
+        assert!(cache.read("id").is_none());
+        cache.write("id", &tok(1, 2)).unwrap();
+        assert!(cache.read("id").is_some());
+        assert!(cache.remove("id").unwrap());
+        assert!(!cache.remove("id").unwrap());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_cache_file_is_neither_read_nor_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(&dir.path().join("c")).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, cache.path("id", "json")).unwrap();
+        assert!(cache.read("id").is_none());
+        cache.write("id", &tok(1, 2)).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+        assert!(cache.read("id").is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn world_writable_dir_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let c = dir.path().join("c");
+        std::fs::create_dir(&c).unwrap();
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(Cache::open(&c).unwrap_err().contains("writable by other users"));
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o755)).unwrap();
+        Cache::open(&c).unwrap();
+        assert_eq!(std::fs::metadata(&c).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn lock_times_out_while_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        let held = cache.lock("id", Instant::now() + Duration::from_secs(1)).unwrap();
+        let second = Cache::open(dir.path()).unwrap();
+        assert!(matches!(
+            second.lock("id", Instant::now() + Duration::from_millis(50)),
+            Err(LockError::Timeout(_))
+        ));
+        drop(held);
+        assert!(second.lock("id", Instant::now() + Duration::from_millis(50)).is_ok());
+    }
+}

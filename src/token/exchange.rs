@@ -1,0 +1,448 @@
+//! The one network round trip: POST the assertion to the token endpoint, with retries on
+//! network errors, 429 and 5xx inside one total deadline. 4xx is final.
+
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::{debug, warn};
+use base64::Engine;
+use serde::Deserialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The OAuth grant type of the key flow (RFC 7523).
+pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+/// Token answers larger than this are refused (a real one is about 2 KB).
+const MAX_BODY: u64 = 64 * 1024;
+/// How much of an error body goes into a message.
+const MAX_ERROR_TEXT: usize = 300;
+/// Tokens claiming a longer life are cached as if they lived this long.
+const MAX_LIFETIME: u64 = 24 * 3600;
+
+/// A minted access token.
+#[derive(Debug)]
+pub struct Minted {
+    /// The access token (the registry password).
+    pub access_token: Secret,
+    /// Expiry in unix seconds: the token's `exp`, else now + `expires_in`.
+    pub expires_at: u64,
+    /// The server's `Date` header, if sent (for clock-skew checks).
+    pub server_date: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    access_token: Option<String>,
+    expires_in: Option<serde_json::Value>,
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Done(Minted),
+    /// Worth retrying; an optional server-requested wait.
+    Retry(String, Option<Duration>),
+    Fatal(Error),
+}
+
+/// Exchanges `assertion` at `endpoint`, giving up at `deadline`.
+pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result<Minted> {
+    let agent = agent();
+    let started = Instant::now();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(Error::Token(format!(
+                "token endpoint {endpoint}: no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)"
+            )));
+        }
+        debug!("POST {endpoint} (attempt {attempt}, {:.1}s left)", left.as_secs_f64());
+        let (reason, wait) = match try_once(&agent, endpoint, assertion, left) {
+            Attempt::Done(m) => return Ok(m),
+            Attempt::Fatal(e) => return Err(e),
+            Attempt::Retry(reason, wait) => (reason, wait),
+        };
+        let wait = wait.unwrap_or_else(|| backoff(attempt));
+        let left = deadline.saturating_duration_since(Instant::now());
+        if wait >= left {
+            return Err(Error::Token(format!(
+                "{reason}; gave up after {attempt} attempt{} in {:.1}s (DOCKER_CREDENTIAL_STACKIT_TIMEOUT allows {:.0}s)",
+                if attempt == 1 { "" } else { "s" },
+                started.elapsed().as_secs_f64(),
+                (deadline - started).as_secs_f64()
+            )));
+        }
+        warn!("{reason}; retrying in {:.1}s", wait.as_secs_f64());
+        std::thread::sleep(wait);
+    }
+}
+
+fn agent() -> ureq::Agent {
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .unversioned_rustls_crypto_provider(provider)
+        .build();
+    ureq::Agent::config_builder()
+        .tls_config(tls)
+        // Error bodies carry the reason; redirects would carry the assertion elsewhere.
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .user_agent(concat!("docker-credential-stackit/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .into()
+}
+
+fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Duration) -> Attempt {
+    let response = agent
+        .post(endpoint)
+        .config()
+        .timeout_global(Some(left))
+        .build()
+        .header("Accept", "application/json")
+        .send_form([("grant_type", GRANT_TYPE), ("assertion", assertion.expose())]);
+    let mut response = match response {
+        Ok(r) => r,
+        Err(e) => return network_error(endpoint, e),
+    };
+    let status = response.status().as_u16();
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v, unix_now()));
+    let location = header("location");
+    let server_date = header("date").and_then(|d| parse_http_date(&d));
+    let body = response.body_mut().with_config().limit(MAX_BODY).read_to_string();
+
+    match status {
+        200..=299 => match body {
+            Ok(text) => match parse_success(&text, endpoint, unix_now()) {
+                Ok((access_token, expires_at)) => Attempt::Done(Minted {
+                    access_token,
+                    expires_at,
+                    server_date,
+                }),
+                Err(e) => Attempt::Fatal(e),
+            },
+            Err(ureq::Error::BodyExceedsLimit(_)) => Attempt::Fatal(Error::Token(format!(
+                "token endpoint {endpoint} answered with more than {} KiB; refusing it",
+                MAX_BODY / 1024
+            ))),
+            Err(e) => Attempt::Retry(
+                format!("token endpoint {endpoint}: reading the answer failed: {}", describe(&e)),
+                None,
+            ),
+        },
+        300..=399 => Attempt::Fatal(Error::Token(format!(
+            "token endpoint {endpoint} redirected (HTTP {status}) to {}; redirects are not followed with a signed assertion, set STACKIT_TOKEN_BASEURL to the final URL",
+            location.as_deref().map(sanitize).unwrap_or_else(|| "nowhere".into())
+        ))),
+        429 => Attempt::Retry(
+            format!("token endpoint {endpoint} is rate limiting (HTTP 429)"),
+            retry_after,
+        ),
+        500..=599 => Attempt::Retry(
+            format!(
+                "token endpoint {endpoint} failed (HTTP {status}{})",
+                body_note(body.ok().as_deref())
+            ),
+            retry_after,
+        ),
+        _ => Attempt::Fatal(rejection(endpoint, status, body.ok().as_deref().unwrap_or(""))),
+    }
+}
+
+fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
+    let text = describe(&e);
+    match e {
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => {
+            Attempt::Retry(format!("token endpoint {endpoint} unreachable: {text}"), None)
+        }
+        ureq::Error::HostNotFound => Attempt::Fatal(Error::Token(format!(
+            "token endpoint {endpoint}: host not found (DNS); check the URL and your network or proxy settings"
+        ))),
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) => Attempt::Fatal(Error::Token(format!(
+            "TLS with token endpoint {endpoint} failed: {text}; if a proxy or private CA is in the way, point SSL_CERT_FILE at its CA bundle"
+        ))),
+        ureq::Error::BadUri(_) | ureq::Error::Http(_) => Attempt::Fatal(Error::Config(format!(
+            "token endpoint {endpoint:?} is not a valid URL: {text}"
+        ))),
+        ureq::Error::InvalidProxyUrl => Attempt::Fatal(Error::Config(format!(
+            "the proxy URL in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY is invalid: {text}"
+        ))),
+        _ => Attempt::Fatal(Error::Token(format!("token endpoint {endpoint}: {text}"))),
+    }
+}
+
+fn describe(e: &ureq::Error) -> String {
+    sanitize(&e.to_string())
+}
+
+/// The error for a final 4xx answer: status, a hint, and the body (sanitised, truncated).
+fn rejection(endpoint: &str, status: u16, body: &str) -> Error {
+    let hint = if body.contains("was not found") && body.contains("kid") {
+        "; the key id is unknown there: check that the key still exists and that the token endpoint is right"
+    } else if status == 400 || status == 401 || status == 403 {
+        "; the service account key was refused: check that it is active, not expired and not deleted"
+    } else {
+        ""
+    };
+    Error::Token(format!(
+        "token endpoint {endpoint} rejected the service account key (HTTP {status}{}){hint}",
+        body_note(Some(body))
+    ))
+}
+
+fn body_note(body: Option<&str>) -> String {
+    match body.map(sanitize) {
+        Some(t) if !t.is_empty() => format!(": {t}"),
+        _ => String::new(),
+    }
+}
+
+/// Makes server text safe for a one-line message: no control characters, JWT-looking tokens
+/// redacted (a server might echo the assertion), HTML reduced to text, at most 300 characters.
+pub fn sanitize(text: &str) -> String {
+    let mut plain = String::new();
+    let mut in_tag = false;
+    let html = text.trim_start().starts_with('<');
+    for c in text.chars() {
+        match c {
+            '<' if html => in_tag = true,
+            '>' if html && in_tag => {
+                in_tag = false;
+                plain.push(' ');
+            }
+            _ if in_tag => {}
+            c if c.is_control() => plain.push(' '),
+            c => plain.push(c),
+        }
+    }
+    let words: Vec<String> = plain
+        .split_whitespace()
+        .map(|w| {
+            if looks_like_jwt(w) {
+                "[redacted token]".to_string()
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    let mut out = words.join(" ");
+    if out.chars().count() > MAX_ERROR_TEXT {
+        out = out.chars().take(MAX_ERROR_TEXT).collect::<String>() + "…";
+    }
+    out
+}
+
+fn looks_like_jwt(word: &str) -> bool {
+    let core = word.trim_matches(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.'));
+    core.len() >= 40
+        && core.split('.').count() == 3
+        && core
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'))
+}
+
+/// Parses a 2xx body: an `access_token`, and the expiry from its `exp` claim, else `expires_in`.
+fn parse_success(text: &str, endpoint: &str, now: u64) -> Result<(Secret, u64)> {
+    let body: TokenBody = serde_json::from_str(text).map_err(|_| {
+        Error::Token(format!(
+            "token endpoint {endpoint} answered with something that is not a JSON token response: {}",
+            sanitize(text)
+        ))
+    })?;
+    let token = match body.access_token {
+        Some(t) if !t.trim().is_empty() => Secret::new(t.trim()),
+        _ => {
+            return Err(Error::Token(format!(
+                "token endpoint {endpoint} answered without an access_token"
+            )));
+        }
+    };
+    let expires_in = body
+        .expires_in
+        .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));
+    let exp = jwt_claim_u64(token.expose(), "exp");
+    let expires_at = match (exp, expires_in) {
+        (Some(exp), _) => exp,
+        (None, Some(secs)) => {
+            debug!("access token has no readable exp claim; using expires_in={secs}");
+            now.saturating_add(secs)
+        }
+        (None, None) => {
+            return Err(Error::Token(format!(
+                "token endpoint {endpoint} answered with a token whose lifetime is unknown (no exp claim, no expires_in)"
+            )));
+        }
+    };
+    if expires_at > now.saturating_add(MAX_LIFETIME) {
+        debug!(
+            "token claims to live {}s; caching it for at most {MAX_LIFETIME}s",
+            expires_at - now
+        );
+        return Ok((token, now + MAX_LIFETIME));
+    }
+    Ok((token, expires_at))
+}
+
+/// Reads a numeric claim from a JWT's payload without verifying it (the registry verifies).
+pub fn jwt_claim_u64(token: &str, claim: &str) -> Option<u64> {
+    let claims = jwt_claims(token)?;
+    let v = claims.get(claim)?;
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+}
+
+/// Decodes a JWT's payload (unverified) into a JSON object.
+pub fn jwt_claims(token: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let mut parts = token.split('.');
+    let (_, payload, _) = (parts.next()?, parts.next()?, parts.next()?);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Exponential backoff with ±50 % jitter: 0.25 s, 0.5 s, 1 s, ... capped at 4 s.
+fn backoff(attempt: u32) -> Duration {
+    let base = 250u64.saturating_mul(1 << attempt.saturating_sub(1).min(4)).min(4000);
+    let mut r = [0u8; 2];
+    let jitter = if aws_lc_rs::rand::fill(&mut r).is_ok() {
+        u16::from_le_bytes(r) as u64
+    } else {
+        32768
+    };
+    Duration::from_millis(base / 2 + base * jitter / 65536)
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn parse_retry_after(value: &str, now: u64) -> Option<Duration> {
+    let v = value.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    parse_http_date(v).map(|t| Duration::from_secs(t.saturating_sub(now)))
+}
+
+/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to unix seconds.
+pub fn parse_http_date(value: &str) -> Option<u64> {
+    let parts: Vec<&str> = value.split_whitespace().collect();
+    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
+        return None;
+    };
+    let day: u64 = day.parse().ok()?;
+    let month = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ]
+    .iter()
+    .position(|m| m == month)? as u64
+        + 1;
+    let year: u64 = year.parse().ok()?;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
+}
+
+/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(payload: &str) -> String {
+        let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        format!("{}.{}.sig", b(r#"{"alg":"RS512"}"#), b(payload))
+    }
+
+    #[test]
+    fn expiry_from_exp_then_expires_in() {
+        let t = jwt(r#"{"exp":5000,"email":"a@b"}"#);
+        let (_, exp) = parse_success(&format!(r#"{{"access_token":"{t}","expires_in":10}}"#), "e", 1000).unwrap();
+        assert_eq!(exp, 5000);
+        let (_, exp) = parse_success(r#"{"access_token":"opaque","expires_in":600}"#, "e", 1000).unwrap();
+        assert_eq!(exp, 1600);
+        let (_, exp) = parse_success(r#"{"access_token":"opaque","expires_in":"60"}"#, "e", 1000).unwrap();
+        assert_eq!(exp, 1060);
+        let (_, exp) = parse_success(
+            &format!(r#"{{"access_token":"{}"}}"#, jwt(r#"{"exp":99999999999}"#)),
+            "e",
+            1000,
+        )
+        .unwrap();
+        assert_eq!(exp, 1000 + MAX_LIFETIME);
+    }
+
+    #[test]
+    fn bad_success_bodies_are_errors() {
+        for body in [
+            "",
+            "<html>hi</html>",
+            "{}",
+            r#"{"access_token":""}"#,
+            r#"{"access_token":"opaque"}"#,
+            "[1]",
+        ] {
+            assert!(parse_success(body, "https://e/token", 1).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn sanitize_strips_html_controls_and_tokens() {
+        let t = jwt(r#"{"x":"yyyyyyyyyyyyyyyyyyyyyyyyyyyyy"}"#);
+        let out = sanitize(&format!("bad\n\u{1b}[31m assertion {t} \r\n"));
+        assert!(
+            !out.contains(&t) && out.contains("[redacted token]") && !out.contains('\u{1b}'),
+            "{out}"
+        );
+        assert_eq!(
+            sanitize("<html><title>Gateway</title><body>Bad</body></html>"),
+            "Gateway Bad"
+        );
+        assert!(sanitize(&"x".repeat(5000)).chars().count() <= MAX_ERROR_TEXT + 1);
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(parse_retry_after("3", 0), Some(Duration::from_secs(3)));
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), Some(784111777));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:40 GMT", 784111777),
+            Some(Duration::from_secs(3))
+        );
+        assert_eq!(parse_retry_after("soon", 0), None);
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_a_cap() {
+        for attempt in 1..10 {
+            let b = backoff(attempt).as_millis() as u64;
+            let base = (250u64 << (attempt - 1).min(4)).min(4000);
+            assert!(b >= base / 2 && b < base * 3 / 2, "{attempt}: {b}");
+        }
+    }
+}

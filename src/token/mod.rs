@@ -1,0 +1,158 @@
+//! Getting an access token for an identity: from the cache when it is fresh, else by signing an
+//! assertion and exchanging it, with one request per identity however many processes ask.
+//!
+//! The warm path is: read one small file, compare two integers. No network, no TLS, no threads.
+
+pub mod assertion;
+pub mod cache;
+pub mod exchange;
+
+use crate::config::{Identity, Settings};
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+use crate::{debug, info, warn};
+use cache::{Cache, CachedToken, Freshness, LockError};
+use exchange::unix_now;
+use std::time::Instant;
+
+/// An access token ready to hand out.
+#[derive(Debug)]
+pub struct Token {
+    /// The token itself.
+    pub secret: Secret,
+    /// Expiry in unix seconds.
+    pub expires_at: u64,
+    /// Whether it came from the cache (no request was made).
+    pub from_cache: bool,
+}
+
+impl Token {
+    fn cached(t: CachedToken) -> Token {
+        Token {
+            secret: t.access_token,
+            expires_at: t.expires_at,
+            from_cache: true,
+        }
+    }
+}
+
+/// Returns a token for `identity`, following the cache rules in the module docs.
+pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
+    let id = identity.cache_id();
+    let cache = cache::open_or_warn(settings.cache_dir.as_deref());
+    let deadline = Instant::now() + settings.timeout;
+
+    let mut stale = None;
+    if let Some(cache) = &cache {
+        match cache.read(&id) {
+            Some(t) if t.freshness(unix_now()) == Freshness::Fresh => {
+                debug!("using cached token ({}s left)", t.remaining(unix_now()));
+                return Ok(Token::cached(t));
+            }
+            other => stale = other,
+        }
+    }
+
+    // Cold: take the identity's lock so that concurrent processes make one request, then look
+    // again, because the process that held the lock before us has probably just refreshed.
+    let _guard = match &cache {
+        None => None,
+        Some(cache) => match cache.lock(&id, deadline) {
+            Ok(guard) => Some(guard),
+            Err(LockError::Timeout(path)) => {
+                let why = format!(
+                    "timed out after {:.0}s waiting for another docker-credential-stackit process to refresh the token (lock {}); if none is running, delete the lock file",
+                    settings.timeout.as_secs_f64(),
+                    path.display()
+                );
+                return serve_stale(stale, Error::Token(why));
+            }
+            Err(LockError::Unavailable(why)) => {
+                warn!("{why}; fetching without the lock");
+                None
+            }
+        },
+    };
+    if let Some(cache) = &cache {
+        match cache.read(&id) {
+            Some(t) if t.freshness(unix_now()) == Freshness::Fresh => {
+                debug!("another process refreshed the token while we waited");
+                return Ok(Token::cached(t));
+            }
+            Some(t) => stale = Some(t),
+            None => {}
+        }
+    }
+
+    match mint(identity, deadline) {
+        Ok(token) => {
+            if let Some(cache) = &cache {
+                store(cache, &id, &token);
+            }
+            Ok(Token {
+                secret: token.access_token,
+                expires_at: token.expires_at,
+                from_cache: false,
+            })
+        }
+        Err(e) => serve_stale(stale, e),
+    }
+}
+
+/// Signs and exchanges an assertion: the cold path.
+pub fn mint(identity: &Identity, deadline: Instant) -> Result<CachedToken> {
+    let now = unix_now();
+    let assertion = assertion::sign(identity, now)?;
+    let minted = exchange::exchange(&identity.endpoint, &assertion, deadline)?;
+    let now = unix_now();
+    if minted.expires_at <= now {
+        warn!(
+            "the token endpoint issued a token that expired {}s ago by this machine's clock; check the system clock",
+            now - minted.expires_at
+        );
+    } else {
+        info!(
+            "minted an access token for {} valid for {}s",
+            identity.key.iss,
+            minted.expires_at - now
+        );
+    }
+    if let Some(date) = minted.server_date {
+        let skew = now.abs_diff(date);
+        if skew > 60 {
+            warn!("this machine's clock differs from the token endpoint's by {skew}s; fix the clock (NTP)");
+        }
+    }
+    Ok(CachedToken {
+        access_token: minted.access_token,
+        issued_at: now,
+        expires_at: minted.expires_at,
+    })
+}
+
+fn store(cache: &Cache, id: &str, token: &CachedToken) {
+    if token.freshness(unix_now()) == Freshness::Expired {
+        debug!("not caching a token with less than {}s left", cache::MIN_REMAINING);
+        return;
+    }
+    if let Err(e) = cache.write(id, token) {
+        warn!(
+            "cannot write the token cache in {}: {e}; continuing without it",
+            cache.dir().display()
+        );
+    }
+}
+
+/// Falls back to a cached token that still has at least a minute, with a warning.
+fn serve_stale(stale: Option<CachedToken>, error: Error) -> Result<Token> {
+    match stale {
+        Some(t) if t.freshness(unix_now()) != Freshness::Expired => {
+            warn!(
+                "{error}; using the cached token, which is valid for {}s more",
+                t.remaining(unix_now())
+            );
+            Ok(Token::cached(t))
+        }
+        _ => Err(error),
+    }
+}

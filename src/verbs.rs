@@ -1,0 +1,191 @@
+//! The protocol verbs as library calls: each takes the settings and what arrived on stdin and
+//! returns what goes to stdout. `main.rs` only maps results to output and exit codes.
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::protocol::{self, Credentials};
+use crate::robots::RobotStore;
+use crate::secret::Secret;
+use crate::server::{self, DEFAULT_REGISTRY};
+use crate::token;
+use crate::{debug, info, warn};
+use std::collections::BTreeMap;
+
+fn robot_store(settings: &Settings) -> Result<RobotStore> {
+    settings.data_dir.as_deref().map(RobotStore::new).ok_or_else(|| {
+        Error::Config("cannot find the user data directory for stored robot credentials; set HOME".into())
+    })
+}
+
+/// A served host, or `NotFound` for anything else (Docker then goes on anonymously).
+fn served_host(settings: &Settings, url: &str) -> Result<String> {
+    let Some(host) = server::normalize(url) else {
+        debug!("{url:?} is not a registry host");
+        return Err(Error::NotFound);
+    };
+    if !settings.serves(&host) {
+        debug!("{host} is not served (served: {})", settings.served.join(", "));
+        return Err(Error::NotFound);
+    }
+    Ok(host)
+}
+
+/// Robot secrets stop working once the robot is linked to a service account, so a host with a
+/// service account identity must not keep handing them out.
+fn discard_robot(settings: &Settings, host: &str) {
+    if let Ok(store) = robot_store(settings) {
+        match store.remove(host) {
+            Ok(true) => {
+                warn!("discarded stored robot credentials for {host}: it is now served by a service account key")
+            }
+            Ok(false) => {}
+            Err(e) => warn!("{e}"),
+        }
+    }
+}
+
+/// `get`: the credentials Docker should use for the server URL on stdin.
+pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
+    let url = protocol::server_url(input)?;
+    let host = served_host(settings, &url)?;
+    match settings.identity_spec(&host)? {
+        Some(spec) => {
+            discard_robot(settings, &host);
+            let identity = settings.load_identity(&spec)?;
+            let token = token::access_token(settings, &identity)?;
+            debug!(
+                "{host}: answering as {} with a {} token",
+                identity.username,
+                if token.from_cache { "cached" } else { "new" }
+            );
+            Ok(Credentials {
+                server_url: url,
+                username: identity.username,
+                secret: token.secret,
+            })
+        }
+        None => match robot_store(settings)?.get(&host) {
+            Some((username, secret)) => {
+                debug!("{host}: answering with stored robot credentials for {username}");
+                Ok(Credentials {
+                    server_url: url,
+                    username,
+                    secret,
+                })
+            }
+            None => {
+                debug!("{host}: no service account key and no stored robot credentials");
+                Err(Error::NotFound)
+            }
+        },
+    }
+}
+
+/// `store`: keeps robot credentials for hosts without a service account identity; accepts and
+/// ignores the service account's own login (which `docker login` stores after `get`).
+pub fn store(settings: &Settings, input: &str) -> Result<()> {
+    let creds = protocol::credentials(input)?;
+    let Some(host) = server::normalize(&creds.server_url) else {
+        return Err(Error::Input(format!(
+            "store: {:?} is not a registry host[:port]",
+            creds.server_url
+        )));
+    };
+    if !settings.serves(&host) {
+        return Err(Error::Config(format!(
+            "{host} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file, or remove it from credHelpers"
+        )));
+    }
+    match settings.identity_spec(&host)? {
+        Some(spec) => {
+            let own = settings
+                .load_identity(&spec)
+                .map(|i| i.username == creds.username)
+                .unwrap_or(false);
+            if own {
+                debug!("store for {host}: the service account's own login; nothing to keep");
+            } else {
+                warn!(
+                    "not storing credentials of {} for {host}: the host is served by the service account key from {} (a linked robot's secret no longer works)",
+                    creds.username,
+                    spec.key.describe()
+                );
+            }
+            discard_robot(settings, &host);
+            Ok(())
+        }
+        None => {
+            robot_store(settings)?.put(&host, &creds.username, &creds.secret)?;
+            info!("stored robot credentials of {} for {host}", creds.username);
+            Ok(())
+        }
+    }
+}
+
+/// `erase`: forgets stored robot credentials and the cached token for the host. Succeeds when
+/// there is nothing to erase, because `docker logout` calls it twice.
+pub fn erase(settings: &Settings, input: &str) -> Result<()> {
+    let url = protocol::server_url(input)?;
+    let Some(host) = server::normalize(&url) else {
+        return Ok(());
+    };
+    if robot_store(settings)?.remove(&host)? {
+        info!("erased stored robot credentials for {host}");
+    }
+    if settings.serves(&host)
+        && let Ok(Some(identity)) = settings.identity(&host)
+        && let Some(cache) = token::cache::open_or_warn(settings.cache_dir.as_deref())
+    {
+        match cache.remove(&identity.cache_id()) {
+            Ok(true) => info!("erased the cached token for {host}"),
+            Ok(false) => {}
+            Err(e) => {
+                return Err(Error::Io(format!(
+                    "cannot remove the cached token in {}: {e}",
+                    cache.dir().display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `list`: server -> username for every host `get` can answer, without network.
+pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    let robots = robot_store(settings).map(|s| s.list()).unwrap_or_default();
+    for host in &settings.served {
+        match settings.identity(host) {
+            Ok(Some(identity)) => {
+                out.insert(host.clone(), identity.username);
+            }
+            Ok(None) => {
+                if let Some(user) = robots.get(host) {
+                    out.insert(host.clone(), user.clone());
+                }
+            }
+            Err(e) => debug!("list: leaving out {host}: {e}"),
+        }
+    }
+    Ok(out)
+}
+
+/// `token [SERVER]`: the bare access token for the identity serving SERVER (default
+/// `registry.onstackit.cloud`).
+pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
+    let host = match server {
+        None => DEFAULT_REGISTRY.to_string(),
+        Some(s) => server::normalize(s).ok_or_else(|| Error::Usage(format!("{s:?} is not a registry host[:port]")))?,
+    };
+    if !settings.serves(&host) {
+        return Err(Error::Config(format!(
+            "{host} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file"
+        )));
+    }
+    let identity = settings.identity(&host)?.ok_or_else(|| {
+        Error::Config(format!(
+            "no service account key configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON"
+        ))
+    })?;
+    Ok(token::access_token(settings, &identity)?.secret)
+}
