@@ -166,6 +166,11 @@ fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Durat
 
 fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
     let text = describe(&e);
+    // rustls reports certificate problems through an io::Error; they are final, not transient.
+    let tls_inside = matches!(&e, ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
+    if tls_inside {
+        return tls_failure(endpoint, &text);
+    }
     match e {
         ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => {
             Attempt::Retry(format!("token endpoint {endpoint} unreachable: {text}"), None)
@@ -173,9 +178,7 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
         ureq::Error::HostNotFound => Attempt::Fatal(Error::Token(format!(
             "token endpoint {endpoint}: host not found (DNS); check the URL and your network or proxy settings"
         ))),
-        ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) => Attempt::Fatal(Error::Token(format!(
-            "TLS with token endpoint {endpoint} failed: {text}; if a proxy or private CA is in the way, point SSL_CERT_FILE at its CA bundle"
-        ))),
+        ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) => tls_failure(endpoint, &text),
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Attempt::Fatal(Error::Config(format!(
             "token endpoint {endpoint:?} is not a valid URL: {text}"
         ))),
@@ -184,6 +187,12 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
         ))),
         _ => Attempt::Fatal(Error::Token(format!("token endpoint {endpoint}: {text}"))),
     }
+}
+
+fn tls_failure(endpoint: &str, text: &str) -> Attempt {
+    Attempt::Fatal(Error::Token(format!(
+        "TLS with token endpoint {endpoint} failed: {text}; if a proxy or private CA is in the way, point SSL_CERT_FILE at its CA bundle"
+    )))
 }
 
 fn describe(e: &ureq::Error) -> String {

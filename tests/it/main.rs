@@ -1,1 +1,12 @@
+//! The integration tests: the compiled binary, an isolated HOME, an in-process fake STACKIT
+//! token endpoint. One test binary keeps link time down.
 
+#[path = "../support/mod.rs"]
+mod support;
+
+mod cache;
+mod exchange;
+mod identity;
+mod protocol;
+mod robots;
+mod secrets;

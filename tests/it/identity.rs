@@ -1,0 +1,259 @@
+//! Which key serves which host: env vars, the credentials file, the helper config file, and the
+//! token endpoint rules.
+
+use crate::support::*;
+use serde_json::json;
+
+fn username_of(out: &Output) -> String {
+    out.json()["Username"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn key_content_in_the_environment() {
+    let fake = fake();
+    let env = TestEnv::empty()
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("STACKIT_SERVICE_ACCOUNT_KEY", sa().key_json(true, None).expose());
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+}
+
+#[test]
+fn key_path_wins_over_key_content() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake).var(
+        "STACKIT_SERVICE_ACCOUNT_KEY",
+        accounts()[1].key_json(true, None).expose(),
+    );
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+}
+
+#[test]
+fn the_assertion_is_what_stackit_expects() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    env.get("registry.onstackit.cloud").json();
+    assert_eq!(fake.rejections(), Vec::<String>::new());
+    let seen = fake.assertions();
+    assert_eq!(seen.len(), 1);
+    let (h, c) = (&seen[0]["header"], &seen[0]["claims"]);
+    assert_eq!(
+        (h["alg"].as_str(), h["typ"].as_str(), h["kid"].as_str()),
+        (Some("RS512"), Some("JWT"), Some(sa().kid.as_str()))
+    );
+    assert_eq!(c["iss"], sa().iss.as_str());
+    assert_eq!(c["sub"], sa().sub.as_str());
+    assert_eq!(c["aud"], sa().aud.as_str(), "aud is a string, not an array");
+    assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 600);
+    assert_eq!(c["jti"].as_str().unwrap().len(), 36);
+}
+
+#[test]
+fn external_private_keys_pkcs1_and_pkcs8_override_the_embedded_one() {
+    let fake = fake();
+    let key_without_private = sa().key_json(false, None);
+    // PKCS#1 from a file.
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let key = env.write("k.json", key_without_private.expose());
+    let pem = env.write("k.pem", sa().key.pkcs1_pem().expose());
+    let env = env
+        .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+        .var("STACKIT_PRIVATE_KEY_PATH", pem.to_str().unwrap());
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    // PKCS#8 as content with literal \n, the way it arrives through some CI secret stores.
+    let escaped = sa().key.pkcs8_pem().expose().replace('\n', "\\n");
+    let env = TestEnv::empty()
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1")
+        .var("STACKIT_SERVICE_ACCOUNT_KEY", key_without_private.expose())
+        .var("STACKIT_PRIVATE_KEY", &escaped);
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    // An external key that does not match is used (and refused), proving it overrides.
+    let env = TestEnv::with_key(&fake).var("STACKIT_PRIVATE_KEY", accounts()[1].key.pkcs8_pem().expose());
+    env.get("registry.onstackit.cloud")
+        .assert_error(&["rejected", "HTTP 400"]);
+    assert_eq!(fake.rejections().len(), 1);
+}
+
+#[test]
+fn missing_private_key_names_the_fix() {
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let key = env.write("k.json", sa().key_json(false, None).expose());
+    let env = env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
+    env.get("registry.onstackit.cloud")
+        .assert_error(&["no credentials.privateKey", "STACKIT_PRIVATE_KEY_PATH"]);
+    assert_eq!(fake.requests(), 0);
+}
+
+#[test]
+fn stackit_credentials_file_default_and_explicit() {
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let key = env.write("keys/sa.json", sa().key_json(true, None).expose());
+    env.write(
+        ".stackit/credentials.json",
+        &json!({"STACKIT_SERVICE_ACCOUNT_KEY_PATH": key}).to_string(),
+    );
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let creds = env.write(
+        "elsewhere/creds.json",
+        &json!({"STACKIT_SERVICE_ACCOUNT_KEY": accounts()[1].key_json(true, None).expose()}).to_string(),
+    );
+    let env = env.var("STACKIT_CREDENTIALS_PATH", creds.to_str().unwrap());
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), accounts()[1].iss);
+}
+
+#[test]
+fn config_file_maps_hosts_to_their_own_keys() {
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    env.write("keys/a.json", sa().key_json(true, None).expose());
+    env.write("keys/b.json", accounts()[1].key_json(true, None).expose());
+    let cfg = env.write(
+        ".config/docker-credential-stackit/config.json",
+        &json!({"registries": {
+            "registry.onstackit.cloud": {"serviceAccountKeyPath": "../../keys/a.json"},
+            "other.registry.example:5000": {"serviceAccountKeyPath": env.path("keys/b.json"), "username": "custom-name"},
+        }})
+        .to_string(),
+    );
+    assert!(cfg.exists());
+    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    assert_eq!(username_of(&env.get("other.registry.example:5000")), "custom-name");
+    env.get("other.registry.example").assert_not_found();
+    assert_eq!(fake.requests(), 2, "two identities, two tokens");
+    assert_eq!(env.cache_files().len(), 2);
+    let list = env.cmd(&["list"]).run().json();
+    assert_eq!(
+        list,
+        json!({"registry.onstackit.cloud": sa().iss, "other.registry.example:5000": "custom-name"})
+    );
+}
+
+#[test]
+fn registries_variable_adds_served_hosts() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "127.0.0.1:5000, mirror.example");
+    assert_eq!(username_of(&env.get("127.0.0.1:5000")), sa().iss);
+    assert_eq!(username_of(&env.get("https://mirror.example/v2/")), sa().iss);
+    env.get("127.0.0.1:5001").assert_not_found();
+    env.get("mirror.example.evil").assert_not_found();
+}
+
+#[test]
+fn a_broken_identity_is_an_error_not_not_found() {
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let cases: Vec<(TestEnv, Vec<&str>)> = vec![
+        (
+            TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "/nonexistent/key.json"),
+            vec![
+                "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+                "/nonexistent/key.json",
+                "no such file",
+            ],
+        ),
+        (
+            TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY", "{not json"),
+            vec!["STACKIT_SERVICE_ACCOUNT_KEY", "not valid JSON"],
+        ),
+        (
+            TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY", r#"{"credentials":{"kid":"k"}}"#),
+            vec!["credentials.iss"],
+        ),
+        (
+            TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY", sa().key.pkcs8_pem().expose()),
+            vec!["PEM", "STACKIT_PRIVATE_KEY_PATH"],
+        ),
+        (
+            TestEnv::empty().var("STACKIT_CREDENTIALS_PATH", "/nonexistent/creds.json"),
+            vec!["/nonexistent/creds.json"],
+        ),
+    ];
+    drop(env);
+    for (env, fragments) in cases {
+        env.var("STACKIT_TOKEN_BASEURL", &fake.url())
+            .get("registry.onstackit.cloud")
+            .assert_error(&fragments);
+    }
+    let env = TestEnv::empty();
+    let key = env.write("big.json", &"x".repeat(1024 * 1024));
+    env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+        .get("registry.onstackit.cloud")
+        .assert_error(&["larger than"]);
+    assert_eq!(fake.requests(), 0);
+}
+
+#[test]
+fn key_file_readable_by_others_gets_a_warning() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    set_mode(&env.path("sa-key.json"), 0o644);
+    let out = env.get("registry.onstackit.cloud");
+    out.json();
+    assert!(
+        out.stderr.contains("readable by other users") && out.stderr.contains("chmod 600"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn token_endpoint_from_the_key_file_is_trusted_only_for_https_stackit_cloud() {
+    let fake = fake();
+    let env = TestEnv::empty()
+        // Everything not on loopback would leave the machine: send it into a closed port instead,
+        // so the test proves which URL was chosen without touching the network.
+        .var("HTTPS_PROXY", "http://127.0.0.1:9")
+        .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
+    let key = env.write("k.json", sa().key_json(true, Some(&fake.url())).expose());
+    let env = env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
+    let out = env.get("registry.onstackit.cloud");
+    out.assert_error(&["https://service-account.api.stackit.cloud/token"]);
+    assert!(out.stderr.contains("ignoring credentials.tokenEndpoint"), "{out:?}");
+    assert_eq!(
+        fake.requests(),
+        0,
+        "a key file must not send the assertion to an arbitrary host"
+    );
+    // The explicit variable is trusted.
+    let env = env
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("NO_PROXY", "127.0.0.1");
+    env.get("registry.onstackit.cloud").json();
+    assert_eq!(fake.requests(), 1);
+}
+
+#[test]
+fn plain_http_only_to_loopback() {
+    let env = TestEnv::with_key(&fake()).var("STACKIT_TOKEN_BASEURL", "http://192.0.2.1/token");
+    env.get("registry.onstackit.cloud")
+        .assert_error(&["plain http", "STACKIT_TOKEN_BASEURL"]);
+}
+
+#[test]
+fn debug_log_explains_the_choice_on_stderr_only() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake)
+        .var("STACKIT_SERVICE_ACCOUNT_KEY", "{}")
+        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
+    let out = env.get("registry.onstackit.cloud");
+    out.json();
+    for fragment in [
+        "key from STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+        "wins over STACKIT_SERVICE_ACCOUNT_KEY",
+        "token endpoint",
+        "STACKIT_TOKEN_BASEURL",
+    ] {
+        assert!(
+            out.stderr.contains(fragment),
+            "stderr lacks {fragment:?}: {}",
+            out.stderr
+        );
+    }
+    let quiet = TestEnv::with_key(&fake)
+        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "off")
+        .get("registry.onstackit.cloud");
+    assert_eq!(quiet.stderr, "");
+}

@@ -1,0 +1,119 @@
+//! Legacy robot credentials: kept for hosts without a service account, dropped once linked.
+
+use crate::support::*;
+use serde_json::json;
+
+fn store(env: &TestEnv, server: &str, user: &str, secret: &str) -> Output {
+    env.cmd(&["store"])
+        .stdin(json!({"ServerURL": server, "Username": user, "Secret": secret}).to_string() + "\n")
+        .run()
+}
+
+fn robots_file(env: &TestEnv) -> std::path::PathBuf {
+    env.path(".local/share/docker-credential-stackit/robots.json")
+}
+
+#[test]
+fn docker_login_logout_with_a_robot() {
+    let env = TestEnv::empty();
+    let out = store(&env, "registry.onstackit.cloud", "robot$shop+ci", "s3cr3t-robot");
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+    assert_eq!(mode(&robots_file(&env)), 0o600);
+    assert_eq!(mode(robots_file(&env).parent().unwrap()), 0o700);
+    let v = env.get("registry.onstackit.cloud").json();
+    assert_eq!(
+        v,
+        json!({"ServerURL": "registry.onstackit.cloud", "Username": "robot$shop+ci", "Secret": "s3cr3t-robot"})
+    );
+    assert_eq!(
+        env.cmd(&["list"]).run().json(),
+        json!({"registry.onstackit.cloud": "robot$shop+ci"})
+    );
+    for _ in 0..2 {
+        assert_eq!(env.cmd(&["erase"]).stdin("registry.onstackit.cloud").run().code, 0);
+    }
+    env.get("registry.onstackit.cloud").assert_not_found();
+}
+
+#[test]
+fn robot_credentials_are_per_host() {
+    let env = TestEnv::empty().var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "127.0.0.1:5000");
+    assert_eq!(store(&env, "127.0.0.1:5000", "robot$a", "one").code, 0);
+    assert_eq!(
+        store(&env, "https://registry.onstackit.cloud/", "robot$b", "two").code,
+        0
+    );
+    assert_eq!(env.get("127.0.0.1:5000").json()["Secret"], "one");
+    assert_eq!(env.get("registry.onstackit.cloud").json()["Secret"], "two");
+}
+
+#[test]
+fn storing_the_service_accounts_own_login_is_accepted_and_ignored() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let creds = env.get("registry.onstackit.cloud").json();
+    let out = store(
+        &env,
+        "registry.onstackit.cloud",
+        creds["Username"].as_str().unwrap(),
+        creds["Secret"].as_str().unwrap(),
+    );
+    assert_eq!(
+        (out.code, out.stdout.as_str(), out.stderr.as_str()),
+        (0, "", ""),
+        "{out:?}"
+    );
+    assert!(!robots_file(&env).exists(), "the token is not stored anywhere else");
+}
+
+#[test]
+fn linking_the_robot_discards_its_stored_secret() {
+    let fake = fake();
+    let env = TestEnv::empty();
+    assert_eq!(
+        store(&env, "registry.onstackit.cloud", "robot$shop+ci", "old-secret").code,
+        0
+    );
+    // The robot gets linked and the user configures the service account key.
+    let key = env.write("sa.json", sa().key_json(true, None).expose());
+    let linked = env
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
+    let out = linked.get("registry.onstackit.cloud");
+    assert_eq!(out.json()["Username"], sa().iss.as_str());
+    assert!(out.stderr.contains("discarded stored robot credentials"), "{out:?}");
+    // Without the key again, the old secret is gone for good.
+    let unlinked = linked.unset("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
+    unlinked.get("registry.onstackit.cloud").assert_not_found();
+
+    // A robot login stored while the host has a service account is not kept.
+    let out = store(
+        &TestEnv::with_key(&fake),
+        "registry.onstackit.cloud",
+        "robot$shop+ci",
+        "x",
+    );
+    assert_eq!(out.code, 0);
+    assert!(
+        out.stderr.contains("not storing credentials of robot$shop+ci"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn store_for_a_host_that_is_not_served_is_refused() {
+    let env = TestEnv::empty();
+    store(&env, "docker.io", "me", "pw")
+        .assert_error(&["docker.io is not served", "DOCKER_CREDENTIAL_STACKIT_REGISTRIES"]);
+    assert!(!robots_file(&env).exists());
+}
+
+#[test]
+fn identity_token_logins_are_kept_verbatim() {
+    let env = TestEnv::empty();
+    assert_eq!(
+        store(&env, "registry.onstackit.cloud", "<token>", "refresh-token").code,
+        0
+    );
+    assert_eq!(env.get("registry.onstackit.cloud").json()["Username"], "<token>");
+}
