@@ -20,6 +20,7 @@ pub mod robots;
 pub mod secret;
 pub mod server;
 pub mod token;
+pub mod validate;
 pub mod verbs;
 
 pub use error::{Error, Result};
