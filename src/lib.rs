@@ -14,6 +14,7 @@ pub mod demo;
 pub mod error;
 pub mod fake;
 pub mod key;
+pub mod kubelet;
 pub mod log;
 pub mod protocol;
 pub mod robots;

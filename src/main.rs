@@ -2,7 +2,7 @@
 //! stdout/stderr/exit-code contract. All logic lives in the library.
 
 use docker_credential_stackit::config::Settings;
-use docker_credential_stackit::{Error, VERSION, demo, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, demo, kubelet, protocol, verbs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -16,6 +16,10 @@ Commands called by Docker, podman, skopeo, buildah and nerdctl (stdin/stdout pro
   store      read {\"ServerURL\",\"Username\",\"Secret\"} on stdin; keeps robot logins
   erase      read a server URL on stdin, forget stored credentials and cached tokens
   list       print {\"<server>\": \"<username>\"} for every host it can answer
+
+Command called by the kubelet (image credential provider plugin, see packaging/kubernetes/):
+  kubelet    read a CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1) on stdin,
+             print a CredentialProviderResponse; errors go to stderr
 
 Commands for people:
   token [SERVER]  print the bare access token (for docker login --password-stdin, Harbor API)
@@ -62,6 +66,7 @@ fn main() -> ExitCode {
     match verb {
         "get" | "store" | "erase" | "list" => protocol_verb(verb),
         "token" => token(rest),
+        "kubelet" => kubelet_plugin(rest),
         "demo" => finish_human(demo::run()),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => print(USAGE),
@@ -106,6 +111,21 @@ fn token(args: &[String]) -> ExitCode {
     let result = Settings::load().and_then(|s| verbs::token(&s, args.first().map(String::as_str)));
     finish_human(result.map(|t| {
         let _ = writeln!(std::io::stdout(), "{}", t.expose());
+    }))
+}
+
+/// `kubelet`: the response on stdout; the kubelet logs stderr when we exit non-zero, so errors
+/// go there and stdout stays empty.
+fn kubelet_plugin(args: &[String]) -> ExitCode {
+    if !args.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "docker-credential-stackit: kubelet takes no further arguments; set this provider's args in the CredentialProviderConfig to exactly [kubelet]"
+        );
+        return ExitCode::from(2);
+    }
+    finish_human(read_stdin().and_then(|input| kubelet::run(&input)).map(|json| {
+        print(&json);
     }))
 }
 

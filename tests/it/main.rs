@@ -7,6 +7,7 @@ mod support;
 mod cache;
 mod exchange;
 mod identity;
+mod kubelet;
 mod protocol;
 mod robots;
 mod secrets;
