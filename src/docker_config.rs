@@ -291,8 +291,12 @@ fn stale_auths(doc: &mut Map<String, Value>, req: &Request, hosts: &[String], ou
                 file.display()
             ));
         } else {
+            let login = match req.kind {
+                Kind::Docker => "docker login",
+                Kind::Containers => "podman login",
+            };
             out.warnings.push(format!(
-                "{}: auths[\"{key}\"] still holds a stored secret for {host}, unused now that credHelpers answers for it. Delete it with --remove-stale-auths (if it is an unlinked robot's secret, run docker login {host} afterwards so the helper keeps it)",
+                "{}: auths[\"{key}\"] still holds a stored secret for {host}, unused now that credHelpers answers for it. Delete it with --remove-stale-auths (if it is an unlinked robot's secret, run {login} {host} afterwards so the helper keeps it)",
                 file.display()
             ));
         }

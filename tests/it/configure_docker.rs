@@ -368,6 +368,12 @@ fn containers_auth_file_is_configured_too() {
         "{\n\t\"auths\": {\n\t\t\"registry.onstackit.cloud\": {\n\t\t\t\"auth\": \"eDp5\"\n\t\t}\n\t}\n}",
     );
     sb.set("REGISTRY_AUTH_FILE", auth.to_str().unwrap());
+    let out = sb.run(&["--containers"]).ok();
+    assert!(
+        out.stderr().contains(&format!("run podman login {HOST} afterwards")),
+        "{}",
+        out.stderr()
+    );
     let out = sb.run(&["--containers", "--remove-stale-auths"]).ok();
     assert_eq!(
         json(&auth),
