@@ -11,6 +11,7 @@
 
 pub mod config;
 pub mod demo;
+pub mod docker_config;
 pub mod error;
 pub mod fake;
 pub mod key;

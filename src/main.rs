@@ -2,7 +2,7 @@
 //! stdout/stderr/exit-code contract. All logic lives in the library.
 
 use docker_credential_stackit::config::Settings;
-use docker_credential_stackit::{Error, VERSION, demo, kubelet, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, demo, docker_config, kubelet, protocol, verbs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -23,12 +23,16 @@ Command called by the kubelet (image credential provider plugin, see packaging/k
 
 Commands for people:
   token [SERVER]  print the bare access token (for docker login --password-stdin, Harbor API)
+  configure-docker [--registry HOST]... [--dry-run] [--unconfigure] [--containers] [--remove-stale-auths]
+                  map the served hosts to this helper in ~/.docker/config.json credHelpers
+                  (--containers: also the podman/skopeo auth file; see configure-docker --help)
   demo            run get against a local fake STACKIT token endpoint (no account needed)
   version         print the version (also --version, -v)
   help            print this help (also --help, -h)
 
-Set-up: put {\"credHelpers\": {\"registry.onstackit.cloud\": \"stackit\"}} in ~/.docker/config.json
-and point STACKIT_SERVICE_ACCOUNT_KEY_PATH at your service account key JSON.
+Set-up: run 'docker-credential-stackit configure-docker' (it puts {\"credHelpers\":
+{\"registry.onstackit.cloud\": \"stackit\"}} in ~/.docker/config.json) and point
+STACKIT_SERVICE_ACCOUNT_KEY_PATH at your service account key JSON.
 
 Environment:
   STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY   the service account key JSON
@@ -68,6 +72,7 @@ fn main() -> ExitCode {
         "token" => token(rest),
         "kubelet" => kubelet_plugin(rest),
         "demo" => finish_human(demo::run()),
+        "configure-docker" => finish_human(docker_config::run(rest)),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => print(USAGE),
         "" => usage_error("no command given"),

@@ -5,6 +5,7 @@
 mod support;
 
 mod cache;
+mod configure_docker;
 mod exchange;
 mod identity;
 mod kubelet;

@@ -1,0 +1,894 @@
+//! `configure-docker`: point Docker (and, with `--containers`, podman, buildah and skopeo) at this
+//! helper by editing `credHelpers` in their JSON config files, safely and without prompting.
+//!
+//! The edit mirrors how docker/cli saves its own config (`configfile/file.go`): a temporary file
+//! in the target's directory, the old file's owner and mode copied onto it, then a rename over the
+//! symlink-resolved target, so a symlinked config stays a symlink and no reader ever sees half a
+//! file. Everything the helper does not own (unknown keys, their order, other helpers, `auths`)
+//! is carried over unchanged; serde_json's `preserve_order` feature keeps the key order.
+
+use crate::config::Settings;
+use crate::error::{Error, Result};
+use crate::server;
+use crate::warn;
+use serde::Serialize;
+use serde_json::{Map, Value};
+use std::fs::Metadata;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The name Docker appends to `docker-credential-` to find this binary.
+pub const HELPER_NAME: &str = "stackit";
+
+/// The binary Docker runs for [`HELPER_NAME`].
+const BINARY: &str = "docker-credential-stackit";
+
+/// Docker and containers/image both write their files with tab indentation; new files match.
+const DEFAULT_INDENT: &[u8] = b"\t";
+
+/// Usage of `configure-docker`, printed by `configure-docker --help`.
+pub const USAGE: &str = "\
+Usage: docker-credential-stackit configure-docker [--registry HOST]... [--dry-run] [--unconfigure]
+                                                  [--containers] [--remove-stale-auths]
+
+Maps each served registry host to the stackit helper in the credHelpers of
+$DOCKER_CONFIG/config.json (default ~/.docker/config.json), creating the file if needed.
+Everything else in the file is kept, including key order, mode, owner and symlinks.
+
+Options:
+  --registry HOST       configure only HOST (repeatable); default: every served host
+  --dry-run             print the diff that would be applied; change nothing
+  --unconfigure         remove the stackit credHelpers entries instead (without --registry:
+                        every entry that names stackit)
+  --containers          also edit the containers auth file used by podman, buildah and skopeo
+                        ($REGISTRY_AUTH_FILE, else $XDG_RUNTIME_DIR/containers/auth.json)
+  --remove-stale-auths  delete auths entries that hold a stored secret for a configured host
+  -h, --help            print this help
+";
+
+/// The parsed command line of `configure-docker`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Hosts from `--registry`, normalised to `host[:port]`; empty means "every served host"
+    /// (or, with `--unconfigure`, "every entry that names stackit").
+    pub registries: Vec<String>,
+    /// Print the diff instead of writing.
+    pub dry_run: bool,
+    /// Remove entries instead of adding them.
+    pub unconfigure: bool,
+    /// Also edit the containers auth file.
+    pub containers: bool,
+    /// Delete `auths` entries holding a stored secret for a configured host.
+    pub remove_stale_auths: bool,
+    /// Print [`USAGE`] and do nothing else.
+    pub help: bool,
+}
+
+impl Options {
+    /// Parses the arguments after `configure-docker`. Errors are [`Error::Usage`] (exit status 2).
+    pub fn parse(args: &[String]) -> Result<Options> {
+        let mut opts = Options::default();
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            let host = match arg.as_str() {
+                "--registry" => Some(
+                    args.next()
+                        .ok_or_else(|| Error::Usage("--registry needs a HOST argument".into()))?
+                        .as_str(),
+                ),
+                a if a.starts_with("--registry=") => Some(&a["--registry=".len()..]),
+                "--dry-run" => {
+                    opts.dry_run = true;
+                    None
+                }
+                "--unconfigure" => {
+                    opts.unconfigure = true;
+                    None
+                }
+                "--containers" => {
+                    opts.containers = true;
+                    None
+                }
+                "--remove-stale-auths" => {
+                    opts.remove_stale_auths = true;
+                    None
+                }
+                "-h" | "--help" => {
+                    opts.help = true;
+                    None
+                }
+                other => {
+                    return Err(Error::Usage(format!(
+                        "configure-docker: unknown argument {other:?}; see configure-docker --help"
+                    )));
+                }
+            };
+            if let Some(host) = host {
+                let norm = server::normalize(host)
+                    .ok_or_else(|| Error::Usage(format!("--registry {host:?} is not a registry host[:port]")))?;
+                if !opts.registries.contains(&norm) {
+                    opts.registries.push(norm);
+                }
+            }
+        }
+        Ok(opts)
+    }
+}
+
+/// Which client a file belongs to: it decides the default path and which warnings apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Docker's `config.json`.
+    Docker,
+    /// The containers/image auth file read by podman, buildah, skopeo and CRI-O.
+    Containers,
+}
+
+/// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as docker/cli resolves it.
+pub fn docker_config_path() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir).join("config.json"));
+    }
+    let home = directories::BaseDirs::new()
+        .map(|d| d.home_dir().to_path_buf())
+        .ok_or_else(|| {
+            Error::Config("cannot find the home directory for ~/.docker/config.json; set HOME or DOCKER_CONFIG".into())
+        })?;
+    Ok(home.join(".docker").join("config.json"))
+}
+
+/// `$REGISTRY_AUTH_FILE`, else `${XDG_RUNTIME_DIR}/containers/auth.json`: the file podman
+/// writes on `podman login` and reads first.
+pub fn containers_auth_path() -> Result<PathBuf> {
+    if let Some(file) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(file));
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(dir).join("containers").join("auth.json"));
+    }
+    Err(Error::Config(
+        "--containers: neither REGISTRY_AUTH_FILE nor XDG_RUNTIME_DIR is set; set REGISTRY_AUTH_FILE to the containers auth file (e.g. ~/.config/containers/auth.json)".into(),
+    ))
+}
+
+/// What to change in one document.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// Hosts to map to stackit (configure) or to unmap (unconfigure).
+    pub hosts: Vec<String>,
+    /// Remove entries instead of adding them.
+    pub unconfigure: bool,
+    /// With `unconfigure` and no hosts: remove every entry that names stackit.
+    pub all_stackit: bool,
+    /// Delete `auths` entries holding a stored secret for a configured host.
+    pub remove_stale_auths: bool,
+    /// Which client the file belongs to.
+    pub kind: Kind,
+}
+
+/// What [`edit`] did to a document, in words for stdout and stderr.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Edit {
+    /// One line per change, e.g. `credHelpers["h"] = "stackit" (added)`.
+    pub changes: Vec<String>,
+    /// Things the user should know about but that were not changed.
+    pub warnings: Vec<String>,
+    /// The hosts the request was about (for the "nothing changed" message).
+    pub hosts: Vec<String>,
+}
+
+/// Applies `req` to a parsed config document. `file` only names the file in messages.
+///
+/// New `credHelpers` entries are appended after the existing ones; removals keep the order of
+/// what is left, so a file's layout survives a configure/unconfigure round trip.
+pub fn edit(doc: &mut Map<String, Value>, req: &Request, file: &Path) -> Result<Edit> {
+    let mut out = Edit::default();
+    let name = file.display();
+    let not_object = |what: &str, v: &Value| {
+        Error::Config(format!(
+            "{name}: {what} is {}, not an object; fix it by hand (nothing was changed)",
+            json_kind(v)
+        ))
+    };
+
+    if req.unconfigure {
+        match doc.get_mut("credHelpers") {
+            Some(Value::Object(helpers)) => {
+                let targets: Vec<String> = if req.all_stackit {
+                    helpers
+                        .iter()
+                        .filter(|(_, v)| v.as_str() == Some(HELPER_NAME))
+                        .map(|(k, _)| k.clone())
+                        .collect()
+                } else {
+                    req.hosts.clone()
+                };
+                for host in targets {
+                    match helpers.get(&host) {
+                        Some(v) if v.as_str() == Some(HELPER_NAME) => {
+                            // shift_remove, not remove: with preserve_order, remove() swaps the
+                            // last entry into the hole and reorders the user's file.
+                            helpers.shift_remove(&host);
+                            out.changes
+                                .push(format!("credHelpers[\"{host}\"] removed (was \"{HELPER_NAME}\")"));
+                        }
+                        Some(other) => out.warnings.push(format!(
+                            "{name}: credHelpers[\"{host}\"] is {other}, not \"{HELPER_NAME}\"; left alone"
+                        )),
+                        None => {}
+                    }
+                    out.hosts.push(host);
+                }
+                // An emptied credHelpers means the same to Docker as none; drop it so that
+                // configure followed by unconfigure gives back the original document.
+                if helpers.is_empty() && !out.changes.is_empty() {
+                    doc.shift_remove("credHelpers");
+                    out.changes.push("credHelpers removed (now empty)".into());
+                }
+            }
+            Some(other) => return Err(not_object("credHelpers", other)),
+            None if !req.all_stackit => out.hosts = req.hosts.clone(),
+            None => {}
+        }
+    } else if !req.hosts.is_empty() {
+        let helpers = match doc.entry("credHelpers").or_insert_with(|| Value::Object(Map::new())) {
+            Value::Object(m) => m,
+            other => return Err(not_object("credHelpers", other)),
+        };
+        for host in &req.hosts {
+            match helpers.get(host) {
+                Some(v) if v.as_str() == Some(HELPER_NAME) => {}
+                Some(old) => {
+                    let old = old.to_string();
+                    helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
+                    out.changes
+                        .push(format!("credHelpers[\"{host}\"] = \"{HELPER_NAME}\" (was {old})"));
+                }
+                None => {
+                    helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
+                    out.changes
+                        .push(format!("credHelpers[\"{host}\"] = \"{HELPER_NAME}\" (added)"));
+                }
+            }
+            out.hosts.push(host.clone());
+        }
+        if req.kind == Kind::Docker
+            && let Some(store) = doc.get("credsStore").and_then(Value::as_str).filter(|s| !s.is_empty())
+        {
+            out.warnings.push(format!(
+                "{name} also sets credsStore \"{store}\"; it keeps answering for every registry not listed in credHelpers"
+            ));
+        }
+    }
+
+    let hosts = out.hosts.clone();
+    stale_auths(doc, req, &hosts, &mut out, file);
+    Ok(out)
+}
+
+/// Finds (and with `remove_stale_auths` deletes) `auths` entries that hold a stored secret for
+/// one of `hosts`. Docker's own empty `{}` entries (kept after a helper `store`) are left alone.
+fn stale_auths(doc: &mut Map<String, Value>, req: &Request, hosts: &[String], out: &mut Edit, file: &Path) {
+    let Some(Value::Object(auths)) = doc.get_mut("auths") else {
+        return;
+    };
+    let stale: Vec<(String, String)> = auths
+        .iter()
+        .filter(|(_, entry)| holds_secret(entry))
+        .filter_map(|(key, _)| {
+            let host = server::normalize(key)?;
+            hosts.contains(&host).then(|| (key.clone(), host))
+        })
+        .collect();
+    for (key, host) in stale {
+        if req.remove_stale_auths {
+            auths.shift_remove(&key);
+            out.changes
+                .push(format!("auths[\"{key}\"] removed (a stored secret for {host})"));
+        } else if req.unconfigure {
+            out.warnings.push(format!(
+                "{}: auths[\"{key}\"] holds a stored secret for {host}; without the credHelpers entry clients will send it again. Delete it with --remove-stale-auths if it is stale",
+                file.display()
+            ));
+        } else {
+            let login = match req.kind {
+                Kind::Docker => "docker login",
+                Kind::Containers => "podman login",
+            };
+            out.warnings.push(format!(
+                "{}: auths[\"{key}\"] still holds a stored secret for {host}, unused now that credHelpers answers for it. Delete it with --remove-stale-auths (if it is an unlinked robot's secret, run {login} {host} afterwards so the helper keeps it)",
+                file.display()
+            ));
+        }
+    }
+}
+
+/// True for an `auths` entry with a non-empty secret field (docker/cli and containers/image).
+fn holds_secret(entry: &Value) -> bool {
+    ["auth", "password", "identitytoken", "registrytoken"]
+        .iter()
+        .any(|f| entry.get(f).and_then(Value::as_str).is_some_and(|s| !s.is_empty()))
+}
+
+fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// One file, read, parsed and edited in memory, ready to be written.
+#[derive(Debug)]
+struct Prepared {
+    /// The path as configured (possibly a symlink), for messages.
+    path: PathBuf,
+    /// The symlink-resolved file that is actually written.
+    target: PathBuf,
+    /// The file's text before the edit; `None` if it does not exist.
+    old: Option<String>,
+    /// The file's text after the edit.
+    new: String,
+    /// The old file's metadata, whose owner and mode the new file keeps.
+    meta: Option<Metadata>,
+    edit: Edit,
+}
+
+/// Follows symlinks one hop at a time (at most 40, like the kernel) so a dangling link still
+/// yields the path of the file to create.
+fn resolve_symlinks(path: &Path) -> Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&current)
+                    .map_err(|e| Error::Io(format!("cannot read the symlink {}: {e}", current.display())))?;
+                current = match current.parent() {
+                    Some(parent) if link.is_relative() => parent.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::Io(format!(
+        "{}: too many levels of symbolic links; fix the link",
+        path.display()
+    )))
+}
+
+/// Reads and edits one file without writing it. Any problem here leaves every file untouched.
+fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
+    let target = resolve_symlinks(path)?;
+    let (old, meta) = match std::fs::metadata(&target) {
+        Ok(meta) if !meta.is_file() => {
+            return Err(Error::Io(format!(
+                "{} is not a regular file; nothing was changed",
+                target.display()
+            )));
+        }
+        Ok(meta) => {
+            let text = std::fs::read_to_string(&target).map_err(|e| {
+                Error::Io(format!(
+                    "cannot read {}: {}; nothing was changed",
+                    target.display(),
+                    crate::key::io_reason(&e)
+                ))
+            })?;
+            (Some(text), Some(meta))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
+        Err(e) => {
+            return Err(Error::Io(format!(
+                "cannot inspect {}: {}",
+                target.display(),
+                crate::key::io_reason(&e)
+            )));
+        }
+    };
+    // Unconfiguring a file that does not exist has nothing to do; do not create it.
+    if old.is_none() && req.unconfigure {
+        return Ok(None);
+    }
+    let text = old.as_deref().unwrap_or("");
+    // docker/cli accepts an empty file as an empty config (json.Decoder returns io.EOF).
+    let mut doc = if text.trim().is_empty() {
+        Map::new()
+    } else {
+        match serde_json::from_str::<Value>(text) {
+            Ok(Value::Object(m)) => m,
+            Ok(other) => {
+                return Err(Error::Config(format!(
+                    "{} holds {}, not a JSON object; fix it by hand (nothing was changed)",
+                    path.display(),
+                    json_kind(&other)
+                )));
+            }
+            // serde_json's messages name the position and the expected token, never the content,
+            // so no secret from `auths` can leak into the error.
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "{} is not valid JSON ({e}); fix it by hand (nothing was changed)",
+                    path.display()
+                )));
+            }
+        }
+    };
+    let edit = edit(&mut doc, req, path)?;
+    let indent = detect_indent(text);
+    // Keep the file's final newline (or its absence); new files get one.
+    let newline = old.as_deref().is_none_or(|t| t.ends_with('\n') || t.trim().is_empty());
+    let new = render(&Value::Object(doc), &indent, newline)?;
+    Ok(Some(Prepared {
+        path: path.to_path_buf(),
+        target,
+        old,
+        new,
+        meta,
+        edit,
+    }))
+}
+
+/// The indentation of the first indented line, so a file indented with spaces stays that way.
+fn detect_indent(text: &str) -> Vec<u8> {
+    text.lines()
+        .skip(1)
+        .find_map(|line| {
+            let ws: String = line.chars().take_while(|c| *c == ' ' || *c == '\t').collect();
+            (!ws.is_empty() && line.len() > ws.len()).then(|| ws.into_bytes())
+        })
+        .unwrap_or_else(|| DEFAULT_INDENT.to_vec())
+}
+
+fn render(doc: &Value, indent: &[u8], newline: bool) -> Result<String> {
+    let mut buf = Vec::new();
+    let mut ser =
+        serde_json::Serializer::with_formatter(&mut buf, serde_json::ser::PrettyFormatter::with_indent(indent));
+    doc.serialize(&mut ser)
+        .map_err(|e| Error::Io(format!("cannot render the new config: {e}")))?;
+    if newline {
+        buf.push(b'\n');
+    }
+    String::from_utf8(buf).map_err(|e| Error::Io(format!("cannot render the new config: {e}")))
+}
+
+/// Writes `text` to `target` atomically: a temp file in the same directory, the old file's owner
+/// and mode (0600 for a new file), fsync, rename, fsync of the directory.
+fn write_atomically(target: &Path, text: &str, meta: Option<&Metadata>) -> Result<()> {
+    let dir = match target.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let io_err = |what: &str, e: std::io::Error| {
+        Error::Io(format!(
+            "cannot {what} {}: {}; nothing was changed",
+            target.display(),
+            crate::key::io_reason(&e)
+        ))
+    };
+    if !dir.exists() {
+        // Docker creates ~/.docker with 0700 too; it may hold plain-text secrets.
+        crate::token::cache::create_private_dir(&dir).map_err(|e| {
+            Error::Io(format!(
+                "cannot create the directory {}: {}",
+                dir.display(),
+                crate::key::io_reason(&e)
+            ))
+        })?;
+    }
+    let file_name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config.json".into());
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| io_err("create a temporary file next to", e))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| io_err("write a temporary file next to", e))?;
+    keep_owner_and_mode(tmp.as_file(), meta).map_err(|e| io_err("keep the owner and mode of", e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io_err("flush a temporary file next to", e))?;
+    tmp.persist(target).map_err(|e| io_err("replace", e.error))?;
+    // Make the rename itself durable; failure here cannot undo a completed rename, so ignore it.
+    #[cfg(unix)]
+    if let Ok(d) = std::fs::File::open(&dir) {
+        let _ = d.sync_all();
+    }
+    Ok(())
+}
+
+/// Gives the temp file the old file's owner (when it differs, e.g. root editing a user's file)
+/// and mode. Without an old file the temp file keeps tempfile's 0600.
+#[cfg(unix)]
+fn keep_owner_and_mode(file: &std::fs::File, meta: Option<&Metadata>) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Some(meta) = meta else {
+        return Ok(());
+    };
+    let mine = file.metadata()?;
+    if mine.uid() != meta.uid() || mine.gid() != meta.gid() {
+        // chown before chmod: chown clears set-id bits.
+        std::os::unix::fs::fchown(file, Some(meta.uid()), Some(meta.gid()))?;
+    }
+    file.set_permissions(std::fs::Permissions::from_mode(meta.mode() & 0o7777))
+}
+
+#[cfg(not(unix))]
+fn keep_owner_and_mode(file: &std::fs::File, meta: Option<&Metadata>) -> std::io::Result<()> {
+    match meta {
+        Some(m) => file.set_permissions(m.permissions()),
+        None => Ok(()),
+    }
+}
+
+/// A minimal unified diff (3 lines of context) between two texts, for `--dry-run`.
+pub fn unified_diff(old: &str, new: &str, old_name: &str, new_name: &str) -> String {
+    let a: Vec<&str> = old.lines().collect();
+    let b: Vec<&str> = new.lines().collect();
+    let ops = diff_ops(&a, &b);
+    let mut out = format!("--- {old_name}\n+++ {new_name}\n");
+    const CONTEXT: usize = 3;
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, op)| !matches!(op, Op::Same(_)))
+        .map(|(i, _)| i)
+        .collect();
+    let mut i = 0;
+    while i < changed.len() {
+        let start = changed[i].saturating_sub(CONTEXT);
+        let mut end = changed[i];
+        // Merge changes whose context windows touch into one hunk.
+        while i < changed.len() && changed[i] <= end + 2 * CONTEXT + 1 {
+            end = changed[i];
+            i += 1;
+        }
+        let end = (end + CONTEXT + 1).min(ops.len());
+        let hunk = &ops[start..end];
+        let (old_start, new_start) = positions(&ops[..start]);
+        let old_len = hunk.iter().filter(|op| !matches!(op, Op::Add(_))).count();
+        let new_len = hunk.iter().filter(|op| !matches!(op, Op::Del(_))).count();
+        let first = |pos: usize, len: usize| if len == 0 { pos } else { pos + 1 };
+        out.push_str(&format!(
+            "@@ -{},{old_len} +{},{new_len} @@\n",
+            first(old_start, old_len),
+            first(new_start, new_len)
+        ));
+        for op in hunk {
+            match op {
+                Op::Same(j) => out.push_str(&format!(" {}\n", a[*j])),
+                Op::Del(j) => out.push_str(&format!("-{}\n", a[*j])),
+                Op::Add(k) => out.push_str(&format!("+{}\n", b[*k])),
+            }
+        }
+    }
+    out
+}
+
+/// One diff line: kept (old index), deleted (old index) or added (new index).
+#[derive(Debug, Clone, Copy)]
+enum Op {
+    Same(usize),
+    Del(usize),
+    Add(usize),
+}
+
+/// Lines of the old and new text consumed before `ops`.
+fn positions(ops: &[Op]) -> (usize, usize) {
+    ops.iter().fold((0, 0), |(o, n), op| match op {
+        Op::Same(_) => (o + 1, n + 1),
+        Op::Del(_) => (o + 1, n),
+        Op::Add(_) => (o, n + 1),
+    })
+}
+
+/// Longest-common-subsequence line diff. Config files are small; beyond 4M cells the diff falls
+/// back to "everything replaced", which is still correct, only less helpful.
+fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
+    let (n, m) = (a.len(), b.len());
+    if n.saturating_mul(m) > 4_000_000 {
+        return (0..n).map(Op::Del).chain((0..m).map(Op::Add)).collect();
+    }
+    // lcs[i][j] = LCS length of a[i..] and b[j..], flattened.
+    let w = m + 1;
+    let mut lcs = vec![0u32; (n + 1) * w];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i * w + j] = if a[i] == b[j] {
+                lcs[(i + 1) * w + j + 1] + 1
+            } else {
+                lcs[(i + 1) * w + j].max(lcs[i * w + j + 1])
+            };
+        }
+    }
+    let (mut i, mut j) = (0, 0);
+    let mut ops = Vec::with_capacity(n + m);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            ops.push(Op::Same(i));
+            i += 1;
+            j += 1;
+        } else if j < m && (i == n || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j]) {
+            ops.push(Op::Add(j));
+            j += 1;
+        } else {
+            ops.push(Op::Del(i));
+            i += 1;
+        }
+    }
+    // Show deletions before additions within a change, as diff(1) does.
+    let mut k = 0;
+    while k < ops.len() {
+        let start = k;
+        while k < ops.len() && !matches!(ops[k], Op::Same(_)) {
+            k += 1;
+        }
+        ops[start..k].sort_by_key(|op| matches!(op, Op::Add(_)));
+        k += 1;
+    }
+    ops
+}
+
+/// Searches `PATH` for the helper binary: Docker runs `docker-credential-stackit` from `PATH`,
+/// and a missing binary only shows up later as a failed pull.
+fn binary_on_path() -> bool {
+    let Some(path) = std::env::var_os("PATH") else {
+        return false;
+    };
+    let name = format!("{BINARY}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(&path).any(|dir| dir.join(&name).is_file())
+}
+
+/// `configure-docker ARGS`: parses the arguments, edits the files, reports on stdout (changes)
+/// and stderr (warnings).
+pub fn run(args: &[String]) -> Result<()> {
+    let opts = Options::parse(args)?;
+    if opts.help {
+        print!("{USAGE}");
+        return Ok(());
+    }
+    let hosts = if !opts.registries.is_empty() {
+        if !opts.unconfigure {
+            warn_unserved(&opts.registries);
+        }
+        opts.registries.clone()
+    } else if opts.unconfigure {
+        Vec::new()
+    } else {
+        Settings::load()?.served
+    };
+    let all_stackit = opts.unconfigure && opts.registries.is_empty();
+
+    // Resolve every path first so a missing XDG_RUNTIME_DIR fails before anything is written.
+    let mut files = vec![(Kind::Docker, docker_config_path()?)];
+    if opts.containers {
+        files.push((Kind::Containers, containers_auth_path()?));
+    }
+    // Read, parse and edit every file before writing any: a malformed second file must not
+    // leave the first one changed.
+    let mut prepared = Vec::new();
+    for (kind, path) in files {
+        let req = Request {
+            hosts: hosts.clone(),
+            unconfigure: opts.unconfigure,
+            all_stackit,
+            remove_stale_auths: opts.remove_stale_auths,
+            kind,
+        };
+        prepared.push((path.clone(), prepare(&path, &req)?));
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    for (path, p) in prepared {
+        let Some(p) = p else {
+            let _ = writeln!(stdout, "{}: does not exist; nothing to unconfigure", path.display());
+            continue;
+        };
+        for w in &p.edit.warnings {
+            warn!("{w}");
+        }
+        let unchanged = p.old.as_deref() == Some(p.new.as_str()) || p.edit.changes.is_empty();
+        if unchanged {
+            let _ = writeln!(
+                stdout,
+                "{}: {}; nothing changed",
+                p.path.display(),
+                already(&p.edit, &opts)
+            );
+            continue;
+        }
+        let shown = if p.target == p.path {
+            p.path.display().to_string()
+        } else {
+            format!("{} -> {}", p.path.display(), p.target.display())
+        };
+        if opts.dry_run {
+            let old_name = if p.old.is_some() {
+                shown.clone()
+            } else {
+                "/dev/null".into()
+            };
+            let _ = writeln!(stdout, "Would change {shown} (dry run, nothing written):");
+            let _ = write!(
+                stdout,
+                "{}",
+                unified_diff(p.old.as_deref().unwrap_or(""), &p.new, &old_name, &shown)
+            );
+            continue;
+        }
+        write_atomically(&p.target, &p.new, p.meta.as_ref())?;
+        let verb = if p.old.is_some() { "Updated" } else { "Created" };
+        let _ = writeln!(stdout, "{verb} {shown}:");
+        for c in &p.edit.changes {
+            let _ = writeln!(stdout, "  {c}");
+        }
+    }
+    if !opts.unconfigure && !binary_on_path() {
+        warn!(
+            "{BINARY} is not on PATH, so Docker cannot run it (\"executable file not found\"); install it into a directory on PATH, e.g. /usr/local/bin"
+        );
+    }
+    Ok(())
+}
+
+/// The "nothing to do" message for one file.
+fn already(edit: &Edit, opts: &Options) -> String {
+    if opts.unconfigure {
+        if edit.hosts.is_empty() {
+            format!("no credHelpers entry names {HELPER_NAME}")
+        } else {
+            format!("no {HELPER_NAME} credHelpers entry for {}", edit.hosts.join(", "))
+        }
+    } else {
+        let list: Vec<String> = edit.hosts.iter().map(|h| format!("{h} -> {HELPER_NAME}")).collect();
+        format!("already configured ({})", list.join(", "))
+    }
+}
+
+/// Warns about `--registry` hosts this helper would answer "not found" for.
+fn warn_unserved(hosts: &[String]) {
+    match Settings::load() {
+        Ok(settings) => {
+            for host in hosts.iter().filter(|h| !settings.serves(h)) {
+                warn!(
+                    "{host} is not a served host, so get will answer \"credentials not found\" for it; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to registries in the helper config file"
+                );
+            }
+        }
+        Err(e) => warn!("cannot check which hosts are served: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn req(hosts: &[&str], unconfigure: bool) -> Request {
+        Request {
+            hosts: hosts.iter().map(|s| s.to_string()).collect(),
+            unconfigure,
+            all_stackit: unconfigure && hosts.is_empty(),
+            remove_stale_auths: false,
+            kind: Kind::Docker,
+        }
+    }
+
+    fn doc(text: &str) -> Map<String, Value> {
+        match serde_json::from_str(text).unwrap() {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    #[test]
+    fn parses_flags_and_normalises_registries() {
+        let o = Options::parse(&args(&[
+            "--registry",
+            "https://Registry.OnStackit.Cloud/v2/",
+            "--registry=localhost:5000",
+            "--registry",
+            "registry.onstackit.cloud",
+            "--dry-run",
+            "--unconfigure",
+            "--containers",
+            "--remove-stale-auths",
+        ]))
+        .unwrap();
+        assert_eq!(o.registries, ["registry.onstackit.cloud", "localhost:5000"]);
+        assert!(o.dry_run && o.unconfigure && o.containers && o.remove_stale_auths && !o.help);
+        for bad in [&["--registry"][..], &["--registry", "a b"], &["--force"], &["extra"]] {
+            assert!(matches!(Options::parse(&args(bad)), Err(Error::Usage(_))), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn adds_after_existing_entries_and_keeps_order() {
+        let mut d = doc(r#"{"z":1,"credHelpers":{"gcr.io":"gcloud"},"a":2}"#);
+        let e = edit(&mut d, &req(&["registry.onstackit.cloud"], false), Path::new("c")).unwrap();
+        assert_eq!(e.changes.len(), 1);
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"z":1,"credHelpers":{"gcr.io":"gcloud","registry.onstackit.cloud":"stackit"},"a":2}"#
+        );
+        let again = edit(&mut d, &req(&["registry.onstackit.cloud"], false), Path::new("c")).unwrap();
+        assert!(again.changes.is_empty());
+    }
+
+    #[test]
+    fn unconfigure_removes_only_stackit_entries_in_place() {
+        let mut d = doc(r#"{"credHelpers":{"a":"stackit","b":"ecr-login","c":"stackit","d":"x"}}"#);
+        let e = edit(&mut d, &req(&[], true), Path::new("c")).unwrap();
+        assert_eq!(e.changes.len(), 2);
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"credHelpers":{"b":"ecr-login","d":"x"}}"#
+        );
+        let mut d = doc(r#"{"credHelpers":{"b":"ecr-login"}}"#);
+        let e = edit(&mut d, &req(&["b"], true), Path::new("c")).unwrap();
+        assert!(e.changes.is_empty() && e.warnings[0].contains("left alone"));
+        let mut d = doc(r#"{"x":1,"credHelpers":{"a":"stackit"},"y":2}"#);
+        edit(&mut d, &req(&[], true), Path::new("c")).unwrap();
+        assert_eq!(serde_json::to_string(&d).unwrap(), r#"{"x":1,"y":2}"#);
+    }
+
+    #[test]
+    fn stale_auths_are_those_with_a_secret() {
+        let text = r#"{"auths":{"https://registry.onstackit.cloud/v1/":{"auth":"cm9ib3Q6cw=="},"registry.onstackit.cloud":{},"other.example":{"auth":"eDp5"}}}"#;
+        let mut d = doc(text);
+        let e = edit(&mut d, &req(&["registry.onstackit.cloud"], false), Path::new("c")).unwrap();
+        assert_eq!(e.warnings.len(), 1, "{:?}", e.warnings);
+        assert!(e.warnings[0].contains("--remove-stale-auths"));
+        assert!(!e.warnings[0].contains("cm9ib3Q6cw=="), "never print the secret");
+        let mut d = doc(text);
+        let mut r = req(&["registry.onstackit.cloud"], false);
+        r.remove_stale_auths = true;
+        let e = edit(&mut d, &r, Path::new("c")).unwrap();
+        assert!(e.warnings.is_empty());
+        assert_eq!(
+            d["auths"].as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["registry.onstackit.cloud", "other.example"]
+        );
+    }
+
+    #[test]
+    fn wrong_shapes_are_refused() {
+        let mut d = doc(r#"{"credHelpers":"stackit"}"#);
+        let err = edit(&mut d, &req(&["h"], false), Path::new("/x/config.json")).unwrap_err();
+        assert!(
+            err.to_string().contains("/x/config.json: credHelpers is a string"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn indentation_is_detected() {
+        assert_eq!(detect_indent("{\n    \"a\": 1\n}"), b"    ");
+        assert_eq!(detect_indent("{\n\t\"a\": 1\n}"), b"\t");
+        assert_eq!(detect_indent("{\"a\":1}"), b"\t");
+        assert_eq!(detect_indent(""), b"\t");
+    }
+
+    #[test]
+    fn diff_has_hunks_with_context() {
+        let old = "{\n\t\"a\": 1,\n\t\"b\": 2,\n\t\"c\": 3\n}\n";
+        let new = "{\n\t\"a\": 1,\n\t\"b\": 2,\n\t\"c\": 3,\n\t\"d\": 4\n}\n";
+        let d = unified_diff(old, new, "old", "new");
+        assert_eq!(
+            d,
+            "--- old\n+++ new\n@@ -1,5 +1,6 @@\n {\n \t\"a\": 1,\n \t\"b\": 2,\n-\t\"c\": 3\n+\t\"c\": 3,\n+\t\"d\": 4\n }\n"
+        );
+        let d = unified_diff("", "{}\n", "/dev/null", "new");
+        assert_eq!(d, "--- /dev/null\n+++ new\n@@ -0,0 +1,1 @@\n+{}\n");
+        assert_eq!(unified_diff("x\n", "x\n", "a", "b"), "--- a\n+++ b\n");
+    }
+}

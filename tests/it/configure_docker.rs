@@ -1,0 +1,486 @@
+//! `configure-docker` run as a user would: the compiled binary, an empty environment, a private
+//! HOME. Every test checks the file on disk, not just the output.
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-stackit");
+const HOST: &str = "registry.onstackit.cloud";
+
+/// A throw-away HOME with `DOCKER_CONFIG` pointing into it unless a test says otherwise.
+struct Sandbox {
+    dir: tempfile::TempDir,
+    env: Vec<(String, String)>,
+}
+
+impl Sandbox {
+    fn new() -> Sandbox {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        fs::create_dir(&home).unwrap();
+        let bin_dir = Path::new(BIN).parent().unwrap().to_str().unwrap().to_string();
+        let env = vec![
+            ("HOME".to_string(), home.to_str().unwrap().to_string()),
+            // The binary's own directory, so the "not on PATH" warning stays out of the way.
+            ("PATH".to_string(), bin_dir),
+        ];
+        Sandbox { dir, env }
+    }
+
+    fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// `DOCKER_CONFIG` = `<sandbox>/docker`; returns its config.json path.
+    fn with_docker_config(mut self) -> (Sandbox, PathBuf) {
+        let dir = self.path("docker");
+        self.env.push(("DOCKER_CONFIG".into(), dir.to_str().unwrap().into()));
+        (self, dir.join("config.json"))
+    }
+
+    fn set(&mut self, k: &str, v: &str) {
+        self.env.push((k.into(), v.into()));
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        let out = Command::new(BIN)
+            .arg("configure-docker")
+            .args(args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.dir.path())
+            .output()
+            .unwrap();
+        Run(out)
+    }
+}
+
+struct Run(Output);
+
+impl Run {
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+    fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code(), 0, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
+        self
+    }
+}
+
+fn write(path: &Path, text: &str) {
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, text).unwrap();
+}
+
+fn read(path: &Path) -> String {
+    fs::read_to_string(path).unwrap()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(path)).unwrap()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+/// Files in `dir` other than `keep`: a leftover temp file means a non-atomic or unclean write.
+fn strays(dir: &Path, keep: &[&str]) -> Vec<String> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !keep.contains(&n.as_str()))
+        .collect()
+}
+
+#[test]
+fn creates_docker_config_under_home_with_private_modes() {
+    let sb = Sandbox::new();
+    let out = sb.run(&[]).ok();
+    let cfg = sb.home().join(".docker/config.json");
+    assert_eq!(
+        read(&cfg),
+        format!("{{\n\t\"credHelpers\": {{\n\t\t\"{HOST}\": \"stackit\"\n\t}}\n}}\n")
+    );
+    assert_eq!(mode(&sb.home().join(".docker")), 0o700);
+    assert_eq!(mode(&cfg), 0o600);
+    assert!(
+        out.stdout().starts_with(&format!("Created {}:", cfg.display())),
+        "{}",
+        out.stdout()
+    );
+    assert!(
+        out.stdout()
+            .contains(&format!("credHelpers[\"{HOST}\"] = \"stackit\" (added)"))
+    );
+    assert_eq!(out.stderr(), "", "a clean set-up prints no warnings");
+}
+
+#[test]
+fn configures_every_served_host_or_only_the_named_ones() {
+    let (mut sb, cfg) = Sandbox::new().with_docker_config();
+    sb.set("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "localhost:5000,Mirror.Example");
+    sb.run(&[]).ok();
+    let helpers = json(&cfg)["credHelpers"].clone();
+    let keys: Vec<&String> = helpers.as_object().unwrap().keys().collect();
+    assert_eq!(keys, [HOST, "localhost:5000", "mirror.example"]);
+
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let out = sb.run(&["--registry", "https://Other.Example:443/v2/"]).ok();
+    assert_eq!(
+        json(&cfg),
+        serde_json::json!({"credHelpers": {"other.example": "stackit"}})
+    );
+    assert!(
+        out.stderr().contains("other.example is not a served host")
+            && out.stderr().contains("DOCKER_CREDENTIAL_STACKIT_REGISTRIES"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn keeps_unknown_keys_their_order_and_other_helpers() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let before = "{\n\t\"psFormat\": \"table {{.ID}}\",\n\t\"credHelpers\": {\n\t\t\"gcr.io\": \"gcloud\"\n\t},\n\t\"auths\": {\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"eDp5\"\n\t\t}\n\t},\n\t\"zz-plugin\": {\n\t\t\"b\": [1, 2.5, null, true],\n\t\t\"a\": {}\n\t},\n\t\"aa\": \"last\"\n}\n";
+    write(&cfg, before);
+    sb.run(&[]).ok();
+    let after = read(&cfg);
+    let expected = before
+        .replace(
+            "[1, 2.5, null, true]",
+            "[\n\t\t\t1,\n\t\t\t2.5,\n\t\t\tnull,\n\t\t\ttrue\n\t\t]",
+        )
+        .replace("\"gcloud\"\n", &format!("\"gcloud\",\n\t\t\"{HOST}\": \"stackit\"\n"));
+    assert_eq!(after, expected);
+}
+
+#[test]
+fn second_run_changes_nothing_and_says_so() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    write(&cfg, "{\"auths\":{}}");
+    sb.run(&[]).ok();
+    let first = read(&cfg);
+    let inode = fs::metadata(&cfg).unwrap().ino();
+    let out = sb.run(&[]).ok();
+    assert_eq!(read(&cfg), first);
+    assert_eq!(
+        fs::metadata(&cfg).unwrap().ino(),
+        inode,
+        "the file must not even be rewritten"
+    );
+    assert_eq!(
+        out.stdout(),
+        format!(
+            "{}: already configured ({HOST} -> stackit); nothing changed\n",
+            cfg.display()
+        )
+    );
+}
+
+#[test]
+fn dry_run_prints_a_diff_and_writes_nothing() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let out = sb.run(&["--dry-run"]).ok();
+    assert!(
+        !cfg.exists() && !cfg.parent().unwrap().exists(),
+        "dry run created files"
+    );
+    assert!(out.stdout().contains("--- /dev/null\n"), "{}", out.stdout());
+    assert!(
+        out.stdout().contains(&format!("+\t\t\"{HOST}\": \"stackit\"\n")),
+        "{}",
+        out.stdout()
+    );
+
+    let before = "{\n    \"auths\": {}\n}\n";
+    write(&cfg, before);
+    let out = sb.run(&["--dry-run"]).ok();
+    assert_eq!(read(&cfg), before);
+    assert_eq!(
+        out.stdout(),
+        format!(
+            "Would change {p} (dry run, nothing written):\n--- {p}\n+++ {p}\n@@ -1,3 +1,6 @@\n {{\n-    \"auths\": {{}}\n+    \"auths\": {{}},\n+    \"credHelpers\": {{\n+        \"{HOST}\": \"stackit\"\n+    }}\n }}\n",
+            p = cfg.display()
+        )
+    );
+    assert_eq!(strays(cfg.parent().unwrap(), &["config.json"]), Vec::<String>::new());
+}
+
+#[test]
+fn unconfigure_gives_back_the_original_file() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let before = "{\n\t\"credHelpers\": {\n\t\t\"gcr.io\": \"gcloud\"\n\t},\n\t\"x\": 1\n}\n";
+    write(&cfg, before);
+    sb.run(&["--registry", "a.example", "--registry", HOST]).ok();
+    assert_ne!(read(&cfg), before);
+    let out = sb.run(&["--unconfigure"]).ok();
+    assert_eq!(read(&cfg), before);
+    assert!(
+        out.stdout().contains("credHelpers[\"a.example\"] removed"),
+        "{}",
+        out.stdout()
+    );
+    let out = sb.run(&["--unconfigure"]).ok();
+    assert!(out.stdout().contains("nothing changed"), "{}", out.stdout());
+
+    // Another helper's entry for the host is not ours to remove.
+    write(&cfg, "{\"credHelpers\":{\"registry.onstackit.cloud\":\"ecr-login\"}}");
+    let out = sb.run(&["--unconfigure", "--registry", HOST]).ok();
+    assert!(out.stderr().contains("left alone"), "{}", out.stderr());
+    assert_eq!(json(&cfg)["credHelpers"][HOST], "ecr-login");
+
+    // Unconfiguring a file that does not exist does not create it.
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let out = sb.run(&["--unconfigure"]).ok();
+    assert!(!cfg.exists());
+    assert!(out.stdout().contains("does not exist"), "{}", out.stdout());
+}
+
+#[test]
+fn a_symlinked_config_stays_a_symlink() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let real = sb.path("dotfiles/docker-config.json");
+    write(&real, "{\"x\":1}\n");
+    fs::create_dir_all(cfg.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("../dotfiles/docker-config.json", &cfg).unwrap();
+    let out = sb.run(&[]).ok();
+    assert!(fs::symlink_metadata(&cfg).unwrap().file_type().is_symlink());
+    assert_eq!(
+        fs::read_link(&cfg).unwrap(),
+        Path::new("../dotfiles/docker-config.json")
+    );
+    assert_eq!(json(&real)["credHelpers"][HOST], "stackit");
+    assert_eq!(json(&real)["x"], 1);
+    assert!(out.stdout().contains("docker-config.json"), "{}", out.stdout());
+    assert_eq!(
+        strays(&sb.path("dotfiles"), &["docker-config.json"]),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn mode_and_owner_are_kept() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    write(&cfg, "{}");
+    fs::set_permissions(&cfg, fs::Permissions::from_mode(0o640)).unwrap();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if root {
+        // Root editing a user's file (e.g. under sudo) must not take the file over.
+        std::os::unix::fs::chown(&cfg, Some(4242), Some(4343)).unwrap();
+    }
+    sb.run(&[]).ok();
+    assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
+    assert_eq!(mode(&cfg), 0o640);
+    if root {
+        let meta = fs::metadata(&cfg).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
+    } else {
+        eprintln!("not root: owner preservation not exercised");
+    }
+}
+
+#[test]
+fn malformed_json_is_refused_and_left_untouched() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let broken = "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {\"auth\": \"c2VjcmV0\"},\n\t}\n";
+    write(&cfg, broken);
+    let out = sb.run(&[]);
+    assert_eq!(out.code(), 1);
+    assert_eq!(out.stdout(), "");
+    let err = out.stderr();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains(&cfg.display().to_string()) && err.contains("line 4 column 2"),
+        "{err}"
+    );
+    assert!(!err.contains("c2VjcmV0"), "the error must not quote the file: {err}");
+    assert_eq!(read(&cfg), broken);
+    assert_eq!(strays(cfg.parent().unwrap(), &["config.json"]), Vec::<String>::new());
+
+    for (text, what) in [("[]", "an array"), ("{\"credHelpers\": []}", "credHelpers is an array")] {
+        write(&cfg, text);
+        let out = sb.run(&[]);
+        assert_eq!(out.code(), 1);
+        assert!(out.stderr().contains(what), "{}", out.stderr());
+        assert_eq!(read(&cfg), text);
+    }
+}
+
+#[test]
+fn stale_auths_are_reported_then_removed_on_request() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    write(
+        &cfg,
+        r#"{"auths":{"https://registry.onstackit.cloud":{"auth":"cm9ib3QkeDpzM2NyZXQ="},"ghcr.io":{"auth":"eDp5"}},"credsStore":"desktop"}"#,
+    );
+    let out = sb.run(&[]).ok();
+    let err = out.stderr();
+    assert!(
+        err.contains("auths[\"https://registry.onstackit.cloud\"] still holds a stored secret")
+            && err.contains("--remove-stale-auths"),
+        "{err}"
+    );
+    assert!(err.contains("credsStore \"desktop\""), "{err}");
+    assert!(!err.contains("cm9ib3Q"), "never print the secret: {err}");
+    assert!(
+        json(&cfg)["auths"]["https://registry.onstackit.cloud"].is_object(),
+        "kept without the flag"
+    );
+
+    let out = sb.run(&["--remove-stale-auths"]).ok();
+    assert!(
+        out.stdout()
+            .contains("auths[\"https://registry.onstackit.cloud\"] removed"),
+        "{}",
+        out.stdout()
+    );
+    let after = json(&cfg);
+    assert!(after["auths"].get("https://registry.onstackit.cloud").is_none());
+    assert_eq!(
+        after["auths"]["ghcr.io"]["auth"], "eDp5",
+        "other registries' logins are kept"
+    );
+    assert_eq!(after["credsStore"], "desktop");
+    assert!(!sb.run(&[]).ok().stderr().contains("stored secret"));
+}
+
+#[test]
+fn containers_auth_file_is_configured_too() {
+    let (mut sb, cfg) = Sandbox::new().with_docker_config();
+    let auth = sb.path("podman/auth.json");
+    write(
+        &auth,
+        "{\n\t\"auths\": {\n\t\t\"registry.onstackit.cloud\": {\n\t\t\t\"auth\": \"eDp5\"\n\t\t}\n\t}\n}",
+    );
+    sb.set("REGISTRY_AUTH_FILE", auth.to_str().unwrap());
+    let out = sb.run(&["--containers"]).ok();
+    assert!(
+        out.stderr().contains(&format!("run podman login {HOST} afterwards")),
+        "{}",
+        out.stderr()
+    );
+    let out = sb.run(&["--containers", "--remove-stale-auths"]).ok();
+    assert_eq!(
+        json(&auth),
+        serde_json::json!({"auths": {}, "credHelpers": {HOST: "stackit"}})
+    );
+    assert!(!read(&auth).ends_with('\n'), "the file's missing final newline is kept");
+    assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
+    assert!(out.stdout().contains(&auth.display().to_string()), "{}", out.stdout());
+
+    // Without REGISTRY_AUTH_FILE: podman's first file under XDG_RUNTIME_DIR.
+    let (mut sb, cfg) = Sandbox::new().with_docker_config();
+    sb.set("XDG_RUNTIME_DIR", sb.path("run").to_str().unwrap());
+    sb.run(&["--containers"]).ok();
+    let auth = sb.path("run/containers/auth.json");
+    assert_eq!(json(&auth)["credHelpers"][HOST], "stackit");
+    assert_eq!(mode(&auth), 0o600);
+    assert_eq!(mode(auth.parent().unwrap()), 0o700);
+    assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
+
+    // Neither set: a clear error, and Docker's file is not touched either.
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let out = sb.run(&["--containers"]);
+    assert_eq!(out.code(), 1);
+    assert!(
+        out.stderr()
+            .contains("neither REGISTRY_AUTH_FILE nor XDG_RUNTIME_DIR is set"),
+        "{}",
+        out.stderr()
+    );
+    assert!(!cfg.exists(), "Docker's config was written although the run failed");
+}
+
+#[test]
+fn a_broken_second_file_leaves_the_first_unchanged() {
+    let (mut sb, cfg) = Sandbox::new().with_docker_config();
+    let auth = sb.path("auth.json");
+    write(&auth, "{oops");
+    sb.set("REGISTRY_AUTH_FILE", auth.to_str().unwrap());
+    let out = sb.run(&["--containers"]);
+    assert_eq!(out.code(), 1);
+    assert!(out.stderr().contains("auth.json is not valid JSON"), "{}", out.stderr());
+    assert!(!cfg.exists(), "Docker's config was written although the run failed");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let sb = Sandbox::new();
+    for args in [
+        &["--bogus"][..],
+        &["--registry"],
+        &["--registry", "not a host"],
+        &["extra"],
+    ] {
+        let out = sb.run(args);
+        assert_eq!(out.code(), 2, "{args:?}: {}", out.stderr());
+        assert_eq!(out.stderr().lines().count(), 1, "{}", out.stderr());
+    }
+    assert!(!sb.home().join(".docker").exists());
+    let out = sb.run(&["--help"]).ok();
+    assert!(out.stdout().contains("--remove-stale-auths"));
+}
+
+#[test]
+fn missing_binary_on_path_is_warned_about() {
+    let (mut sb, _) = Sandbox::new().with_docker_config();
+    sb.env.retain(|(k, _)| k != "PATH");
+    sb.set("PATH", "/nonexistent");
+    let out = sb.run(&[]).ok();
+    assert!(out.stderr().contains("is not on PATH"), "{}", out.stderr());
+}
+
+/// The verbs listed by `help`: lines indented by exactly two spaces in the command sections.
+fn help_verbs() -> Vec<String> {
+    let out = Command::new(BIN).arg("help").env_clear().output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let verbs: Vec<String> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Environment"))
+        .filter(|l| l.starts_with("  ") && l.as_bytes().get(2).is_some_and(u8::is_ascii_lowercase))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .collect();
+    assert!(verbs.len() >= 9, "could not parse help: {verbs:?}");
+    verbs
+}
+
+fn man_page() -> String {
+    read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/man/docker-credential-stackit.1"))
+}
+
+#[test]
+fn every_verb_in_help_is_in_the_man_page() {
+    let man = man_page();
+    for verb in help_verbs() {
+        // Verbs are set in bold with roff's minus sign for hyphens, e.g. \fBconfigure\-docker\fR.
+        let roff = format!("\\fB{}\\fR", verb.replace('-', "\\-"));
+        assert!(man.contains(&roff), "the man page lacks the verb {verb} (as {roff})");
+    }
+}
+
+#[test]
+fn every_environment_variable_is_in_the_man_page() {
+    let man = man_page();
+    for var in docker_credential_stackit::config::ENV_VARS.iter().chain(&[
+        "DOCKER_CONFIG",
+        "REGISTRY_AUTH_FILE",
+        "XDG_RUNTIME_DIR",
+    ]) {
+        assert!(man.contains(&format!(".B {var}\n")), "the man page lacks {var}");
+    }
+}
