@@ -13,6 +13,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod fake;
+pub mod http;
 pub mod key;
 pub mod log;
 pub mod protocol;
