@@ -9,6 +9,7 @@
 //! [`token::cache`] (hit: done) -> [`key`] -> [`token::assertion`] -> [`token::exchange`] ->
 //! cache write -> [`protocol`] -> stdout. [`verbs`] ties the steps together per verb.
 
+pub mod check;
 pub mod config;
 pub mod demo;
 pub mod error;

@@ -2,7 +2,7 @@
 //! stdout/stderr/exit-code contract. All logic lives in the library.
 
 use docker_credential_stackit::config::Settings;
-use docker_credential_stackit::{Error, VERSION, demo, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, check, demo, protocol, verbs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -19,6 +19,9 @@ Commands called by Docker, podman, skopeo, buildah and nerdctl (stdin/stdout pro
 
 Commands for people:
   token [SERVER]  print the bare access token (for docker login --password-stdin, Harbor API)
+  check [IMAGE-OR-REGISTRY] [--pull|--push] [--json] [--robot-file FILE]
+                  explain whether this machine can pull or push IMAGE and what to fix
+                  (Docker wiring, key, token, registry login, scopes, robot link)
   demo            run get against a local fake STACKIT token endpoint (no account needed)
   version         print the version (also --version, -v)
   help            print this help (also --help, -h)
@@ -62,6 +65,7 @@ fn main() -> ExitCode {
     match verb {
         "get" | "store" | "erase" | "list" => protocol_verb(verb),
         "token" => token(rest),
+        "check" => run_check(rest),
         "demo" => finish_human(demo::run()),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => print(USAGE),
@@ -107,6 +111,24 @@ fn token(args: &[String]) -> ExitCode {
     finish_human(result.map(|t| {
         let _ = writeln!(std::io::stdout(), "{}", t.expose());
     }))
+}
+
+/// `check`: the report on stdout (human or JSON); exit 1 if a step failed, 2 for usage errors.
+fn run_check(args: &[String]) -> ExitCode {
+    let options = match check::Options::parse(args) {
+        Ok(o) => o,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if options.help {
+        return print(check::USAGE);
+    }
+    let report = check::run(&options, &check::Environment::from_process(), Settings::load());
+    print(&if options.json {
+        report.to_json()
+    } else {
+        report.render()
+    });
+    ExitCode::from(if report.failed() { 1 } else { 0 })
 }
 
 /// Exit status for commands run by people: errors on stderr, 2 for usage errors.
