@@ -5,7 +5,9 @@
 mod support;
 
 mod cache;
+mod check;
 mod exchange;
+mod harbor;
 mod identity;
 mod protocol;
 mod robots;
