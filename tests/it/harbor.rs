@@ -209,11 +209,10 @@ fn harbor_api_answers_robots_only_what_they_may_see() {
         "no system robot:list"
     );
 
-    let config = harbor.distribution_config(
-        "127.0.0.1:5999",
-        std::path::Path::new("/tmp/data"),
-        &std::env::temp_dir().join(format!("harbor-test-{}.crt", std::process::id())),
-    );
+    let dir = tempfile::tempdir().unwrap();
+    let cert = dir.path().join("token.crt");
+    let config = harbor.distribution_config("127.0.0.1:5999", &dir.path().join("data"), &cert);
+    assert_eq!(std::fs::read_to_string(&cert).unwrap(), harbor.cert_pem());
     assert!(config.contains(&format!("realm: {}", harbor.realm())), "{config}");
     assert!(config.contains("service: harbor-registry") && config.contains("issuer: harbor-token-issuer"));
 }
