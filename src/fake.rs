@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -198,6 +198,7 @@ struct State {
     signer: RsaKey,
     lifetime: AtomicUsize,
     delay_ms: AtomicUsize,
+    clock_offset: AtomicI64,
     stop: AtomicBool,
 }
 
@@ -227,6 +228,7 @@ impl FakeStackit {
             signer: RsaKey::generate(),
             lifetime: AtomicUsize::new(3600),
             delay_ms: AtomicUsize::new(0),
+            clock_offset: AtomicI64::new(0),
             stop: AtomicBool::new(false),
         });
         let accept_state = state.clone();
@@ -278,6 +280,12 @@ impl FakeStackit {
     /// Waits this long before answering each request (default none).
     pub fn set_delay(&self, delay: Duration) {
         self.state.delay_ms.store(delay.as_millis() as usize, Ordering::SeqCst);
+    }
+
+    /// Makes the `Date` header this many seconds off the real clock (default 0), to simulate a
+    /// machine whose clock is wrong.
+    pub fn set_clock_offset(&self, secs: i64) {
+        self.state.clock_offset.store(secs, Ordering::SeqCst);
     }
 
     /// Queues scripted replies for the next requests.
@@ -337,10 +345,11 @@ fn handle(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, state: &State)
 }
 
 /// Request line, lower-cased headers, body.
-type Request = (String, Vec<(String, String)>, Vec<u8>);
+pub type Request = (String, Vec<(String, String)>, Vec<u8>);
 
-/// Reads one HTTP request (head and `Content-Length` body).
-fn read_request(stream: &mut impl Read) -> Option<Request> {
+/// Reads one HTTP/1.1 request (head and `Content-Length` body, at most 1 MiB) from a stream.
+/// Shared with the fake Harbor in the tests, which speaks the same minimal HTTP.
+pub fn read_request(stream: &mut impl Read) -> Option<Request> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -419,17 +428,68 @@ fn serve(mut stream: impl Read + Write, state: &State) {
             }
         },
     };
+    let date = now().saturating_add_signed(state.clock_offset.load(Ordering::SeqCst));
+    let mut headers = vec![("Date".to_string(), http_date(date))];
+    headers.extend(extra);
+    write_response(&mut stream, status, "application/json", body.as_bytes(), &headers);
+}
+
+/// Writes a complete `Connection: close` HTTP/1.1 response.
+pub fn write_response(
+    stream: &mut impl Write,
+    status: u16,
+    content_type: &str,
+    body: &[u8],
+    headers: &[(String, String)],
+) {
     let mut out = format!(
-        "HTTP/1.1 {status} Fake\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n",
+        "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
     );
-    for (k, v) in extra {
+    for (k, v) in headers {
         out.push_str(&format!("{k}: {v}\r\n"));
     }
     out.push_str("\r\n");
-    out.push_str(&body);
-    let _ = stream.write_all(out.as_bytes());
+    let mut bytes = out.into_bytes();
+    bytes.extend_from_slice(body);
+    let _ = stream.write_all(&bytes);
     let _ = stream.flush();
+}
+
+/// Unix seconds as (year, month, day, hour, minute, second, weekday 0 = Thursday).
+fn civil(unix: u64) -> (u64, u64, u64, u64, u64, u64, u64) {
+    let (days, secs) = (unix / 86400, unix % 86400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + u64::from(month <= 2);
+    (year, month, day, secs / 3600, secs % 3600 / 60, secs % 60, days % 7)
+}
+
+/// Formats unix seconds as an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the `Date` header.
+pub fn http_date(unix: u64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let (year, month, day, h, m, s, weekday) = civil(unix);
+    format!(
+        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
+        WEEKDAYS[weekday as usize],
+        MONTHS[(month - 1) as usize],
+    )
+}
+
+/// Formats unix seconds as RFC 3339 in UTC (`1994-11-06T08:49:37Z`).
+pub fn rfc3339(unix: u64) -> String {
+    let (year, month, day, h, m, s, _) = civil(unix);
+    format!("{year:04}-{month:02}-{day:02}T{h:02}:{m:02}:{s:02}Z")
 }
 
 /// Checks the request like the real endpoint would and mints a token.
@@ -514,7 +574,8 @@ fn verify_jwt(jwt: &str, public_der: &[u8], alg: &'static signature::RsaParamete
     Ok((decode_part(jwt, 0)?, decode_part(jwt, 1)?))
 }
 
-fn url_decode(s: &str) -> String {
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space, `%XX` a byte).
+pub fn url_decode(s: &str) -> String {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -538,4 +599,20 @@ fn url_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::token::exchange::{parse_http_date, parse_rfc3339};
+
+    #[test]
+    fn dates_round_trip() {
+        assert_eq!(http_date(784111777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(rfc3339(784111777), "1994-11-06T08:49:37Z");
+        for t in [0, 951_782_400, 1_709_164_800, now()] {
+            assert_eq!(parse_http_date(&http_date(t)), Some(t), "{t}");
+            assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t), "{t}");
+        }
+    }
 }

@@ -280,6 +280,7 @@ mod tests {
             secret: Secret::new("tok.en.sig"),
             expires_at,
             from_cache: false,
+            server_date: None,
         }
     }
 

@@ -9,11 +9,13 @@
 //! [`token::cache`] (hit: done) -> [`key`] -> [`token::assertion`] -> [`token::exchange`] ->
 //! cache write -> [`protocol`] -> stdout. [`verbs`] ties the steps together per verb.
 
+pub mod check;
 pub mod config;
 pub mod demo;
 pub mod docker_config;
 pub mod error;
 pub mod fake;
+pub mod http;
 pub mod key;
 pub mod kubelet;
 pub mod log;

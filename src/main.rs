@@ -2,7 +2,7 @@
 //! stdout/stderr/exit-code contract. All logic lives in the library.
 
 use docker_credential_stackit::config::Settings;
-use docker_credential_stackit::{Error, VERSION, demo, docker_config, kubelet, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, protocol, verbs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -26,6 +26,9 @@ Commands for people:
   configure-docker [--registry HOST]... [--dry-run] [--unconfigure] [--containers] [--remove-stale-auths]
                   map the served hosts to this helper in ~/.docker/config.json credHelpers
                   (--containers: also the podman/skopeo auth file; see configure-docker --help)
+  check [IMAGE-OR-REGISTRY] [--pull|--push] [--json] [--robot-file FILE]
+                  explain whether this machine can pull or push IMAGE and what to fix
+                  (Docker wiring, key, token, registry login, scopes, robot link)
   demo            run get against a local fake STACKIT token endpoint (no account needed)
   version         print the version (also --version, -v)
   help            print this help (also --help, -h)
@@ -71,6 +74,7 @@ fn main() -> ExitCode {
         "get" | "store" | "erase" | "list" => protocol_verb(verb),
         "token" => token(rest),
         "kubelet" => kubelet_plugin(rest),
+        "check" => run_check(rest),
         "demo" => finish_human(demo::run()),
         "configure-docker" => finish_human(docker_config::run(rest)),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
@@ -132,6 +136,24 @@ fn kubelet_plugin(args: &[String]) -> ExitCode {
     finish_human(read_stdin().and_then(|input| kubelet::run(&input)).map(|json| {
         print(&json);
     }))
+}
+
+/// `check`: the report on stdout (human or JSON); exit 1 if a step failed, 2 for usage errors.
+fn run_check(args: &[String]) -> ExitCode {
+    let options = match check::Options::parse(args) {
+        Ok(o) => o,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    if options.help {
+        return print(check::USAGE);
+    }
+    let report = check::run(&options, &check::Environment::from_process(), Settings::load());
+    print(&if options.json {
+        report.to_json()
+    } else {
+        report.render()
+    });
+    ExitCode::from(if report.failed() { 1 } else { 0 })
 }
 
 /// Exit status for commands run by people: errors on stderr, 2 for usage errors.

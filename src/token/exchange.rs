@@ -6,7 +6,6 @@ use crate::secret::Secret;
 use crate::{debug, warn};
 use base64::Engine;
 use serde::Deserialize;
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The OAuth grant type of the key flow (RFC 7523).
@@ -53,7 +52,7 @@ enum Attempt {
 
 /// Exchanges `assertion` at `endpoint`, giving up at `deadline`.
 pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result<Minted> {
-    let agent = agent();
+    let agent = crate::http::agent();
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
@@ -83,22 +82,6 @@ pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result
         warn!("{reason}; retrying in {:.1}s", wait.as_secs_f64());
         std::thread::sleep(wait);
     }
-}
-
-fn agent() -> ureq::Agent {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .unversioned_rustls_crypto_provider(provider)
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        // Error bodies carry the reason; redirects would carry the assertion elsewhere.
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(concat!("docker-credential-stackit/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .into()
 }
 
 fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Duration) -> Attempt {
@@ -166,9 +149,8 @@ fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Durat
 
 fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
     let text = describe(&e);
-    // rustls reports certificate problems through an io::Error; they are final, not transient.
-    let tls_inside = matches!(&e, ureq::Error::Io(io) if io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()));
-    if tls_inside {
+    // Certificate problems are final, not transient.
+    if crate::http::is_tls_error(&e) {
         return tls_failure(endpoint, &text);
     }
     match e {
@@ -178,7 +160,6 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
         ureq::Error::HostNotFound => Attempt::Fatal(Error::Token(format!(
             "token endpoint {endpoint}: host not found (DNS); check the URL and your network or proxy settings"
         ))),
-        ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) => tls_failure(endpoint, &text),
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Attempt::Fatal(Error::Config(format!(
             "token endpoint {endpoint:?} is not a valid URL: {text}"
         ))),
@@ -368,6 +349,34 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
     Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
 }
 
+/// Parses an RFC 3339 timestamp (`2026-05-01T10:00:00Z`, `…T10:00:00.123+02:00`) to unix
+/// seconds, as in a key file's `validUntil`. Fractions are dropped; `None` for anything else.
+pub fn parse_rfc3339(value: &str) -> Option<u64> {
+    let v = value.trim();
+    let (date, rest) = v.split_once(['T', 't', ' '])?;
+    let mut ymd = date.split('-').map(|p| p.parse::<u64>().ok());
+    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
+    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
+    let (time, zone) = rest.split_at(zone_at);
+    let time = time.split('.').next()?;
+    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
+    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || s > 60 {
+        return None;
+    }
+    let local = days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s;
+    let offset = match zone {
+        "Z" | "z" => 0i64,
+        z => {
+            let sign = if z.starts_with('-') { -1 } else { 1 };
+            let (oh, om) = z[1..].split_once(':')?;
+            let (oh, om): (i64, i64) = (oh.parse().ok()?, om.parse().ok()?);
+            sign * (oh * 3600 + om * 60)
+        }
+    };
+    u64::try_from(local as i64 - offset).ok()
+}
+
 /// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
 fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
     let y = if m <= 2 { y - 1 } else { y };
@@ -444,6 +453,17 @@ mod tests {
             Some(Duration::from_secs(3))
         );
         assert_eq!(parse_retry_after("soon", 0), None);
+    }
+
+    #[test]
+    fn rfc3339_forms() {
+        assert_eq!(parse_rfc3339("1994-11-06T08:49:37Z"), Some(784111777));
+        assert_eq!(parse_rfc3339("1994-11-06T08:49:37.123Z"), Some(784111777));
+        assert_eq!(parse_rfc3339("1994-11-06T10:49:37+02:00"), Some(784111777));
+        assert_eq!(parse_rfc3339("1994-11-06T06:49:37.5-02:00"), Some(784111777));
+        for bad in ["", "1994-11-06", "1994-13-06T08:49:37Z", "soon", "1994-11-06T08:49:37"] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
     }
 
     #[test]

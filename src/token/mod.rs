@@ -24,6 +24,9 @@ pub struct Token {
     pub expires_at: u64,
     /// Whether it came from the cache (no request was made).
     pub from_cache: bool,
+    /// The token endpoint's `Date` header in unix seconds, when a token was just minted and the
+    /// endpoint sent one (for clock-skew checks).
+    pub server_date: Option<u64>,
 }
 
 impl Token {
@@ -32,6 +35,7 @@ impl Token {
             secret: t.access_token,
             expires_at: t.expires_at,
             from_cache: true,
+            server_date: None,
         }
     }
 }
@@ -84,8 +88,8 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
         }
     }
 
-    match mint(identity, deadline) {
-        Ok(token) => {
+    match mint_dated(identity, deadline) {
+        Ok((token, server_date)) => {
             if let Some(cache) = &cache {
                 store(cache, &id, &token);
             }
@@ -93,6 +97,7 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
                 secret: token.access_token,
                 expires_at: token.expires_at,
                 from_cache: false,
+                server_date,
             })
         }
         Err(e) => serve_stale(stale, e),
@@ -101,6 +106,11 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
 
 /// Signs and exchanges an assertion: the cold path.
 pub fn mint(identity: &Identity, deadline: Instant) -> Result<CachedToken> {
+    mint_dated(identity, deadline).map(|(token, _)| token)
+}
+
+/// [`mint`], also returning the token endpoint's `Date` header (unix seconds) if it sent one.
+pub fn mint_dated(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)> {
     let now = unix_now();
     let assertion = assertion::sign(identity, now)?;
     let minted = exchange::exchange(&identity.endpoint, &assertion, deadline)?;
@@ -123,11 +133,12 @@ pub fn mint(identity: &Identity, deadline: Instant) -> Result<CachedToken> {
             warn!("this machine's clock differs from the token endpoint's by {skew}s; fix the clock (NTP)");
         }
     }
-    Ok(CachedToken {
+    let token = CachedToken {
         access_token: minted.access_token,
         issued_at: now,
         expires_at: minted.expires_at,
-    })
+    };
+    Ok((token, minted.server_date))
 }
 
 fn store(cache: &Cache, id: &str, token: &CachedToken) {

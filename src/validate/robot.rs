@@ -198,7 +198,7 @@ pub(crate) fn display_name(robot: &Robot) -> String {
 }
 
 /// `90061` -> `1d 1h`; coarse on purpose, messages need orientation, not precision.
-fn human_duration(secs: i64) -> String {
+pub(crate) fn human_duration(secs: i64) -> String {
     let (d, h, m) = (secs / 86_400, secs % 86_400 / 3600, secs % 3600 / 60);
     match (d, h, m) {
         (0, 0, 0) => format!("{secs}s"),

@@ -5,8 +5,10 @@
 mod support;
 
 mod cache;
+mod check;
 mod configure_docker;
 mod exchange;
+mod harbor;
 mod identity;
 mod kubelet;
 mod protocol;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod harbor;
+
 use docker_credential_stackit::fake::{Account, FakeStackit};
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,683 @@
+//! Steps 4 and 5: the registry's token auth, and what it grants for the repository.
+//!
+//! Harbor answers `GET /v2/` with `401` and `WWW-Authenticate: Bearer realm=…,service=…`. Its
+//! token service answers a login **without** a scope with 401 when the credentials are bad,
+//! which is what `docker login` relies on; a request **with** a scope gets an anonymous token
+//! instead (empty actions), so step 4 must log in without a scope to tell the two apart. The
+//! Harbor API (`/api/v2.0`) lives at the realm's origin, so the e2e rig (a distribution
+//! registry in front of a separate token service) works like a real Harbor.
+
+use super::codes;
+use super::identity::{Login, skew_finding};
+use super::{Step, Target};
+use crate::config::Settings;
+use crate::secret::Secret;
+use crate::server;
+use crate::token::exchange::{parse_http_date, sanitize, unix_now};
+use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
+use base64::Engine;
+use serde_json::Value;
+use std::time::Instant;
+
+/// Answers larger than this are refused (a robot list of 100 is far smaller).
+const MAX_BODY: u64 = 1024 * 1024;
+
+/// An HTTP answer, reduced to what the checks read.
+#[derive(Debug)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// The body (bounded).
+    pub body: String,
+    /// The `Date` header in unix seconds.
+    pub date: Option<u64>,
+    /// The `WWW-Authenticate` header.
+    pub challenge: Option<String>,
+}
+
+/// A logged-in registry: where its token service and API are, and the credentials.
+#[derive(Debug)]
+pub struct Session {
+    agent: ureq::Agent,
+    deadline: Instant,
+    login: Login,
+    /// The token service URL from the challenge.
+    pub realm: String,
+    /// The `service` from the challenge, if any.
+    pub service: Option<String>,
+    /// The Harbor API origin (`scheme://host[:port]` of the realm).
+    pub api_base: String,
+}
+
+impl Session {
+    /// The login's username.
+    pub fn username(&self) -> &str {
+        &self.login.username
+    }
+
+    /// Whether the login is a legacy robot login.
+    pub fn is_robot(&self) -> bool {
+        self.login.robot
+    }
+
+    /// GET on the Harbor API (`path` starts with `/api/v2.0/`) with Basic auth.
+    pub fn api_get(&self, path: &str) -> Result<Reply, String> {
+        let url = format!("{}{path}", self.api_base);
+        get(
+            &self.agent,
+            self.deadline,
+            &url,
+            Some(&self.login),
+            &[("X-Is-Resource-Name", "true")],
+        )
+    }
+
+    /// A registry token from the realm for `scope` (`None`: a login without scope).
+    fn token(&self, scope: Option<&str>) -> Result<Reply, String> {
+        let mut query = Vec::new();
+        if let Some(service) = &self.service {
+            query.push(("service", service.as_str()));
+        }
+        if let Some(scope) = scope {
+            query.push(("scope", scope));
+        }
+        query.push(("account", self.login.username.as_str()));
+        let url = with_query(&self.realm, &query);
+        get(&self.agent, self.deadline, &url, Some(&self.login), &[])
+    }
+
+    /// Harbor's numeric id for `project`.
+    pub fn project_id(&self, project: &str) -> Result<i64, String> {
+        let reply = self.api_get(&format!("/api/v2.0/projects/{}", encode(project)))?;
+        if reply.status != 200 {
+            return Err(format!("HTTP {}", reply.status));
+        }
+        serde_json::from_str::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| v.get("project_id").and_then(Value::as_i64))
+            .ok_or_else(|| "an answer without project_id".to_string())
+    }
+}
+
+/// The result of step 4.
+#[derive(Debug)]
+pub struct LoginOutcome {
+    /// The step for the report.
+    pub step: Step,
+    /// The logged-in session, when the login worked.
+    pub session: Option<Session>,
+}
+
+/// Runs step 4: `/v2/` challenge, realm, login without scope. Also compares the clock with the
+/// registry's `Date` when `measure_skew` (the token step could not).
+pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_skew: bool) -> LoginOutcome {
+    let agent = crate::http::agent();
+    let deadline = Instant::now() + settings.timeout;
+    let base = registry_base(&target.host);
+    let v2 = format!("{base}/v2/");
+    let failed = |code, message: String, hint: String| LoginOutcome {
+        step: Step::ran(
+            "registry",
+            format!("cannot log in to {v2}"),
+            vec![Finding::error(code, message, hint)],
+        ),
+        session: None,
+    };
+    let reply = match get(&agent, deadline, &v2, None, &[]) {
+        Ok(r) => r,
+        Err(why) => {
+            return failed(
+                codes::REGISTRY_UNREACHABLE,
+                format!("cannot reach {v2}: {why}"),
+                network_hint(&target.host),
+            );
+        }
+    };
+    let mut findings = Vec::new();
+    if measure_skew && let Some(f) = reply.date.and_then(|d| skew_finding(unix_now(), d, "the registry")) {
+        findings.push(f);
+    }
+    match reply.status {
+        200 => {
+            findings.push(Finding::info(
+                codes::REGISTRY_OPEN,
+                format!("{v2} answered 200 without credentials: the registry needs no login"),
+            ));
+            return LoginOutcome {
+                step: Step::ran("registry", format!("{v2} needs no authentication"), findings),
+                session: None,
+            };
+        }
+        401 => {}
+        status => {
+            return failed(
+                codes::REGISTRY_UNREACHABLE,
+                format!(
+                    "{v2} answered HTTP {status}{} instead of a 401 challenge",
+                    body_note(&reply.body)
+                ),
+                format!(
+                    "check that {} is the registry host (not a proxy or web page)",
+                    target.host
+                ),
+            );
+        }
+    }
+    let challenge = reply.challenge.as_deref().unwrap_or("");
+    let Some((realm, service)) = parse_bearer_challenge(challenge) else {
+        return failed(
+            codes::REGISTRY_UNEXPECTED_CHALLENGE,
+            format!(
+                "{v2} challenges with {:?}, not Bearer realm=…,service=…",
+                sanitize(challenge)
+            ),
+            "this helper works with token-auth registries such as Harbor; check the registry host".into(),
+        );
+    };
+    let Some(api_base) = secure_origin(&realm) else {
+        return failed(
+            codes::REGISTRY_REALM_INSECURE,
+            format!(
+                "the token realm {realm} is not https (plain http is only used on loopback); credentials were not sent"
+            ),
+            "fix the registry's token realm to use https".into(),
+        );
+    };
+    let session = Session {
+        agent,
+        deadline,
+        login,
+        realm,
+        service,
+        api_base,
+    };
+    let who = session.login.username.clone();
+    let reply = match session.token(None) {
+        Ok(r) => r,
+        Err(why) => {
+            return failed(
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!("cannot reach the token service {}: {why}", session.realm),
+                network_hint(&target.host),
+            );
+        }
+    };
+    match reply.status {
+        200 if registry_token(&reply.body).is_some() => {
+            let service = session
+                .service
+                .as_deref()
+                .map(|s| format!(" (service {s})"))
+                .unwrap_or_default();
+            let summary = format!("{v2} -> token service {}{service}: {who} accepted", session.realm);
+            LoginOutcome {
+                step: Step::ran("registry", summary, findings),
+                session: Some(session),
+            }
+        }
+        200 => failed(
+            codes::REGISTRY_TOKEN_SERVICE_FAILED,
+            format!(
+                "the token service {} answered 200 without a token (neither token nor access_token)",
+                session.realm
+            ),
+            "check that the realm is Harbor's /service/token".into(),
+        ),
+        401 => {
+            let hint = if session.login.robot {
+                "the robot secret is wrong, or the robot is disabled, expired or now linked to a service account (its secret then stops working)".to_string()
+            } else {
+                "link a robot to this service account (STACKIT portal: Container Registry > Robot accounts > Edit, e-mail and ID), and check that it is enabled and not expired; the robot step shows its state".to_string()
+            };
+            failed(
+                codes::REGISTRY_AUTH_REJECTED,
+                format!(
+                    "the token service {} refused {who} (HTTP 401{})",
+                    session.realm,
+                    body_note(&reply.body)
+                ),
+                hint,
+            )
+        }
+        status => failed(
+            codes::REGISTRY_TOKEN_SERVICE_FAILED,
+            format!(
+                "the token service {} answered HTTP {status}{}",
+                session.realm,
+                body_note(&reply.body)
+            ),
+            "try again later; if it persists, the registry's token service is broken".into(),
+        ),
+    }
+}
+
+/// The result of step 5.
+#[derive(Debug)]
+pub struct ScopesOutcome {
+    /// The step for the report.
+    pub step: Step,
+    /// Harbor's id of the repository's project, when the API told it.
+    pub project_id: Option<i64>,
+}
+
+/// Runs step 5: asks the token service for the repository scope and decodes what it granted;
+/// adds Harbor's own view of the identity's permissions in the project when the API answers.
+pub fn scopes_step(session: &Session, repository: &str, actions: &[&str]) -> ScopesOutcome {
+    let scope_text = format!("repository:{repository}:{}", actions.join(","));
+    let needs = needs_for_scope(&scope_text);
+    if crate::validate::has_errors(&needs.findings) {
+        return ScopesOutcome {
+            step: Step::ran("scopes", format!("{scope_text} cannot be granted"), needs.findings),
+            project_id: None,
+        };
+    }
+    let scope = Scope::parse(&scope_text);
+    let mut findings = needs.findings;
+    let summary;
+    match session.token(Some(&scope_text)) {
+        Err(why) => {
+            summary = format!("no token for {scope_text}");
+            findings.push(Finding::error(
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!("cannot reach the token service {}: {why}", session.realm),
+                "try again; check the network or proxy",
+            ));
+        }
+        Ok(reply) if reply.status != 200 => {
+            summary = format!("no token for {scope_text}");
+            findings.push(Finding::error(
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!(
+                    "the token service {} answered HTTP {} for {scope_text}{}",
+                    session.realm,
+                    reply.status,
+                    body_note(&reply.body)
+                ),
+                "try again later; if it persists, the registry's token service is broken",
+            ));
+        }
+        Ok(reply) => {
+            let token = registry_token(&reply.body);
+            match token.as_ref().map(|t| Grants::from_token(t.expose())) {
+                None => {
+                    summary = format!("no token for {scope_text}");
+                    findings.push(Finding::error(
+                        codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                        format!("the token service {} answered without a token", session.realm),
+                        "check that the realm is Harbor's /service/token",
+                    ));
+                }
+                Some(Err(e)) => {
+                    summary = format!("the token for {scope_text} cannot be read");
+                    findings.push(e.to_finding());
+                }
+                Some(Ok(grants)) => {
+                    let granted: Vec<String> = grants.actions(&scope.kind, &scope.name).into_iter().collect();
+                    let missing = missing_actions(&grants, &scope);
+                    let granted = if granted.is_empty() {
+                        "nothing".to_string()
+                    } else {
+                        granted.join(", ")
+                    };
+                    summary = if missing.is_empty() {
+                        format!("repository {repository}: granted {granted}")
+                    } else {
+                        format!(
+                            "repository {repository}: granted {granted}; missing {}",
+                            missing.join(", ")
+                        )
+                    };
+                    findings.extend(check_grants(&grants, &scope));
+                }
+            }
+        }
+    }
+    let mut project_id = None;
+    if let Some(project) = scope.project() {
+        match session.project_id(project) {
+            Ok(id) => {
+                project_id = Some(id);
+                findings.push(harbor_permissions(session, project, id));
+            }
+            Err(why) => findings.push(Finding::info(
+                codes::HARBOR_API_UNAVAILABLE,
+                format!(
+                    "the Harbor API at {} did not return project {project:?} ({why}); Harbor's permission list is not shown",
+                    session.api_base
+                ),
+            )),
+        }
+    }
+    ScopesOutcome {
+        step: Step::ran("scopes", summary, findings),
+        project_id,
+    }
+}
+
+/// `harbor.permissions`: what Harbor says this identity may do in the project.
+fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
+    let path = format!("/api/v2.0/users/current/permissions?scope=/project/{id}&relative=true");
+    let unavailable = |why: String| {
+        Finding::info(
+            codes::HARBOR_API_UNAVAILABLE,
+            format!("the Harbor API did not list the permissions in project {project:?} ({why})"),
+        )
+    };
+    let reply = match session.api_get(&path) {
+        Ok(r) if r.status == 200 => r,
+        Ok(r) => return unavailable(format!("HTTP {}", r.status)),
+        Err(why) => return unavailable(why),
+    };
+    let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&reply.body) else {
+        return unavailable("not a JSON list".into());
+    };
+    let pairs: Vec<(String, String)> = items
+        .iter()
+        .filter_map(|p| {
+            Some((
+                p.get("resource")?.as_str()?.to_string(),
+                p.get("action")?.as_str()?.to_string(),
+            ))
+        })
+        .collect();
+    let mut repository: Vec<&str> = pairs
+        .iter()
+        .filter(|(r, _)| r == "repository")
+        .map(|(_, a)| a.as_str())
+        .collect();
+    repository.sort_unstable();
+    repository.dedup();
+    let others = pairs.iter().filter(|(r, _)| r != "repository").count();
+    let listed = if repository.is_empty() {
+        "no repository actions".to_string()
+    } else {
+        format!("repository: {}", repository.join(", "))
+    };
+    let more = if others > 0 {
+        format!(" (and {others} other permissions)")
+    } else {
+        String::new()
+    };
+    Finding::info(
+        codes::HARBOR_PERMISSIONS,
+        format!(
+            "Harbor says {} may, in project {project:?}, {listed}{more}",
+            session.username()
+        ),
+    )
+}
+
+/// `http://` for loopback registries (as Docker treats them), `https://` for the rest.
+pub fn registry_base(host: &str) -> String {
+    let scheme = if server::is_loopback(host_part(host)) {
+        "http"
+    } else {
+        "https"
+    };
+    format!("{scheme}://{host}")
+}
+
+/// `host` of `host[:port]`, keeping IPv6 brackets.
+fn host_part(hostport: &str) -> &str {
+    if hostport.starts_with('[') {
+        hostport.split_inclusive(']').next().unwrap_or(hostport)
+    } else {
+        hostport.split(':').next().unwrap_or(hostport)
+    }
+}
+
+/// `scheme://host[:port]` of an https URL, or of an http URL to a loopback host; `None` for
+/// anything that would send credentials in the clear over the network.
+fn secure_origin(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    let authority = rest.split(['/', '?', '#']).next()?;
+    if authority.contains('@') {
+        return None;
+    }
+    let host = server::normalize(authority)?;
+    match scheme.as_str() {
+        "https" => Some(format!("https://{authority}")),
+        "http" if server::is_loopback(host_part(&host)) => Some(format!("http://{authority}")),
+        _ => None,
+    }
+}
+
+/// Parses `Bearer realm="…",service="…"` into (realm, service).
+pub fn parse_bearer_challenge(header: &str) -> Option<(String, Option<String>)> {
+    let header = header.trim();
+    let (scheme, params) = header.split_once(char::is_whitespace)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let params = parse_params(params);
+    let realm = params.iter().find(|(k, _)| k == "realm")?.1.clone();
+    let service = params.into_iter().find(|(k, _)| k == "service").map(|(_, v)| v);
+    (!realm.is_empty()).then_some((realm, service))
+}
+
+/// `key=value` or `key="quoted, value"` pairs separated by commas; keys lower-cased.
+fn parse_params(text: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut chars = text.chars().peekable();
+    loop {
+        while chars.next_if(|c| c.is_whitespace() || *c == ',').is_some() {}
+        let key: String = std::iter::from_fn(|| chars.next_if(|c| *c != '=' && *c != ',')).collect();
+        if key.is_empty() {
+            break;
+        }
+        if chars.next_if_eq(&'=').is_none() {
+            continue;
+        }
+        let mut value = String::new();
+        if chars.next_if_eq(&'"').is_some() {
+            while let Some(c) = chars.next() {
+                match c {
+                    '\\' => value.extend(chars.next()),
+                    '"' => break,
+                    c => value.push(c),
+                }
+            }
+        } else {
+            value = std::iter::from_fn(|| chars.next_if(|c| *c != ',')).collect();
+        }
+        out.push((key.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    out
+}
+
+/// The registry token from a token service answer: `token`, else `access_token` (either may be
+/// missing or empty).
+pub fn registry_token(body: &str) -> Option<Secret> {
+    let v: Value = serde_json::from_str(body).ok()?;
+    ["token", "access_token"]
+        .iter()
+        .filter_map(|k| v.get(k).and_then(Value::as_str))
+        .map(str::trim)
+        .find(|t| !t.is_empty())
+        .map(Secret::new)
+}
+
+fn get(
+    agent: &ureq::Agent,
+    deadline: Instant,
+    url: &str,
+    login: Option<&Login>,
+    headers: &[(&str, &str)],
+) -> Result<Reply, String> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into());
+    }
+    let mut request = agent
+        .get(url)
+        .config()
+        .timeout_global(Some(left))
+        .build()
+        .header("Accept", "application/json");
+    let authorization = login.map(basic);
+    if let Some(value) = &authorization {
+        request = request.header("Authorization", value.expose());
+    }
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    let mut response = request.call().map_err(|e| describe(&e))?;
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let date = header("date").and_then(|d| parse_http_date(&d));
+    let challenge = header("www-authenticate");
+    let status = response.status().as_u16();
+    let body = match response.body_mut().with_config().limit(MAX_BODY).read_to_string() {
+        Ok(b) => b,
+        Err(ureq::Error::BodyExceedsLimit(_)) => {
+            return Err(format!("it answered with more than {} KiB", MAX_BODY / 1024));
+        }
+        // An unreadable error body should not hide the status.
+        Err(_) if !(200..300).contains(&status) => String::new(),
+        Err(e) => return Err(describe(&e)),
+    };
+    Ok(Reply {
+        status,
+        body,
+        date,
+        challenge,
+    })
+}
+
+fn basic(login: &Login) -> Secret {
+    let pair = Secret::new(format!("{}:{}", login.username, login.password.expose()));
+    Secret::new(format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(pair.expose())
+    ))
+}
+
+fn describe(e: &ureq::Error) -> String {
+    let text = sanitize(&e.to_string());
+    if crate::http::is_tls_error(e) {
+        format!("TLS failed: {text}")
+    } else {
+        text
+    }
+}
+
+fn network_hint(host: &str) -> String {
+    format!(
+        "check the host {host} and the network; behind a proxy set HTTPS_PROXY (and NO_PROXY), with a private CA set SSL_CERT_FILE"
+    )
+}
+
+fn body_note(body: &str) -> String {
+    let text = sanitize(body);
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", query.join("&"))
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            b => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        assert_eq!(
+            parse_bearer_challenge(r#"Bearer realm="https://r.example/service/token",service="harbor-registry""#),
+            Some(("https://r.example/service/token".into(), Some("harbor-registry".into())))
+        );
+        assert_eq!(
+            parse_bearer_challenge(
+                r#"bearer service="s", realm="http://127.0.0.1:1/t?x=1,2", scope="repository:a/b:pull""#
+            ),
+            Some(("http://127.0.0.1:1/t?x=1,2".into(), Some("s".into())))
+        );
+        assert_eq!(
+            parse_bearer_challenge("Bearer realm=https://x/t"),
+            Some(("https://x/t".into(), None))
+        );
+        for bad in ["", "Basic realm=\"x\"", "Bearer service=\"s\"", "Bearer realm=\"\""] {
+            assert_eq!(parse_bearer_challenge(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback() {
+        assert_eq!(registry_base("127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(registry_base("localhost:5000"), "http://localhost:5000");
+        assert_eq!(registry_base("[::1]:5000"), "http://[::1]:5000");
+        assert_eq!(
+            registry_base("registry.onstackit.cloud"),
+            "https://registry.onstackit.cloud"
+        );
+        assert_eq!(
+            registry_base("localhost.evil.example:80"),
+            "https://localhost.evil.example:80"
+        );
+        assert_eq!(
+            secure_origin("https://r.example/service/token").as_deref(),
+            Some("https://r.example")
+        );
+        assert_eq!(
+            secure_origin("http://127.0.0.1:8/service/token").as_deref(),
+            Some("http://127.0.0.1:8")
+        );
+        assert_eq!(secure_origin("http://r.example/service/token"), None);
+        assert_eq!(secure_origin("https://user@evil.example/t"), None);
+        assert_eq!(secure_origin("ftp://r.example/t"), None);
+    }
+
+    #[test]
+    fn token_or_access_token() {
+        assert_eq!(
+            registry_token(r#"{"token":"a","access_token":"b"}"#).unwrap().expose(),
+            "a"
+        );
+        assert_eq!(
+            registry_token(r#"{"token":"","access_token":"b"}"#).unwrap().expose(),
+            "b"
+        );
+        assert_eq!(registry_token(r#"{"access_token":"b"}"#).unwrap().expose(), "b");
+        assert_eq!(
+            registry_token(r#"{"token":"a","access_token":""}"#).unwrap().expose(),
+            "a"
+        );
+        assert!(registry_token(r#"{"token":"","access_token":null}"#).is_none());
+        assert!(registry_token("<html>").is_none());
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(
+            with_query(
+                "http://h/t",
+                &[("scope", "repository:a/b:pull,push"), ("account", "robot$x+y")]
+            ),
+            "http://h/t?scope=repository%3Aa%2Fb%3Apull%2Cpush&account=robot%24x%2By"
+        );
+        assert_eq!(with_query("http://h/t?a=1", &[("b", "2")]), "http://h/t?a=1&b=2");
+    }
+}

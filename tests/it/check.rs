@@ -1,0 +1,711 @@
+//! `check`: the real binary against the fake STACKIT token endpoint and the fake Harbor, with
+//! an isolated HOME holding Docker's config.
+
+use crate::support::harbor::{FakeHarbor, TokenFields, project_robot, system_robot};
+use crate::support::*;
+use docker_credential_stackit::fake::FakeStackit;
+use serde_json::{Value, json};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const STEPS: [&str; 6] = ["docker", "identity", "token", "registry", "scopes", "robot"];
+
+/// The fakes and an environment wired to them: the first test account's key, the fake Harbor
+/// served and mapped in `credHelpers`, the binary on PATH.
+struct Rig {
+    stackit: Arc<FakeStackit>,
+    harbor: FakeHarbor,
+    env: TestEnv,
+}
+
+impl Rig {
+    fn new() -> Rig {
+        let stackit = Arc::new(fake());
+        let harbor = FakeHarbor::with_stackit(stackit.clone());
+        let env = wired(TestEnv::with_key(&stackit), &harbor.host());
+        Rig { stackit, harbor, env }
+    }
+
+    /// A rig whose robot `robot$shop+ci` may do `actions` and is linked to the test account.
+    fn linked(actions: &[&str]) -> Rig {
+        let rig = Rig::new();
+        rig.harbor.add_robot(project_robot("shop", "ci", actions), "Secret123");
+        rig.link("robot$shop+ci");
+        rig
+    }
+
+    fn link(&self, robot: &str) {
+        self.harbor.link(robot, &sa().iss, &sa().sub);
+    }
+
+    fn image(&self) -> String {
+        format!("{}/shop/app:v1", self.harbor.host())
+    }
+
+    /// `check <image> <args> --json`, parsed.
+    fn check_json(&self, args: &[&str]) -> (Output, Report) {
+        let image = self.image();
+        let mut all = vec!["check", image.as_str(), "--json"];
+        all.extend_from_slice(args);
+        let out = self.env.cmd(&all).run();
+        let report = Report::parse(&out);
+        (out, report)
+    }
+
+    fn robot_file(&self, robot: &str) -> String {
+        let path = self.env.write("robot.json", &self.harbor.robot_json(robot));
+        path.to_str().unwrap().to_string()
+    }
+
+    /// Asserts that no output of `out` carries a JWT or the current access token.
+    fn assert_no_tokens(&self, out: &Output) {
+        assert_no_jwt(out);
+        let token = self.env.cmd(&["token", &self.harbor.host()]).run();
+        if token.code == 0 {
+            let token = token.stdout.trim();
+            assert!(
+                !out.stdout.contains(token) && !out.stderr.contains(token),
+                "the access token leaked: {out:?}"
+            );
+        }
+    }
+}
+
+/// Serves `host`, puts the binary first on PATH, and maps `host` to the helper in Docker's config.
+fn wired(env: TestEnv, host: &str) -> TestEnv {
+    let bin_dir = Path::new(bin()).parent().unwrap().to_str().unwrap().to_string();
+    let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
+    env.write(
+        ".docker/config.json",
+        &json!({"credHelpers": {host: "stackit"}}).to_string(),
+    );
+    env.var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", host).var("PATH", &path)
+}
+
+fn assert_no_jwt(out: &Output) {
+    // Every JWT starts with the base64url of `{"`.
+    for (name, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(!text.contains("eyJ"), "a JWT appears on {name}: {out:?}");
+    }
+}
+
+/// The JSON report.
+struct Report(Value);
+
+impl Report {
+    fn parse(out: &Output) -> Report {
+        let v: Value =
+            serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("--json output is not JSON ({e}): {out:?}"));
+        let ids: Vec<&str> = v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["step"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, STEPS, "{out:?}");
+        assert_eq!(
+            out.code,
+            if v["ok"] == true { 0 } else { 1 },
+            "exit code vs ok: {out:?}"
+        );
+        Report(v)
+    }
+
+    fn step(&self, id: &str) -> &Value {
+        self.0["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["step"] == id)
+            .unwrap()
+    }
+
+    fn status(&self, id: &str) -> &str {
+        self.step(id)["status"].as_str().unwrap()
+    }
+
+    fn statuses(&self) -> Vec<&str> {
+        STEPS.iter().map(|s| self.status(s)).collect()
+    }
+
+    fn codes(&self, id: &str) -> Vec<&str> {
+        self.step(id)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["code"].as_str().unwrap())
+            .collect()
+    }
+
+    fn finding(&self, code: &str) -> &Value {
+        self.0["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["findings"].as_array().unwrap())
+            .find(|f| f["code"] == code)
+            .unwrap_or_else(|| panic!("no finding {code} in {:#}", self.0))
+    }
+
+    fn summary(&self, id: &str) -> &str {
+        self.step(id)["summary"].as_str().unwrap()
+    }
+}
+
+impl std::fmt::Debug for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+#[test]
+fn linked_robot_with_push_passes_every_step() {
+    let rig = Rig::linked(&["pull", "push"]);
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (out, r) = rig.check_json(&["--push", "--robot-file", &robot_file]);
+    assert_eq!(r.statuses(), ["ok"; 6], "{r:?}");
+    assert!(r.summary("scopes").contains("granted pull, push"), "{r:?}");
+    assert!(r.codes("scopes").contains(&"scope.granted"), "{r:?}");
+    assert!(r.codes("robot").contains(&"link.ok"), "{r:?}");
+    assert!(r.summary("registry").contains(&sa().iss), "{r:?}");
+    rig.assert_no_tokens(&out);
+
+    // The fake saw the SA e-mail with a STACKIT token and served it as the linked robot.
+    let logins: Vec<_> = rig
+        .harbor
+        .requests()
+        .into_iter()
+        .filter(|q| q.path == "/service/token")
+        .collect();
+    assert_eq!(logins.len(), 2, "one login without scope, one with: {logins:?}");
+    assert!(
+        logins
+            .iter()
+            .all(|q| q.user.as_deref() == Some(sa().iss.as_str()) && q.principal == "robot$shop+ci")
+    );
+    assert!(logins[0].query.iter().all(|(k, _)| k != "scope"));
+    assert!(
+        logins[1]
+            .query
+            .contains(&("scope".into(), "repository:shop/app:pull,push".into()))
+    );
+
+    // The human report says the same, one line per step.
+    let out = rig
+        .env
+        .cmd(&["check", &rig.image(), "--push", "--robot-file", &robot_file])
+        .run();
+    assert_eq!(out.code, 0, "{out:?}");
+    for title in [
+        "Docker wiring",
+        "Identity",
+        "Token",
+        "Registry auth",
+        "Scopes",
+        "Robot and link",
+    ] {
+        assert_eq!(
+            out.stdout
+                .lines()
+                .filter(|l| l.starts_with("[ ok ] ") && l.contains(title))
+                .count(),
+            1,
+            "{title}: {out:?}"
+        );
+    }
+    assert!(out.stdout.contains("Result: OK"), "{out:?}");
+    rig.assert_no_tokens(&out);
+}
+
+#[test]
+fn pull_only_robot_asked_to_push_names_the_missing_scope() {
+    let rig = Rig::linked(&["pull"]);
+    let (out, r) = rig.check_json(&["--pull"]);
+    assert_eq!(out.code, 0, "pull is fine: {r:?}");
+
+    let (out, r) = rig.check_json(&["--push"]);
+    assert_eq!(r.statuses(), ["ok", "ok", "ok", "ok", "fail", "skip"], "{r:?}");
+    let missing = r.finding("scope.missing_actions");
+    assert!(
+        missing["message"]
+            .as_str()
+            .unwrap()
+            .contains("lacks push (granted: pull)"),
+        "{r:?}"
+    );
+    assert!(missing["hint"].as_str().unwrap().contains("repository:push"), "{r:?}");
+    // This robot may not list robots, so the robot step says how to provide one.
+    assert!(r.summary("robot").contains("--robot-file"), "{r:?}");
+    // Harbor's own view of the permissions, from the API.
+    let perms = r.finding("harbor.permissions")["message"].as_str().unwrap().to_string();
+    assert!(perms.ends_with("may, in project \"shop\", repository: pull"), "{perms}");
+    rig.assert_no_tokens(&out);
+
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--push", "--robot-file", &robot_file]);
+    assert_eq!(r.status("robot"), "fail", "{r:?}");
+    assert_eq!(
+        r.codes("robot"),
+        ["link.ok", "perm.allowed", "perm.not_granted"],
+        "{r:?}"
+    );
+}
+
+#[test]
+fn robots_are_listed_through_the_api_when_the_identity_may() {
+    let rig = Rig::new();
+    let mut robot = project_robot("shop", "ci", &["pull", "push"]);
+    robot["permissions"][0]["access"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resource": "robot", "action": "list"}));
+    rig.harbor.add_robot(robot, "Secret123");
+    rig.harbor
+        .add_robot(project_robot("shop", "other", &["pull"]), "Secret456");
+    rig.link("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--push"]);
+    assert_eq!(r.statuses(), ["ok"; 6], "{r:?}");
+    assert!(
+        r.summary("robot").contains("robot$shop+ci") && r.summary("robot").contains("Harbor API"),
+        "{r:?}"
+    );
+    assert!(r.codes("robot").contains(&"link.ok"), "{r:?}");
+    assert!(rig.harbor.count("/api/v2.0/robots") >= 1);
+}
+
+#[test]
+fn system_robot_with_push_but_no_pull() {
+    let rig = Rig::new();
+    rig.harbor.add_robot(
+        system_robot(
+            "ci",
+            json!([{"kind": "project", "namespace": "shop", "access": [{"resource": "repository", "action": "push"}]}]),
+        ),
+        "Secret123",
+    );
+    rig.link("robot$ci");
+    let robot_file = rig.robot_file("robot$ci");
+    let (_, r) = rig.check_json(&["--push", "--robot-file", &robot_file]);
+    assert_eq!(r.status("scopes"), "fail", "{r:?}");
+    assert!(
+        r.finding("scope.missing_actions")["message"]
+            .as_str()
+            .unwrap()
+            .contains("lacks pull (granted: push)")
+    );
+    assert_eq!(r.status("robot"), "fail", "{r:?}");
+    assert!(r.codes("robot").contains(&"perm.push_without_pull"), "{r:?}");
+}
+
+#[test]
+fn deny_effect_wins() {
+    let rig = Rig::new();
+    let mut robot = project_robot("shop", "ci", &["pull", "push"]);
+    robot["permissions"][0]["access"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"resource": "repository", "action": "push", "effect": "deny"}));
+    rig.harbor.add_robot(robot, "Secret123");
+    rig.link("robot$shop+ci");
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--push", "--robot-file", &robot_file]);
+    assert!(r.summary("scopes").contains("missing push"), "{r:?}");
+    assert!(r.codes("robot").contains(&"perm.denied"), "{r:?}");
+    assert!(r.finding("perm.denied")["hint"].as_str().unwrap().contains("deny"));
+}
+
+#[test]
+fn expired_and_disabled_robots_are_refused_and_explained() {
+    let rig = Rig::linked(&["pull", "push"]);
+    rig.harbor.set_expires_at("robot$shop+ci", 1_000_000);
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (out, r) = rig.check_json(&["--robot-file", &robot_file]);
+    assert_eq!(r.statuses(), ["ok", "ok", "ok", "fail", "skip", "fail"], "{r:?}");
+    assert!(
+        r.finding("registry.auth_rejected")["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 401")
+    );
+    assert!(r.codes("robot").contains(&"robot.expired"), "{r:?}");
+    assert!(r.codes("robot").contains(&"link.ok"), "the link itself is fine: {r:?}");
+    rig.assert_no_tokens(&out);
+
+    rig.harbor.set_expires_at("robot$shop+ci", -1);
+    rig.harbor.set_disabled("robot$shop+ci", true);
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--robot-file", &robot_file]);
+    assert_eq!(r.status("registry"), "fail", "{r:?}");
+    assert!(r.codes("robot").contains(&"robot.disabled"), "{r:?}");
+    assert!(!r.codes("robot").contains(&"robot.expired"), "{r:?}");
+}
+
+#[test]
+fn link_email_and_id_mismatches() {
+    let rig = Rig::new();
+    rig.harbor
+        .add_robot(project_robot("shop", "ci", &["pull"]), "Secret123");
+
+    rig.harbor
+        .link("robot$shop+ci", "someone-else@sa.stackit.cloud", &sa().sub);
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--robot-file", &robot_file]);
+    assert_eq!(r.status("registry"), "fail", "{r:?}");
+    assert_eq!(r.codes("robot"), ["link.email_mismatch", "perm.allowed"], "{r:?}");
+    let hint = r.finding("link.email_mismatch")["hint"].as_str().unwrap();
+    assert!(hint.contains(&sa().iss), "{hint}");
+
+    rig.harbor.link("robot$shop+ci", &sa().iss, &accounts()[1].sub);
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--robot-file", &robot_file]);
+    assert_eq!(r.codes("robot"), ["link.id_mismatch", "perm.allowed"], "{r:?}");
+
+    rig.harbor.unlink("robot$shop+ci");
+    let robot_file = rig.robot_file("robot$shop+ci");
+    let (_, r) = rig.check_json(&["--robot-file", &robot_file]);
+    assert_eq!(r.codes("robot"), ["link.unlinked", "perm.allowed"], "{r:?}");
+    assert!(r.finding("link.unlinked")["hint"].as_str().unwrap().contains(&sa().sub));
+}
+
+#[test]
+fn missing_cred_helpers_entry_fails_the_docker_step_only() {
+    let rig = Rig::linked(&["pull"]);
+    rig.env
+        .write(".docker/config.json", r#"{"credsStore":"desktop","auths":{}}"#);
+    let (out, r) = rig.check_json(&[]);
+    assert_eq!(r.statuses(), ["fail", "ok", "ok", "ok", "ok", "skip"], "{r:?}");
+    let f = r.finding("docker.cred_helper_missing");
+    assert!(f["message"].as_str().unwrap().contains("credsStore \"desktop\""), "{f}");
+    assert!(f["hint"].as_str().unwrap().contains("configure-docker"), "{f}");
+    assert_eq!(out.code, 1);
+
+    rig.env
+        .path(".docker/config.json")
+        .exists()
+        .then(|| std::fs::remove_file(rig.env.path(".docker/config.json")));
+    let (_, r) = rig.check_json(&[]);
+    assert_eq!(r.codes("docker"), ["docker.config_missing"], "{r:?}");
+}
+
+#[test]
+fn stale_auths_entry_is_a_warning() {
+    let rig = Rig::linked(&["pull"]);
+    let host = rig.harbor.host();
+    rig.env.write(
+        ".docker/config.json",
+        &json!({"credHelpers": {&host: "stackit"}, "auths": {&host: {"auth": "cm9ib3QkeDp5"}}}).to_string(),
+    );
+    let (out, r) = rig.check_json(&[]);
+    assert_eq!(r.status("docker"), "warn", "{r:?}");
+    assert_eq!(r.codes("docker"), ["docker.stale_auths"], "{r:?}");
+    assert!(
+        r.finding("docker.stale_auths")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("docker logout")
+    );
+    assert_eq!(out.code, 0, "a warning does not fail: {out:?}");
+    assert!(!out.stdout.contains("cm9ib3QkeDp5"), "the stored secret is not printed");
+}
+
+#[test]
+fn helper_missing_from_path_and_unserved_host() {
+    let rig = Rig::linked(&["pull"]);
+    let out = rig
+        .env
+        .cmd(&["check", &rig.image(), "--json"])
+        .env("PATH", "/usr/bin:/bin")
+        .env("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "other.example")
+        .run();
+    let r = Report::parse(&out);
+    assert_eq!(
+        r.codes("docker"),
+        ["docker.not_on_path", "docker.host_not_served"],
+        "{r:?}"
+    );
+}
+
+#[test]
+fn bad_keys_are_explained() {
+    let rig = Rig::linked(&["pull"]);
+    // The test account's key JSON, but with another account's private key inside.
+    let mut key: Value = serde_json::from_str(sa().key_json(true, None).expose()).unwrap();
+    key["credentials"]["privateKey"] = json!(accounts()[1].key.pkcs8_pem().expose());
+    let path = rig.env.write("sa-key.json", &key.to_string());
+    set_mode(&path, 0o644);
+    let (out, r) = rig.check_json(&[]);
+    assert_eq!(r.status("identity"), "fail", "{r:?}");
+    assert_eq!(
+        r.codes("identity"),
+        ["key.shared_mode", "key.public_key_mismatch"],
+        "{r:?}"
+    );
+    assert!(
+        r.finding("key.shared_mode")["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("chmod 600 ")
+    );
+    // The endpoint refuses the assertion too; everything after the token is skipped.
+    assert_eq!(r.statuses()[2..], ["fail", "skip", "skip", "skip"], "{r:?}");
+    assert!(
+        r.finding("token.failed")["message"]
+            .as_str()
+            .unwrap()
+            .contains("HTTP 400"),
+        "{r:?}"
+    );
+    assert!(!out.stdout.contains("PRIVATE KEY"), "{out:?}");
+
+    // An inactive, expired key.
+    let mut key: Value = serde_json::from_str(sa().key_json(true, None).expose()).unwrap();
+    key["active"] = json!(false);
+    key["validUntil"] = json!("2020-01-01T00:00:00Z");
+    rig.env.write("sa-key.json", &key.to_string());
+    let (_, r) = rig.check_json(&[]);
+    assert_eq!(r.codes("identity"), ["key.inactive", "key.expired"], "{r:?}");
+
+    rig.env.write("sa-key.json", "{not json");
+    let (_, r) = rig.check_json(&[]);
+    assert_eq!(r.codes("identity"), ["key.unreadable"], "{r:?}");
+    assert!(
+        r.finding("key.unreadable")["message"]
+            .as_str()
+            .unwrap()
+            .contains("sa-key.json"),
+        "{r:?}"
+    );
+    assert_eq!(r.statuses()[2..], ["skip"; 4], "{r:?}");
+
+    let env = wired(TestEnv::empty(), &rig.harbor.host());
+    let out = env.cmd(&["check", &rig.image(), "--json"]).run();
+    let r = Report::parse(&out);
+    assert_eq!(r.codes("identity"), ["key.none"], "{r:?}");
+}
+
+#[test]
+fn token_endpoint_down_fails_within_the_deadline() {
+    let rig = Rig::linked(&["pull"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let started = Instant::now();
+    let out = rig
+        .env
+        .cmd(&["check", &rig.image(), "--json"])
+        .env("STACKIT_TOKEN_BASEURL", format!("http://{closed}/token"))
+        .env("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1")
+        .run();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let r = Report::parse(&out);
+    assert_eq!(r.statuses()[2..], ["fail", "skip", "skip", "skip"], "{r:?}");
+    let f = r.finding("token.failed");
+    assert!(f["message"].as_str().unwrap().contains("unreachable"), "{f}");
+    assert!(f["hint"].as_str().unwrap().contains(&closed.to_string()), "{f}");
+    assert_eq!(
+        rig.harbor.requests().len(),
+        0,
+        "the registry is not asked without a token"
+    );
+}
+
+#[test]
+fn unreachable_registry() {
+    let rig = Rig::linked(&["pull"]);
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    let env = wired(TestEnv::with_key(&rig.stackit), &closed);
+    let out = env.cmd(&["check", &format!("{closed}/shop/app"), "--json"]).run();
+    let r = Report::parse(&out);
+    assert_eq!(r.statuses()[3..], ["fail", "skip", "skip"], "{r:?}");
+    let f = r.finding("registry.unreachable");
+    assert!(
+        f["message"].as_str().unwrap().contains(&format!("http://{closed}/v2/")),
+        "{f}"
+    );
+}
+
+#[test]
+fn clock_skew_against_the_token_endpoint_is_a_warning() {
+    let rig = Rig::linked(&["pull"]);
+    rig.stackit.set_clock_offset(-600);
+    let (out, r) = rig.check_json(&[]);
+    assert_eq!(r.status("token"), "warn", "{r:?}");
+    let f = r.finding("token.clock_skew");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("10m ahead of the token endpoint's"),
+        "{f}"
+    );
+    assert_eq!(out.code, 0);
+
+    // With the token cached, the registry's Date is used instead (and agrees).
+    rig.stackit.set_clock_offset(0);
+    let (_, r) = rig.check_json(&[]);
+    assert!(r.summary("token").contains("cached"), "{r:?}");
+    assert_eq!(r.status("token"), "ok", "{r:?}");
+    assert_eq!(rig.stackit.requests(), 1, "the second check used the cache");
+}
+
+#[test]
+fn every_token_answer_shape_is_understood() {
+    let rig = Rig::linked(&["pull"]);
+    for fields in [
+        TokenFields::TokenOnly,
+        TokenFields::AccessTokenOnly,
+        TokenFields::EmptyToken,
+    ] {
+        rig.harbor.set_token_fields(fields);
+        let (out, r) = rig.check_json(&[]);
+        assert_eq!(out.code, 0, "{fields:?}: {r:?}");
+        assert!(r.summary("scopes").contains("granted pull"), "{fields:?}: {r:?}");
+    }
+}
+
+#[test]
+fn stored_robot_login_for_an_unlinked_robot() {
+    let rig = Rig::new();
+    rig.harbor
+        .add_robot(project_robot("shop", "ci", &["pull", "push"]), "Secret123");
+    let env = wired(TestEnv::empty(), &rig.harbor.host());
+    let store = json!({"ServerURL": rig.harbor.host(), "Username": "robot$shop+ci", "Secret": "Secret123"});
+    assert_eq!(env.cmd(&["store"]).stdin(store.to_string()).run().code, 0);
+
+    let out = env.cmd(&["check", &rig.image(), "--push", "--json"]).run();
+    let r = Report::parse(&out);
+    assert_eq!(r.statuses(), ["ok", "ok", "skip", "ok", "ok", "skip"], "{r:?}");
+    assert!(r.summary("identity").contains("robot$shop+ci"), "{r:?}");
+    assert!(!out.stdout.contains("Secret123"), "{out:?}");
+
+    // Once linked, the robot's secret stops working, and the robot step says why.
+    rig.link("robot$shop+ci");
+    let robot_file = env.write("robot.json", &rig.harbor.robot_json("robot$shop+ci"));
+    let out = env
+        .cmd(&[
+            "check",
+            &rig.image(),
+            "--json",
+            "--robot-file",
+            robot_file.to_str().unwrap(),
+        ])
+        .run();
+    let r = Report::parse(&out);
+    assert_eq!(r.status("registry"), "fail", "{r:?}");
+    assert!(
+        r.finding("registry.auth_rejected")["hint"]
+            .as_str()
+            .unwrap()
+            .contains("linked")
+    );
+    assert!(r.codes("robot").contains(&"harbor.robot_linked"), "{r:?}");
+}
+
+#[test]
+fn json_report_is_stable() {
+    let rig = Rig::linked(&["pull"]);
+    let (out, r) = rig.check_json(&["--push"]);
+    assert_eq!(out.code, 1);
+    let v = &r.0;
+    assert_eq!(v["version"], 1);
+    assert_eq!(v["ok"], false);
+    assert_eq!(v["registry"], rig.harbor.host());
+    assert_eq!(v["repository"], "shop/app");
+    assert_eq!(v["actions"], json!(["pull", "push"]));
+    assert_eq!(v["counts"], json!({"failed": 1, "warnings": 0, "skipped": 1}));
+    for step in v["steps"].as_array().unwrap() {
+        assert!(
+            ["ok", "warn", "fail", "skip"].contains(&step["status"].as_str().unwrap()),
+            "{step}"
+        );
+        assert!(step["summary"].is_string());
+        for f in step["findings"].as_array().unwrap() {
+            assert!(
+                ["info", "warning", "error"].contains(&f["severity"].as_str().unwrap()),
+                "{f}"
+            );
+            let code = f["code"].as_str().unwrap();
+            assert!(code.contains('.') && !code.contains(' '), "{code}");
+            if f["severity"] == "error" {
+                assert!(f["hint"].is_string(), "errors carry a fix hint: {f}");
+            }
+        }
+    }
+    assert_eq!(
+        r.codes("scopes"),
+        ["scope.missing_actions", "harbor.permissions"],
+        "{r:?}"
+    );
+    rig.assert_no_tokens(&out);
+}
+
+#[test]
+fn exit_codes() {
+    let rig = Rig::linked(&["pull"]);
+    assert_eq!(rig.env.cmd(&["check", &rig.image()]).run().code, 0);
+    assert_eq!(rig.env.cmd(&["check", &rig.image(), "--push"]).run().code, 1);
+    for bad in [
+        &["check", "a.example", "b.example"][..],
+        &["check", "--pull", "--push"],
+        &["check", "--frobnicate"],
+        &["check", "--robot-file"],
+        &["check", "Not A Host!"],
+    ] {
+        let out = rig.env.cmd(bad).run();
+        assert_eq!(out.code, 2, "{bad:?}: {out:?}");
+        assert!(out.stdout.contains("usage"), "{out:?}");
+    }
+    let out = rig.env.cmd(&["check", "--help"]).run();
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains("--robot-file FILE"), "{out:?}");
+
+    let robot_file = rig.env.write("robot.json", "[]");
+    let out = rig
+        .env
+        .cmd(&[
+            "check",
+            &rig.image(),
+            "--json",
+            "--robot-file",
+            robot_file.to_str().unwrap(),
+        ])
+        .run();
+    let r = Report::parse(&out);
+    assert_eq!(r.codes("robot"), ["check.robot_file_invalid"], "{r:?}");
+}
+
+#[test]
+fn registry_only_skips_the_scopes() {
+    let rig = Rig::linked(&["pull"]);
+    let out = rig.env.cmd(&["check", &rig.harbor.host(), "--json"]).run();
+    let r = Report::parse(&out);
+    assert_eq!(r.statuses(), ["ok", "ok", "ok", "ok", "skip", "skip"], "{r:?}");
+    assert!(r.summary("scopes").contains("no image given"), "{r:?}");
+    assert_eq!(r.0["repository"], Value::Null);
+    rig.assert_no_tokens(&out);
+}
+
+#[test]
+fn open_registry_needs_no_login() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let _ = docker_credential_stackit::fake::read_request(&mut conn);
+            docker_credential_stackit::fake::write_response(&mut conn, 200, "application/json", b"{}", &[]);
+        }
+    });
+    let stackit = fake();
+    let env = wired(TestEnv::with_key(&stackit), &host);
+    let out = env.cmd(&["check", &format!("{host}/shop/app"), "--json"]).run();
+    let r = Report::parse(&out);
+    assert_eq!(r.statuses(), ["ok", "ok", "ok", "ok", "skip", "skip"], "{r:?}");
+    assert_eq!(r.codes("registry"), ["registry.open"], "{r:?}");
+    assert!(r.summary("scopes").contains("needs no login"), "{r:?}");
+}
