@@ -20,7 +20,9 @@ fn main() {
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("CA params");
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
     // A subject distinct from the leaf's, or OpenSSL (curl) takes the leaf for self-signed.
-    ca_params.distinguished_name.push(rcgen::DnType::CommonName, "fake_stackit bench CA");
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "fake_stackit bench CA");
     let ca = ca_params.self_signed(&ca_key).expect("CA cert");
     let issuer = rcgen::Issuer::new(ca_params, &ca_key);
     let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
@@ -50,11 +52,18 @@ fn main() {
 
     // A valid form body, so curl's round trip costs the server the same work as ours.
     let key_path = dir.join("key-0.json");
-    let env = Env::from_pairs(&[("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key_path.to_str().unwrap_or(""))], &dir);
+    let env = Env::from_pairs(
+        &[("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key_path.to_str().unwrap_or(""))],
+        &dir,
+    );
     let settings = Settings::from_env(env).expect("settings");
     let identity = settings.identity(DEFAULT_REGISTRY).expect("identity").expect("a key");
     let signed = assertion::sign(&identity, exchange::unix_now()).expect("sign");
-    let form = format!("grant_type={}&assertion={}", exchange::GRANT_TYPE.replace(':', "%3A"), signed.expose());
+    let form = format!(
+        "grant_type={}&assertion={}",
+        exchange::GRANT_TYPE.replace(':', "%3A"),
+        signed.expose()
+    );
     std::fs::write(dir.join("form.txt"), form).expect("write form");
 
     println!("{}", fake.url());

@@ -490,7 +490,7 @@ enum Auth {
     /// Credentials that do not log in, and why.
     Bad(String),
     /// A robot (directly, or the one linked to the service account), and the token `sub`.
-    Robot(validate::Robot, String),
+    Robot(Box<validate::Robot>, String),
 }
 
 fn authenticate(state: &State, headers: &[(String, String)]) -> (Auth, Option<String>) {
@@ -526,7 +526,7 @@ fn authenticate(state: &State, headers: &[(String, String)]) -> (Auth, Option<St
             Some(e) if e.link.is_some() => Auth::Bad(format!("robot {user} is linked; its secret no longer works")),
             Some(e) => match usable(e) {
                 Err(why) => Auth::Bad(why),
-                Ok(()) => Auth::Robot(e.robot.clone(), user.clone()),
+                Ok(()) => Auth::Robot(Box::new(e.robot.clone()), user.clone()),
             },
         };
         return (auth, Some(user));
@@ -554,7 +554,7 @@ fn authenticate(state: &State, headers: &[(String, String)]) -> (Auth, Option<St
         None => Auth::Bad(format!("no robot is linked to {email} / {sub}")),
         Some(e) => match usable(e) {
             Err(why) => Auth::Bad(why),
-            Ok(()) => Auth::Robot(e.robot.clone(), user.clone()),
+            Ok(()) => Auth::Robot(Box::new(e.robot.clone()), user.clone()),
         },
     };
     (auth, Some(user))
@@ -696,7 +696,7 @@ fn token(state: &State, query: &[(String, String)], auth: &Auth) -> Answer {
         .flat_map(|(_, v)| Scope::parse_all(v))
         .collect();
     let (robot, subject) = match auth {
-        Auth::Robot(robot, subject) => (Some(robot), subject.as_str()),
+        Auth::Robot(robot, subject) => (Some(&**robot), subject.as_str()),
         Auth::None if scopes.is_empty() => return harbor_error(401, "UNAUTHORIZED", "authentication required"),
         Auth::Bad(why) if scopes.is_empty() || state.strict.load(Ordering::SeqCst) => {
             return harbor_error(401, "UNAUTHORIZED", &format!("invalid credentials: {why}"));
