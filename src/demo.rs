@@ -120,7 +120,7 @@ pub fn run() -> Result<()> {
     println!("   stdout: {out}   (exit 1; Docker goes on anonymously)\n");
     println!("Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half.");
     println!(
-        "Real use: set STACKIT_SERVICE_ACCOUNT_KEY_PATH and add {{\"credHelpers\": {{\"registry.onstackit.cloud\": \"stackit\"}}}} to ~/.docker/config.json."
+        "Real use: set STACKIT_SERVICE_ACCOUNT_KEY_PATH to your key and run `docker-credential-stackit configure-docker`."
     );
     Ok(())
 }
