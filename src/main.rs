@@ -60,10 +60,10 @@ fn main() -> ExitCode {
             .location()
             .map(|l| format!(" at {}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        let _ = writeln!(
-            std::io::stdout(),
-            "docker-credential-stackit: internal error{at}; please report this bug"
-        );
+        let msg = format!("docker-credential-stackit: internal error{at}; please report this bug");
+        // stdout for Docker (it shows stdout on failure), stderr for the kubelet (it logs stderr).
+        let _ = writeln!(std::io::stdout(), "{msg}");
+        let _ = writeln!(std::io::stderr(), "{msg}");
         std::process::exit(1);
     }));
     let args: Vec<String> = std::env::args().skip(1).collect();
