@@ -417,3 +417,14 @@ fn the_example_provider_config_names_this_binary_and_api_version() {
     // The kubelet runs `<bin-dir>/<name> <args...>`; the verb must be the only argument.
     assert!(config.contains("    args:\n      - kubelet\n"), "{config}");
 }
+
+#[test]
+fn the_strict_mirror_rejects_unknown_and_duplicate_fields() {
+    // Proves `decode` can fail: our responses pass it because they carry only upstream fields.
+    let valid = r#"{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderResponse","cacheKeyType":"Registry","cacheDuration":"0s","auth":{}}"#;
+    assert!(serde_json::from_str::<UpstreamResponse>(valid).is_ok());
+    let extra = valid.replacen('{', r#"{"expiresAt":"x","#, 1);
+    assert!(serde_json::from_str::<UpstreamResponse>(&extra).is_err());
+    let dup = valid.replacen('{', r#"{"kind":"x","#, 1);
+    assert!(serde_json::from_str::<UpstreamResponse>(&dup).is_err());
+}
