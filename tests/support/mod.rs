@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod harbor;
+pub mod rig;
 
 use docker_credential_stackit::fake::{Account, FakeStackit};
 use std::io::Write;
