@@ -7,6 +7,7 @@ mod support;
 mod cache;
 mod check;
 mod configure_docker;
+mod e2e;
 mod exchange;
 mod harbor;
 mod identity;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod harbor;
+pub mod rig;
 
 use docker_credential_stackit::fake::{Account, FakeStackit};
 use std::io::Write;
@@ -57,15 +58,25 @@ impl TestEnv {
 
     /// Sets a variable for every command run from this environment.
     pub fn var(mut self, name: &str, value: &str) -> TestEnv {
-        self.vars.retain(|(k, _)| k != name);
-        self.vars.push((name.to_string(), value.to_string()));
+        self.set_var(name, value);
         self
     }
 
     /// Removes a variable again.
     pub fn unset(mut self, name: &str) -> TestEnv {
-        self.vars.retain(|(k, _)| k != name);
+        self.remove_var(name);
         self
+    }
+
+    /// [`TestEnv::var`] in place, for environments that change halfway through a test.
+    pub fn set_var(&mut self, name: &str, value: &str) {
+        self.vars.retain(|(k, _)| k != name);
+        self.vars.push((name.to_string(), value.to_string()));
+    }
+
+    /// [`TestEnv::unset`] in place.
+    pub fn remove_var(&mut self, name: &str) {
+        self.vars.retain(|(k, _)| k != name);
     }
 
     /// Writes a 0600 file under HOME and returns its path.
@@ -98,7 +109,12 @@ impl TestEnv {
 
     /// A command for the binary with this environment.
     pub fn cmd(&self, args: &[&str]) -> TestCommand {
-        let mut cmd = Command::new(bin());
+        self.program(bin(), args)
+    }
+
+    /// A command for any program (a real client that calls the helper) with this environment.
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> TestCommand {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
             .env("HOME", self.home.path())
@@ -182,6 +198,12 @@ impl TestCommand {
     pub fn run(self) -> Output {
         self.spawn().wait()
     }
+
+    /// Runs with a hang guard: a process still running after `limit` is killed and the test
+    /// fails, so a hanging client cannot hang the suite.
+    pub fn run_within(self, limit: std::time::Duration) -> Output {
+        self.spawn().wait_within(limit)
+    }
 }
 
 pub struct RunningCommand {
@@ -189,6 +211,53 @@ pub struct RunningCommand {
 }
 
 impl RunningCommand {
+    /// [`RunningCommand::wait`] with a hang guard (see [`TestCommand::run_within`]).
+    pub fn wait_within(mut self, limit: std::time::Duration) -> Output {
+        use std::io::Read;
+        use std::time::{Duration, Instant};
+        // Drain the pipes while waiting, or a chatty child blocks on a full pipe. Through
+        // channels with a bounded wait: a grandchild (the helper under `docker`, which passes
+        // its own stderr on) can keep a pipe open after the child is gone.
+        let drain = |pipe: Option<Box<dyn Read + Send>>| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                if let Some(mut p) = pipe {
+                    let _ = p.read_to_end(&mut buf);
+                }
+                let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+            });
+            rx
+        };
+        let stdout = drain(self.child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let stderr = drain(self.child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
+        let started = Instant::now();
+        let collect = |rx: &std::sync::mpsc::Receiver<String>| {
+            let left = limit.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
+            rx.recv_timeout(left)
+                .unwrap_or_else(|_| "[pipe still held open by a leftover process]".into())
+        };
+        loop {
+            if let Some(status) = self.child.try_wait().expect("poll the child") {
+                return Output {
+                    code: status.code().unwrap_or(-1),
+                    stdout: collect(&stdout),
+                    stderr: collect(&stderr),
+                };
+            }
+            if started.elapsed() > limit {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "hang guard: still running after {limit:?}; stdout: {:?}; stderr: {:?}",
+                    collect(&stdout),
+                    collect(&stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn wait(self) -> Output {
         let out = self.child.wait_with_output().expect("wait for the helper");
         Output {
