@@ -103,6 +103,11 @@ fn protocol_verb(verb: &str) -> ExitCode {
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
             let _ = writeln!(std::io::stdout(), "{e}");
+            // Docker continues anonymously after a failed `get` and never shows our stdout, but
+            // it passes stderr through: repeat real errors there so the user sees the reason.
+            if !matches!(e, Error::NotFound) {
+                docker_credential_stackit::log::emit(docker_credential_stackit::log::Level::Error, format_args!("{e}"));
+            }
             ExitCode::from(if matches!(e, Error::Usage(_)) { 2 } else { 1 })
         }
     }

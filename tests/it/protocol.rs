@@ -184,3 +184,20 @@ fn demo_runs_end_to_end() {
     assert_eq!(out.code, 0, "{out:?}");
     assert!(out.stdout.contains("Demo passed"), "{out:?}");
 }
+
+#[test]
+fn errors_are_repeated_on_stderr_because_docker_hides_stdout() {
+    let env = TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "/nonexistent/key.json");
+    let out = env.get("registry.onstackit.cloud");
+    let line = out.assert_error(&["/nonexistent/key.json"]);
+    assert!(out.stderr.contains(&format!("error: {line}")), "{out:?}");
+    // Not found is an answer, not an error, and stays quiet.
+    let out = TestEnv::empty().get("docker.io");
+    out.assert_not_found();
+    assert_eq!(out.stderr, "");
+    // `off` silences it.
+    let out = env
+        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "off")
+        .get("registry.onstackit.cloud");
+    assert_eq!((out.code, out.stderr.as_str()), (1, ""));
+}
