@@ -179,6 +179,22 @@ pub enum Reply {
     Hang(Duration),
     /// Close the connection without answering.
     Close,
+    /// Answer like [`Reply::Token`], but one byte at a time with this pause between bytes.
+    Trickle(Duration),
+    /// Verify the assertion like [`Reply::Token`], but issue a token of this [`Shape`].
+    Issue(Shape),
+}
+
+/// Unusual access tokens a real endpoint (or a proxy in front of it) might hand out. Every
+/// shape comes with `expires_in` = the configured lifetime.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// An opaque token that is not a JWT.
+    Opaque,
+    /// A JWT without an `exp` claim.
+    NoExp,
+    /// A JWT whose `exp` is this many seconds from now (negative: already expired).
+    ExpIn(i64),
 }
 
 struct Registered {
@@ -396,6 +412,11 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         .unwrap_or_else(|p| p.into_inner())
         .pop_front()
         .unwrap_or(Reply::Token);
+    let (pause, shape) = match &reply {
+        Reply::Trickle(d) => (Some(*d), None),
+        Reply::Issue(s) => (None, Some(*s)),
+        _ => (None, None),
+    };
     let (status, body, extra) = match reply {
         Reply::Close => return,
         Reply::Hang(d) => {
@@ -403,7 +424,8 @@ fn serve(mut stream: impl Read + Write, state: &State) {
             return;
         }
         Reply::Status(code, body, extra) => (code, body, extra),
-        Reply::Token => match issue(state, &request_line, &headers, &body) {
+        Reply::Token | Reply::Trickle(_) | Reply::Issue(_) => match issue(state, &request_line, &headers, &body, shape)
+        {
             Ok(json) => (200, json, Vec::new()),
             Err(why) => {
                 state
@@ -428,12 +450,31 @@ fn serve(mut stream: impl Read + Write, state: &State) {
     }
     out.push_str("\r\n");
     out.push_str(&body);
-    let _ = stream.write_all(out.as_bytes());
+    match pause {
+        None => {
+            let _ = stream.write_all(out.as_bytes());
+        }
+        Some(pause) => {
+            for byte in out.as_bytes() {
+                if stream.write_all(&[*byte]).and_then(|_| stream.flush()).is_err() || state.stop.load(Ordering::SeqCst)
+                {
+                    return;
+                }
+                std::thread::sleep(pause);
+            }
+        }
+    }
     let _ = stream.flush();
 }
 
 /// Checks the request like the real endpoint would and mints a token.
-fn issue(state: &State, request_line: &str, headers: &[(String, String)], body: &[u8]) -> Result<String, String> {
+fn issue(
+    state: &State,
+    request_line: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    shape: Option<Shape>,
+) -> Result<String, String> {
     if !request_line.starts_with("POST ") {
         return Err(format!("expected POST, got {request_line}"));
     }
@@ -483,8 +524,21 @@ fn issue(state: &State, request_line: &str, headers: &[(String, String)], body: 
         .push(json!({"header": header, "claims": claims}));
     let lifetime = state.lifetime.load(Ordering::SeqCst) as u64;
     let t = now();
-    let claims = json!({"iss": "https://fake-stackit.invalid", "sub": account.sub, "email": account.iss,
+    let mut claims = json!({"iss": "https://fake-stackit.invalid", "sub": account.sub, "email": account.iss,
         "aud": "stackit", "iat": t, "exp": t + lifetime, "jti": crate::token::assertion::uuid_v4().unwrap_or_default()});
+    match shape {
+        None => {}
+        Some(Shape::Opaque) => {
+            let opaque = format!("opaque-{}", crate::token::assertion::uuid_v4().unwrap_or_default());
+            return Ok(json!({"access_token": opaque, "token_type": "Bearer", "expires_in": lifetime}).to_string());
+        }
+        Some(Shape::NoExp) => {
+            if let Some(c) = claims.as_object_mut() {
+                c.remove("exp");
+            }
+        }
+        Some(Shape::ExpIn(secs)) => claims["exp"] = json!(t.saturating_add_signed(secs)),
+    }
     let token = state
         .signer
         .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-stackit", &claims);

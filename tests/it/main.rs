@@ -7,6 +7,7 @@ mod support;
 mod cache;
 mod configure_docker;
 mod exchange;
+mod faults;
 mod identity;
 mod kubelet;
 mod protocol;
