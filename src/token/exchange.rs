@@ -301,7 +301,9 @@ fn looks_like_jwt(word: &str) -> bool {
 }
 
 /// Parses a 2xx body: an `access_token`, and the expiry from its `exp` claim, else `expires_in`.
-fn parse_success(text: &str, endpoint: &str, now: u64) -> Result<(Secret, u64)> {
+///
+/// Pure (the clock is `now`), public so that it can be fuzzed: the body comes from the network.
+pub fn parse_success(text: &str, endpoint: &str, now: u64) -> Result<(Secret, u64)> {
     let body: TokenBody = serde_json::from_str(text).map_err(|_| {
         Error::Token(format!(
             "token endpoint {endpoint} answered with something that is not a JSON token response: {}",
