@@ -396,6 +396,80 @@ fn a_full_disk_during_a_cache_write_keeps_the_old_cache() {
 }
 
 #[test]
+fn a_read_only_cache_still_serves_warns_and_keeps_its_token() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let mount_point = env.path("ro-fs");
+    let cache = mount_point.join("cache");
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
+    let tmpfs = Tmpfs::mount(&mount_point, "256k");
+    let first = secret(&env.get(HOST));
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .unwrap();
+    let how = match &tmpfs {
+        Some(t) => {
+            let ok = std::process::Command::new("mount")
+                .args(["-o", "remount,ro"])
+                .arg(&t.0)
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "remount read-only");
+            "a read-only tmpfs"
+        }
+        None => {
+            // Not root: a directory we may not write to is the nearest thing.
+            set_mode(&cache, 0o500);
+            "a mode 500 directory (not root)"
+        }
+    };
+    eprintln!("read-only cache simulated with {how}");
+
+    // Warm: the cached token is read as usual.
+    assert_eq!(secret(&env.get(HOST)), first);
+    // Past half-life: the refresh works, cannot be stored, and says so; the old entry stays.
+    let mut v = valid_entry(&entry);
+    if tmpfs.is_none() {
+        set_mode(&cache, 0o700);
+    }
+    // (Ageing needs a writable file: on the tmpfs, remount for the edit, then back.)
+    if let Some(t) = &tmpfs {
+        std::process::Command::new("mount")
+            .args(["-o", "remount,rw"])
+            .arg(&t.0)
+            .status()
+            .unwrap();
+    }
+    v["issued_at"] = json!(now() - 3000);
+    v["expires_at"] = json!(now() + 600);
+    std::fs::write(&entry, v.to_string()).unwrap();
+    match &tmpfs {
+        Some(t) => {
+            std::process::Command::new("mount")
+                .args(["-o", "remount,ro"])
+                .arg(&t.0)
+                .status()
+                .unwrap();
+        }
+        None => set_mode(&cache, 0o500),
+    }
+    let before = std::fs::read(&entry).unwrap();
+    let out = env.get(HOST);
+    let second = secret(&out);
+    assert_ne!(second, first);
+    assert!(fake.verify_access_token(&second).is_some());
+    assert!(out.stderr.contains("cannot write the token cache"), "{out:?}");
+    assert_eq!(std::fs::read(&entry).unwrap(), before, "the old entry is intact");
+    assert_eq!(out.stdout.lines().count(), 1);
+    if tmpfs.is_none() {
+        set_mode(&cache, 0o700);
+    }
+}
+
+#[test]
 fn a_cache_dir_owned_by_another_user_or_group_writable_is_refused() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
