@@ -397,8 +397,11 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
     .position(|m| m == month)? as u64
         + 1;
     let year: u64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
+    let hms: Vec<&str> = time.split(':').collect();
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    let (h, m, s): (u64, u64, u64) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
     // Four-digit years only (RFC 9110): anything else is garbage, and a huge year would
     // overflow the day arithmetic below.
     if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || s > 60 {
@@ -486,6 +489,10 @@ mod tests {
         // Found by the fault tests: a huge year overflowed (a panic in debug builds).
         assert_eq!(parse_http_date("Sun, 06 Nov 18446744073709551615 08:49:37 GMT"), None);
         assert_eq!(parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"), Some(253_402_300_799));
+        // The same bug as the fuzzer found it again (fuzz/dicts/token_response.dict); the time
+        // field also had a fourth component that used to be ignored.
+        assert_eq!(parse_http_date("un, 06 Nov 000018644942324121 00:00:0009:40 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37:99 GMT"), None);
     }
 
     #[test]
