@@ -324,7 +324,9 @@ pub(crate) fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> 
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+        // O_NONBLOCK: a FIFO planted in place of the file must not hang the open; regular
+        // files ignore the flag, and callers refuse anything that is not a regular file.
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).mode(0o600);
     }
     o.open(path)
 }

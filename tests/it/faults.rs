@@ -233,7 +233,7 @@ fn clock_skew_and_hostile_date_headers() {
 // Hostile key files
 
 #[test]
-fn key_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
+fn key_and_config_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
     let fake = fake();
     let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
     let binary = env.path("binary.json");
@@ -245,7 +245,13 @@ fn key_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
     std::fs::write(&nul, [0u8; 512]).unwrap();
     let dir = env.path("a-directory");
     std::fs::create_dir(&dir).unwrap();
-    let cases: [(&Path, &[&str]); 5] = [
+    // A FIFO nobody writes to: opening it must not block (it would hang every docker pull).
+    let fifo = env.path("fifo.json");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let cases: [(&Path, &[&str]); 6] = [
+        (&fifo, &["is empty"]),
         (&binary, &["not text (invalid UTF-8)"]),
         (&sparse, &["larger than 256 KiB"]),
         (Path::new("/dev/zero"), &["larger than 256 KiB"]),
@@ -273,7 +279,33 @@ fn key_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
         .stdin(HOST)
         .run();
     out.assert_error(&["STACKIT_PRIVATE_KEY_PATH", "not text"]);
-    assert_eq!(fake.requests(), 0);
+    // The helper's own config file: a FIFO reads as empty, /dev/zero is refused.
+    let out = env
+        .cmd(&["get"])
+        .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key)
+        .env("DOCKER_CREDENTIAL_STACKIT_CONFIG", &fifo)
+        .stdin(HOST)
+        .run();
+    out.assert_error(&["no credentials.privateKey"]);
+    env.cmd(&["get"])
+        .env("DOCKER_CREDENTIAL_STACKIT_CONFIG", "/dev/zero")
+        .stdin(HOST)
+        .run()
+        .assert_error(&["/dev/zero", "larger than 1024 KiB"]);
+    // A FIFO planted in place of the token cache file is skipped, not waited on.
+    let env = TestEnv::with_key(&fake);
+    env.get(HOST).json();
+    let entry = env.cache_files()[0].clone();
+    std::fs::remove_file(&entry).unwrap();
+    let c_entry = std::ffi::CString::new(entry.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_entry.as_ptr(), 0o600) }, 0);
+    assert!(fake.verify_access_token(&secret(&env.get(HOST))).is_some());
+    assert!(
+        cache_entry(&env)["access_token"].is_string(),
+        "replaced by a real entry"
+    );
+    assert_eq!(fake.requests(), 2);
 }
 
 // ---------------------------------------------------------------------------------------------
