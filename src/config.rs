@@ -569,8 +569,23 @@ impl<'a> CredentialsLoader<'a> {
     }
 }
 
+/// Config files larger than this are refused: a real one is a few hundred bytes, and an
+/// unbounded read of `/dev/zero` or a runaway file would eat memory on every `docker pull`.
+const MAX_CONFIG_FILE: u64 = 1024 * 1024;
+
 fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
-    let text = match std::fs::read_to_string(path) {
+    let read = crate::key::open_for_reading(path).and_then(|f| {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_CONFIG_FILE + 1), &mut text).map(|_| text)
+    });
+    let text = match read {
+        Ok(t) if t.len() as u64 > MAX_CONFIG_FILE => {
+            return Err(Error::Config(format!(
+                "config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG) is larger than {} KiB; it is not a docker-credential-stackit config",
+                path.display(),
+                MAX_CONFIG_FILE / 1024
+            )));
+        }
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(ConfigFile::default()),
         Err(e) => {

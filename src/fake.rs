@@ -179,6 +179,22 @@ pub enum Reply {
     Hang(Duration),
     /// Close the connection without answering.
     Close,
+    /// Answer like [`Reply::Token`], but one byte at a time with this pause between bytes.
+    Trickle(Duration),
+    /// Verify the assertion like [`Reply::Token`], but issue a token of this [`Shape`].
+    Issue(Shape),
+}
+
+/// Unusual access tokens a real endpoint (or a proxy in front of it) might hand out. Every
+/// shape comes with `expires_in` = the configured lifetime.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// An opaque token that is not a JWT.
+    Opaque,
+    /// A JWT without an `exp` claim.
+    NoExp,
+    /// A JWT whose `exp` is this many seconds from now (negative: already expired).
+    ExpIn(i64),
 }
 
 struct Registered {
@@ -405,6 +421,11 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         .unwrap_or_else(|p| p.into_inner())
         .pop_front()
         .unwrap_or(Reply::Token);
+    let (pause, shape) = match &reply {
+        Reply::Trickle(d) => (Some(*d), None),
+        Reply::Issue(s) => (None, Some(*s)),
+        _ => (None, None),
+    };
     let (status, body, extra) = match reply {
         Reply::Close => return,
         Reply::Hang(d) => {
@@ -412,7 +433,8 @@ fn serve(mut stream: impl Read + Write, state: &State) {
             return;
         }
         Reply::Status(code, body, extra) => (code, body, extra),
-        Reply::Token => match issue(state, &request_line, &headers, &body) {
+        Reply::Token | Reply::Trickle(_) | Reply::Issue(_) => match issue(state, &request_line, &headers, &body, shape)
+        {
             Ok(json) => (200, json, Vec::new()),
             Err(why) => {
                 state
@@ -429,9 +451,22 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         },
     };
     let date = now().saturating_add_signed(state.clock_offset.load(Ordering::SeqCst));
-    let mut headers = vec![("Date".to_string(), http_date(date))];
-    headers.extend(extra);
-    write_response(&mut stream, status, "application/json", body.as_bytes(), &headers);
+    // A scripted reply's own Date header wins over the clock's.
+    let mut headers = extra;
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("date")) {
+        headers.push(("Date".to_string(), http_date(date)));
+    }
+    let Some(pause) = pause else {
+        write_response(&mut stream, status, "application/json", body.as_bytes(), &headers);
+        return;
+    };
+    // A trickle: one byte at a time, to test the client's deadline against a live but slow server.
+    for byte in response_bytes(status, "application/json", body.as_bytes(), &headers) {
+        if stream.write_all(&[byte]).and_then(|_| stream.flush()).is_err() || state.stop.load(Ordering::SeqCst) {
+            return;
+        }
+        std::thread::sleep(pause);
+    }
 }
 
 /// Writes a complete `Connection: close` HTTP/1.1 response.
@@ -442,6 +477,12 @@ pub fn write_response(
     body: &[u8],
     headers: &[(String, String)],
 ) {
+    let _ = stream.write_all(&response_bytes(status, content_type, body, headers));
+    let _ = stream.flush();
+}
+
+/// A complete `Connection: close` HTTP/1.1 response as bytes.
+fn response_bytes(status: u16, content_type: &str, body: &[u8], headers: &[(String, String)]) -> Vec<u8> {
     let mut out = format!(
         "HTTP/1.1 {status} Fake\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n",
         body.len()
@@ -452,8 +493,7 @@ pub fn write_response(
     out.push_str("\r\n");
     let mut bytes = out.into_bytes();
     bytes.extend_from_slice(body);
-    let _ = stream.write_all(&bytes);
-    let _ = stream.flush();
+    bytes
 }
 
 /// Unix seconds as (year, month, day, hour, minute, second, weekday 0 = Thursday).
@@ -493,7 +533,13 @@ pub fn rfc3339(unix: u64) -> String {
 }
 
 /// Checks the request like the real endpoint would and mints a token.
-fn issue(state: &State, request_line: &str, headers: &[(String, String)], body: &[u8]) -> Result<String, String> {
+fn issue(
+    state: &State,
+    request_line: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+    shape: Option<Shape>,
+) -> Result<String, String> {
     if !request_line.starts_with("POST ") {
         return Err(format!("expected POST, got {request_line}"));
     }
@@ -543,8 +589,21 @@ fn issue(state: &State, request_line: &str, headers: &[(String, String)], body: 
         .push(json!({"header": header, "claims": claims}));
     let lifetime = state.lifetime.load(Ordering::SeqCst) as u64;
     let t = now();
-    let claims = json!({"iss": "https://fake-stackit.invalid", "sub": account.sub, "email": account.iss,
+    let mut claims = json!({"iss": "https://fake-stackit.invalid", "sub": account.sub, "email": account.iss,
         "aud": "stackit", "iat": t, "exp": t + lifetime, "jti": crate::token::assertion::uuid_v4().unwrap_or_default()});
+    match shape {
+        None => {}
+        Some(Shape::Opaque) => {
+            let opaque = format!("opaque-{}", crate::token::assertion::uuid_v4().unwrap_or_default());
+            return Ok(json!({"access_token": opaque, "token_type": "Bearer", "expires_in": lifetime}).to_string());
+        }
+        Some(Shape::NoExp) => {
+            if let Some(c) = claims.as_object_mut() {
+                c.remove("exp");
+            }
+        }
+        Some(Shape::ExpIn(secs)) => claims["exp"] = json!(t.saturating_add_signed(secs)),
+    }
     let token = state
         .signer
         .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-stackit", &claims);

@@ -127,9 +127,35 @@ impl ServiceAccountKey {
     }
 }
 
+/// Opens `path` for reading without blocking on a FIFO that has no writer: a key or config
+/// path pointing at one would otherwise hang every `docker pull`. Reads then block as usual, so
+/// process substitution (`STACKIT_SERVICE_ACCOUNT_KEY_PATH=<(vault read ...)`) still works;
+/// a FIFO nobody writes to reads as empty.
+pub(crate) fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this function owns; failures leave it non-blocking,
+        // which only matters for pipes (a read may then fail with EAGAIN: an error, no hang).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    Ok(file)
+}
+
 /// Reads a key or PEM file, bounded by [`MAX_KEY_FILE`], naming `origin` in errors.
 pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
-    let file = std::fs::File::open(path)
+    let file = open_for_reading(path)
         .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?;
     warn_if_shared(&file, path);
     let mut bytes = Vec::new();

@@ -30,9 +30,15 @@ pub fn read_input(mut reader: impl Read) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::Input("stdin is not valid UTF-8".into()))
 }
 
-/// Joins the lines of `input` and trims it, like the reference server.
+/// Joins the lines of `input` and trims it, like the reference server. A leading byte-order
+/// mark (PowerShell's pipes add one) is dropped too: it is never part of a host name.
 fn joined(input: &str) -> String {
-    input.lines().collect::<String>().trim().to_string()
+    input
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .collect::<String>()
+        .trim()
+        .to_string()
 }
 
 /// Extracts the server URL that `get` and `erase` receive. Empty input is Docker's
@@ -137,6 +143,8 @@ mod tests {
         assert_eq!(server_url("reg.\nexample").unwrap(), "reg.example");
         assert!(matches!(server_url(" \n\t"), Err(Error::MissingServerUrl)));
         assert!(matches!(server_url("{\"ServerURL\":\"x\"}"), Err(Error::Input(_))));
+        assert_eq!(server_url("\u{feff}reg.example\r\n").unwrap(), "reg.example");
+        assert!(matches!(server_url("\u{feff}\n"), Err(Error::MissingServerUrl)));
     }
 
     #[test]

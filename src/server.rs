@@ -17,13 +17,23 @@ pub fn normalize(input: &str) -> Option<String> {
     let mut rest = input.trim();
     if let Some(i) = rest.find("://") {
         let scheme = &rest[..i];
-        if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) {
+        // RFC 3986: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ). `0://host` is no scheme, and
+        // guessing what it means is how foreign hosts get mapped onto served ones.
+        if !scheme.starts_with(|c: char| c.is_ascii_alphabetic())
+            || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        {
             return None;
         }
         rest = &rest[i + 3..];
     }
     let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
     let mut authority = &rest[..end];
+    // WHATWG URL parsers (browsers, many libraries) end the authority at `\` as well, so
+    // `evil.example\@registry.onstackit.cloud` names evil.example to them and the served host to
+    // a plain RFC 3986 reading. Never guess between the two (found by the proptest below).
+    if authority.contains('\\') {
+        return None;
+    }
     if let Some(i) = authority.rfind('@') {
         authority = &authority[i + 1..];
     }
@@ -164,6 +174,10 @@ mod tests {
             "registry.onstackit.cloud.",
             "https://evil.example/registry.onstackit.cloud",
             "https://registry.onstackit.cloud@evil.example",
+            // Regressions from the property tests: a backslash ends the authority for WHATWG.
+            "\\@registry.onstackit.cloud/",
+            "https://evil.example\\@registry.onstackit.cloud",
+            "0://registry.onstackit.cloud",
         ] {
             assert_ne!(normalize(input).as_deref(), Some(DEFAULT_REGISTRY), "{input:?}");
         }
@@ -185,5 +199,114 @@ mod tests {
         assert!(is_loopback("[::1]"));
         assert!(!is_loopback("10.0.0.1"));
         assert!(!is_loopback("localhost.evil.example"));
+    }
+}
+
+/// Properties of [`normalize`] over generated input (proptest). The oracle for "which host does
+/// this string really name" is written independently of `normalize`: RFC 3986 Appendix B's
+/// split, and the WHATWG URL reading in which `\` also ends the authority.
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// What a URL parser takes for the host and port of `s`. Input without `scheme://` is read
+    /// the way Docker sends it, as `host[:port]` (a network-path reference, `//` + input); a
+    /// `scheme:` without `//` would make `localhost:5000` a path, which no registry client does.
+    fn reference_host_port(s: &str, backslash_ends_authority: bool) -> Option<(String, Option<String>)> {
+        let t = s.trim();
+        let is_scheme = |p: &str| {
+            p.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c))
+        };
+        let after_slashes = match t.find(':') {
+            Some(i) if is_scheme(&t[..i]) && t[i + 1..].starts_with("//") => &t[i + 3..],
+            _ => t,
+        };
+        let ends: &[char] = if backslash_ends_authority {
+            &['/', '?', '#', '\\']
+        } else {
+            &['/', '?', '#']
+        };
+        let authority = &after_slashes[..after_slashes.find(ends).unwrap_or(after_slashes.len())];
+        let host_port = authority.rsplit('@').next().unwrap_or(authority);
+        let (host, port) = match host_port.rfind(':') {
+            Some(i) if !host_port[i..].contains(']') => (&host_port[..i], Some(host_port[i + 1..].to_string())),
+            _ => (host_port, None),
+        };
+        Some((host.to_ascii_lowercase(), port))
+    }
+
+    /// True if both readings agree that `s` names the default registry on the HTTPS port.
+    fn really_default_registry(s: &str) -> bool {
+        [false, true].into_iter().all(|b| {
+            matches!(reference_host_port(s, b), Some((h, p)) if h == DEFAULT_REGISTRY && matches!(p.as_deref(), None | Some("443")))
+        })
+    }
+
+    /// URL-ish noise: the characters that change how a URL splits, plus a few letters.
+    fn noise() -> impl Strategy<Value = String> {
+        proptest::string::string_regex(r"[a-cA-C0-9.:/@?#\\\[\]%_ \t-]{0,12}").expect("valid regex")
+    }
+
+    fn host() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(DEFAULT_REGISTRY.to_string()),
+            Just("REGISTRY.onstackit.CLOUD".to_string()),
+            Just("registry.onstackit.cloud.evil.example".to_string()),
+            Just("evilregistry.onstackit.cloud".to_string()),
+            Just("registry.onstackit.cloud.".to_string()),
+            Just("[::1]".to_string()),
+            proptest::string::string_regex("[a-z0-9][a-z0-9.-]{0,20}").expect("valid regex"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4096, ..ProptestConfig::default() })]
+
+        /// Normalising a normalised key changes nothing.
+        #[test]
+        fn idempotent(s in prop_oneof![noise(), any::<String>(), host()]) {
+            if let Some(once) = normalize(&s) {
+                prop_assert_eq!(normalize(&once), Some(once.clone()));
+                prop_assert!(!once.contains(['/', '@', '?', '#', ' ']) && once == once.to_ascii_lowercase());
+            }
+        }
+
+        /// Built from parts: the default registry comes out exactly when the host part is it
+        /// and the port is absent or 443, whatever the scheme, user info and path say.
+        #[test]
+        fn structured_urls_map_only_their_own_host(
+            scheme in prop_oneof![Just(""), Just("https://"), Just("http://"), Just("HTTPS://"), Just("oci+https://")],
+            userinfo in prop_oneof![Just(""), Just("user@"), Just("registry.onstackit.cloud@"), Just("a:b@")],
+            host in host(),
+            port in prop_oneof![Just(""), Just(":443"), Just(":5000"), Just(":0")],
+            rest in prop_oneof![Just(""), Just("/"), Just("/v2/"), Just("/registry.onstackit.cloud"),
+                                Just("?h=registry.onstackit.cloud"), Just("#registry.onstackit.cloud")],
+        ) {
+            let url = format!("{scheme}{userinfo}{host}{port}{rest}");
+            let served = normalize(&url).as_deref() == Some(DEFAULT_REGISTRY);
+            let expected = host.eq_ignore_ascii_case(DEFAULT_REGISTRY) && (port.is_empty() || port == ":443");
+            prop_assert_eq!(served, expected, "{}", url);
+        }
+
+        /// Noise around the served host name: whenever `normalize` says "the default registry",
+        /// both URL readings agree that the string's authority really is that host.
+        #[test]
+        fn never_maps_a_foreign_host_onto_the_served_one(pre in noise(), post in noise()) {
+            let s = format!("{pre}{DEFAULT_REGISTRY}{post}");
+            if normalize(&s).as_deref() == Some(DEFAULT_REGISTRY) {
+                prop_assert!(really_default_registry(&s), "{:?}", s);
+            }
+        }
+
+        /// The same over arbitrary text, which almost never normalises to the served host but
+        /// must never panic.
+        #[test]
+        fn arbitrary_text_never_panics_or_maps_foreign_hosts(s in any::<String>()) {
+            if normalize(&s).as_deref() == Some(DEFAULT_REGISTRY) {
+                prop_assert!(really_default_registry(&s), "{:?}", s);
+            }
+        }
     }
 }

@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 pub const MIN_REMAINING: u64 = 60;
 /// Cache files larger than this are not ours.
 const MAX_CACHE_FILE: u64 = 64 * 1024;
+/// A `.token-*.tmp` file older than this was left by a writer that died before renaming it.
+const STALE_TEMP: Duration = Duration::from_secs(600);
 const FORMAT_VERSION: u32 = 1;
 
 /// A token and its validity, in unix seconds.
@@ -132,25 +134,12 @@ impl Cache {
             debug!("ignoring cache file {}: not UTF-8 text", path.display());
             return None;
         }
-        let parsed: Option<CacheFile> = serde_json::from_str(&text).ok();
+        let parsed = parse_entry(&text, id);
         zeroize::Zeroize::zeroize(&mut text);
         match parsed {
-            Some(f) if f.version == FORMAT_VERSION && f.identity == id && !f.access_token.is_empty() => {
-                Some(CachedToken {
-                    access_token: Secret::new(f.access_token),
-                    issued_at: f.issued_at,
-                    expires_at: f.expires_at,
-                })
-            }
-            Some(_) => {
-                debug!(
-                    "ignoring cache file {}: written for another identity or format",
-                    path.display()
-                );
-                None
-            }
-            None => {
-                debug!("ignoring corrupt cache file {}", path.display());
+            Ok(token) => Some(token),
+            Err(why) => {
+                debug!("ignoring cache file {}: {why}", path.display());
                 None
             }
         }
@@ -177,7 +166,37 @@ impl Cache {
         zeroize::Zeroize::zeroize(&mut json);
         result?;
         tmp.persist(self.path(id, "json")).map_err(|e| e.error)?;
+        self.remove_stale_temp_files();
         Ok(())
+    }
+
+    /// Removes temp files that a writer killed between creating and renaming them left behind
+    /// (SIGKILL, power loss). Only old ones: a fresh one may belong to a writer still running.
+    /// Runs on the cold path only, after a successful write.
+    fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let name = name.to_string_lossy();
+            if !(name.starts_with(".token-") && name.ends_with(".tmp")) {
+                continue;
+            }
+            // DirEntry::metadata does not follow symlinks, and removing a link removes the link.
+            let stale = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_TEMP);
+            if stale {
+                match std::fs::remove_file(entry.path()) {
+                    Ok(()) => debug!("removed {}, left behind by a killed writer", entry.path().display()),
+                    Err(e) => debug!("cannot remove stale {}: {e}", entry.path().display()),
+                }
+            }
+        }
     }
 
     /// Deletes the cached token for `id`. Missing is fine.
@@ -211,6 +230,28 @@ impl Cache {
             pause = (pause * 2).min(Duration::from_millis(25));
         }
     }
+}
+
+/// Parses the text of a cache file that should hold the token of identity `id`.
+///
+/// Pure (no I/O, no clock), so it can be fuzzed. Anything but a complete entry of this format
+/// for this very identity is refused with a short reason; callers then fetch a new token.
+pub fn parse_entry(text: &str, id: &str) -> Result<CachedToken, &'static str> {
+    let file: CacheFile = serde_json::from_str(text).map_err(|_| "corrupt (not a cache entry)")?;
+    if file.version != FORMAT_VERSION {
+        return Err("written by another version of the cache format");
+    }
+    if file.identity != id {
+        return Err("written for another identity");
+    }
+    if file.access_token.is_empty() {
+        return Err("holds no token");
+    }
+    Ok(CachedToken {
+        access_token: Secret::new(file.access_token),
+        issued_at: file.issued_at,
+        expires_at: file.expires_at,
+    })
 }
 
 /// 64-bit FNV-1a: a stable, dependency-free file name for an identity. Collisions are harmless
@@ -283,7 +324,9 @@ pub(crate) fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> 
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.custom_flags(libc::O_NOFOLLOW).mode(0o600);
+        // O_NONBLOCK: a FIFO planted in place of the file must not hang the open; regular
+        // files ignore the flag, and callers refuse anything that is not a regular file.
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).mode(0o600);
     }
     o.open(path)
 }

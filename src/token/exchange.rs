@@ -69,7 +69,9 @@ pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry(reason, wait) => (reason, wait),
         };
-        let wait = wait.unwrap_or_else(|| backoff(attempt));
+        // A server's Retry-After is a floor, never a licence to hammer it: `Retry-After: 0` on
+        // every 429 would otherwise turn this loop into a flood until the deadline.
+        let wait = wait.map_or_else(|| backoff(attempt), |w| w.max(backoff(attempt)));
         let left = deadline.saturating_duration_since(Instant::now());
         if wait >= left {
             return Err(Error::Token(format!(
@@ -147,18 +149,44 @@ fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Durat
     }
 }
 
+/// The prefix std puts on a failed `getaddrinfo`, followed by `gai_strerror`'s text. ureq
+/// passes that error through as [`ureq::Error::Io`], so this text is the only way to tell a
+/// name that does not exist from a dropped connection.
+const LOOKUP_FAILED: &str = "failed to lookup address information";
+
 fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
     let text = describe(&e);
+    if let ureq::Error::Io(io) = &e
+        && let Some(detail) = io.to_string().strip_prefix(LOOKUP_FAILED)
+    {
+        let detail = sanitize(detail.trim_start_matches([':', ' ']));
+        // EAI_AGAIN is the resolver saying "try later"; every other answer is final, and
+        // retrying it would only keep Docker waiting until the deadline.
+        if detail.contains("Temporary failure") {
+            return Attempt::Retry(
+                format!("token endpoint {endpoint}: DNS lookup failed for now ({detail})"),
+                None,
+            );
+        }
+        return Attempt::Fatal(Error::Token(format!(
+            "token endpoint {endpoint}: host not found (DNS: {detail}); check the URL, your network and any HTTPS_PROXY"
+        )));
+    }
     // Certificate problems are final, not transient.
     if crate::http::is_tls_error(&e) {
         return tls_failure(endpoint, &text);
     }
     match e {
-        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Timeout(_) | ureq::Error::Protocol(_) => {
+        // A trickling or silent endpoint is reachable, just too slow: say so.
+        ureq::Error::Timeout(_) => Attempt::Retry(
+            format!("token endpoint {endpoint} did not answer in time ({text})"),
+            None,
+        ),
+        ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => {
             Attempt::Retry(format!("token endpoint {endpoint} unreachable: {text}"), None)
         }
         ureq::Error::HostNotFound => Attempt::Fatal(Error::Token(format!(
-            "token endpoint {endpoint}: host not found (DNS); check the URL and your network or proxy settings"
+            "token endpoint {endpoint}: host not found (DNS: no address); check the URL, your network and any HTTPS_PROXY"
         ))),
         ureq::Error::BadUri(_) | ureq::Error::Http(_) => Attempt::Fatal(Error::Config(format!(
             "token endpoint {endpoint:?} is not a valid URL: {text}"
@@ -171,8 +199,15 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
 }
 
 fn tls_failure(endpoint: &str, text: &str) -> Attempt {
+    // An expired (or not yet valid) certificate is a server or clock problem; another CA
+    // bundle would not help, so do not suggest one.
+    let hint = if text.contains("expired") || text.contains("not valid yet") {
+        "the endpoint's certificate is outside its validity period: check this machine's clock, else the endpoint must renew it"
+    } else {
+        "if a proxy or private CA is in the way, point SSL_CERT_FILE at its CA bundle"
+    };
     Attempt::Fatal(Error::Token(format!(
-        "TLS with token endpoint {endpoint} failed: {text}; if a proxy or private CA is in the way, point SSL_CERT_FILE at its CA bundle"
+        "TLS with token endpoint {endpoint} failed: {text}; {hint}"
     )))
 }
 
@@ -247,7 +282,9 @@ fn looks_like_jwt(word: &str) -> bool {
 }
 
 /// Parses a 2xx body: an `access_token`, and the expiry from its `exp` claim, else `expires_in`.
-fn parse_success(text: &str, endpoint: &str, now: u64) -> Result<(Secret, u64)> {
+///
+/// Pure (the clock is `now`), public so that it can be fuzzed: the body comes from the network.
+pub fn parse_success(text: &str, endpoint: &str, now: u64) -> Result<(Secret, u64)> {
     let body: TokenBody = serde_json::from_str(text).map_err(|_| {
         Error::Token(format!(
             "token endpoint {endpoint} answered with something that is not a JSON token response: {}",
@@ -341,9 +378,14 @@ pub fn parse_http_date(value: &str) -> Option<u64> {
     .position(|m| m == month)? as u64
         + 1;
     let year: u64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || s > 60 {
+    let hms: Vec<&str> = time.split(':').collect();
+    let [h, m, s] = hms.as_slice() else {
+        return None;
+    };
+    let (h, m, s): (u64, u64, u64) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
+    // Four-digit years only (RFC 9110): anything else is garbage, and a huge year would
+    // overflow the day arithmetic below.
+    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || s > 60 {
         return None;
     }
     Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
@@ -453,6 +495,13 @@ mod tests {
             Some(Duration::from_secs(3))
         );
         assert_eq!(parse_retry_after("soon", 0), None);
+        // Found by the fault tests: a huge year overflowed (a panic in debug builds).
+        assert_eq!(parse_http_date("Sun, 06 Nov 18446744073709551615 08:49:37 GMT"), None);
+        assert_eq!(parse_http_date("Fri, 31 Dec 9999 23:59:59 GMT"), Some(253_402_300_799));
+        // The same bug as the fuzzer found it again (fuzz/dicts/token_response.dict); the time
+        // field also had a fourth component that used to be ignored.
+        assert_eq!(parse_http_date("un, 06 Nov 000018644942324121 00:00:0009:40 GMT"), None);
+        assert_eq!(parse_http_date("Sun, 06 Nov 1994 08:49:37:99 GMT"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod check;
 mod configure_docker;
 mod e2e;
 mod exchange;
+mod faults;
 mod harbor;
 mod identity;
 mod kubelet;

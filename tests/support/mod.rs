@@ -258,6 +258,12 @@ impl RunningCommand {
         }
     }
 
+    /// Sends SIGKILL (no chance to clean up) and collects what the process had printed.
+    pub fn kill(mut self) -> Output {
+        let _ = self.child.kill();
+        self.wait()
+    }
+
     pub fn wait(self) -> Output {
         let out = self.child.wait_with_output().expect("wait for the helper");
         Output {
@@ -287,6 +293,15 @@ pub struct Tls {
 
 /// Makes a CA and a leaf certificate for `names` signed by it.
 pub fn tls_for(names: &[&str]) -> Tls {
+    tls_with(names, false)
+}
+
+/// Like [`tls_for`], but the leaf certificate expired in 2020 (the CA is still valid).
+pub fn tls_expired(names: &[&str]) -> Tls {
+    tls_with(names, true)
+}
+
+fn tls_with(names: &[&str], expired: bool) -> Tls {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -296,10 +311,13 @@ pub fn tls_for(names: &[&str]) -> Tls {
     let ca_cert = ca_params.self_signed(&ca_key).unwrap();
     let issuer = rcgen::Issuer::new(ca_params, &ca_key);
     let leaf_key = rcgen::KeyPair::generate().unwrap();
-    let leaf = rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-        .unwrap()
-        .signed_by(&leaf_key, &issuer)
-        .unwrap();
+    let mut leaf_params =
+        rcgen::CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    if expired {
+        leaf_params.not_before = rcgen::date_time_ymd(2019, 1, 1);
+        leaf_params.not_after = rcgen::date_time_ymd(2020, 1, 1);
+    }
+    let leaf = leaf_params.signed_by(&leaf_key, &issuer).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let server = rustls::ServerConfig::builder_with_provider(provider)
