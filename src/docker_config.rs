@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub const HELPER_NAME: &str = "stackit";
 
 /// The binary Docker runs for [`HELPER_NAME`].
-const BINARY: &str = "docker-credential-stackit";
+pub const BINARY: &str = "docker-credential-stackit";
 
 /// Docker and containers/image both write their files with tab indentation; new files match.
 const DEFAULT_INDENT: &[u8] = b"\t";
@@ -126,15 +126,42 @@ pub enum Kind {
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as docker/cli resolves it.
 pub fn docker_config_path() -> Result<PathBuf> {
-    if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
-        return Ok(PathBuf::from(dir).join("config.json"));
+    let dir = std::env::var_os("DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from);
+    let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
+    config_path_in(dir.as_deref(), home.as_deref()).ok_or_else(|| {
+        Error::Config("cannot find the home directory for ~/.docker/config.json; set HOME or DOCKER_CONFIG".into())
+    })
+}
+
+/// Docker's config file given `$DOCKER_CONFIG` and the home directory; `None` without either.
+pub fn config_path_in(docker_config: Option<&Path>, home: Option<&Path>) -> Option<PathBuf> {
+    match (docker_config, home) {
+        (Some(dir), _) => Some(dir.join("config.json")),
+        (None, Some(home)) => Some(home.join(".docker").join("config.json")),
+        (None, None) => None,
     }
-    let home = directories::BaseDirs::new()
-        .map(|d| d.home_dir().to_path_buf())
-        .ok_or_else(|| {
-            Error::Config("cannot find the home directory for ~/.docker/config.json; set HOME or DOCKER_CONFIG".into())
-        })?;
-    Ok(home.join(".docker").join("config.json"))
+}
+
+/// The first executable [`BINARY`] in the `PATH` value `path`: the one Docker will run.
+pub fn find_on_path(path: Option<&std::ffi::OsStr>) -> Option<PathBuf> {
+    let name = format!("{BINARY}{}", std::env::consts::EXE_SUFFIX);
+    std::env::split_paths(path?)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .map(|dir| dir.join(&name))
+        .find(|candidate| is_executable(candidate))
+}
+
+#[cfg(unix)]
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(path: &Path) -> bool {
+    path.is_file()
 }
 
 /// `$REGISTRY_AUTH_FILE`, else `${XDG_RUNTIME_DIR}/containers/auth.json`: the file podman
@@ -635,16 +662,6 @@ fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
     ops
 }
 
-/// Searches `PATH` for the helper binary: Docker runs `docker-credential-stackit` from `PATH`,
-/// and a missing binary only shows up later as a failed pull.
-fn binary_on_path() -> bool {
-    let Some(path) = std::env::var_os("PATH") else {
-        return false;
-    };
-    let name = format!("{BINARY}{}", std::env::consts::EXE_SUFFIX);
-    std::env::split_paths(&path).any(|dir| dir.join(&name).is_file())
-}
-
 /// `configure-docker ARGS`: parses the arguments, edits the files, reports on stdout (changes)
 /// and stderr (warnings).
 pub fn run(args: &[String]) -> Result<()> {
@@ -729,7 +746,8 @@ pub fn run(args: &[String]) -> Result<()> {
             let _ = writeln!(stdout, "  {c}");
         }
     }
-    if !opts.unconfigure && !binary_on_path() {
+    // Docker runs the helper from PATH; a missing binary only shows up later as a failed pull.
+    if !opts.unconfigure && find_on_path(std::env::var_os("PATH").as_deref()).is_none() {
         warn!(
             "{BINARY} is not on PATH, so Docker cannot run it (\"executable file not found\"); install it into a directory on PATH, e.g. /usr/local/bin"
         );

@@ -13,10 +13,7 @@ use serde_json::{Map, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The name Docker appends to `docker-credential-` to find this binary.
-pub const HELPER_NAME: &str = "stackit";
-/// The binary Docker runs for [`HELPER_NAME`].
-pub const BINARY: &str = "docker-credential-stackit";
+pub use crate::docker_config::{BINARY, HELPER_NAME};
 
 /// Config files larger than this are not Docker configs.
 const MAX_CONFIG: u64 = 1024 * 1024;
@@ -74,7 +71,7 @@ pub fn step(host: &str, env: &Environment, served: Option<bool>) -> Step {
         }
     }
 
-    match find_on_path(env) {
+    match crate::docker_config::find_on_path(env.path.as_deref()) {
         None => findings.push(Finding::error(
             codes::DOCKER_NOT_ON_PATH,
             format!("{BINARY} is not on PATH, so Docker cannot run it"),
@@ -125,11 +122,7 @@ fn is_error(f: &Finding) -> bool {
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 pub fn docker_config_path(env: &Environment) -> Option<PathBuf> {
-    match (&env.docker_config, &env.home) {
-        (Some(dir), _) => Some(dir.join("config.json")),
-        (None, Some(home)) => Some(home.join(".docker").join("config.json")),
-        (None, None) => None,
-    }
+    crate::docker_config::config_path_in(env.docker_config.as_deref(), env.home.as_deref())
 }
 
 /// The containers auth files in the order containers/image reads them (before Docker's).
@@ -243,30 +236,6 @@ fn stored_login(doc: &Map<String, Value>, host: &str) -> Option<String> {
             .any(|f| entry.get(f).and_then(Value::as_str).is_some_and(|v| !v.is_empty()));
         (holds_secret && server::normalize(key).as_deref() == Some(host)).then(|| key.clone())
     })
-}
-
-/// The first executable `docker-credential-stackit` on `PATH`.
-fn find_on_path(env: &Environment) -> Option<PathBuf> {
-    let path = env.path.as_ref()?;
-    std::env::split_paths(path)
-        .filter(|dir| !dir.as_os_str().is_empty())
-        .map(|dir| dir.join(executable_name()))
-        .find(|candidate| is_executable(candidate))
-}
-
-fn executable_name() -> String {
-    format!("{BINARY}{}", std::env::consts::EXE_SUFFIX)
-}
-
-#[cfg(unix)]
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable(path: &Path) -> bool {
-    path.is_file()
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
