@@ -86,17 +86,20 @@ fn main() -> ExitCode {
 
 /// Runs a Docker protocol verb: the answer or the one-line error goes to stdout.
 fn protocol_verb(verb: &str) -> ExitCode {
-    let result = Settings::load().and_then(|settings| match verb {
-        "get" => read_stdin()
-            .and_then(|input| verbs::get(&settings, &input))
-            .map(|c| Some(protocol::render_credentials(&c))),
-        "store" => read_stdin()
-            .and_then(|input| verbs::store(&settings, &input))
-            .map(|_| None),
-        "erase" => read_stdin()
-            .and_then(|input| verbs::erase(&settings, &input))
-            .map(|_| None),
-        _ => verbs::list(&settings).map(|l| Some(protocol::render_list(&l))),
+    // Read stdin first, whatever happens next: the client is writing to it. `list` never reads.
+    let input = if verb == "list" {
+        Ok(String::new())
+    } else {
+        read_stdin()
+    };
+    let result = input.and_then(|input| {
+        let settings = Settings::load()?;
+        match verb {
+            "get" => verbs::get(&settings, &input).map(|c| Some(protocol::render_credentials(&c))),
+            "store" => verbs::store(&settings, &input).map(|_| None),
+            "erase" => verbs::erase(&settings, &input).map(|_| None),
+            _ => verbs::list(&settings).map(|l| Some(protocol::render_list(&l))),
+        }
     });
     match result {
         Ok(Some(out)) => print(&out),
