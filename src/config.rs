@@ -357,23 +357,16 @@ impl Settings {
         }
 
         let creds = CredentialsLoader::new(&self.env);
-        let key = if let Some(p) = self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH") {
-            if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some() {
-                debug!(
-                    "STACKIT_SERVICE_ACCOUNT_KEY_PATH wins over STACKIT_SERVICE_ACCOUNT_KEY (path before content, as in the STACKIT SDK)"
-                );
-            }
-            Some(Source::File {
-                path: expand_home(p, &self.env)?,
-                origin: "STACKIT_SERVICE_ACCOUNT_KEY_PATH".into(),
-            })
-        } else if let Some(text) = self.env.var("STACKIT_SERVICE_ACCOUNT_KEY") {
-            Some(Source::Inline {
-                text: Secret::new(text),
-                origin: "STACKIT_SERVICE_ACCOUNT_KEY".into(),
-            })
-        } else {
-            creds.key()?
+        if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
+            && self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
+        {
+            debug!(
+                "STACKIT_SERVICE_ACCOUNT_KEY_PATH wins over STACKIT_SERVICE_ACCOUNT_KEY (path before content, as in the STACKIT SDK)"
+            );
+        }
+        let key = match self.env_source("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "STACKIT_SERVICE_ACCOUNT_KEY")? {
+            Some(source) => Some(source),
+            None => creds.key()?,
         };
         let Some(key) = key else {
             debug!(
@@ -388,18 +381,9 @@ impl Settings {
         };
         debug!("{host}: key from {}", key.describe());
 
-        let private_key = if let Some(p) = self.env.var("STACKIT_PRIVATE_KEY_PATH") {
-            Some(Source::File {
-                path: expand_home(p, &self.env)?,
-                origin: "STACKIT_PRIVATE_KEY_PATH".into(),
-            })
-        } else if let Some(text) = self.env.var("STACKIT_PRIVATE_KEY") {
-            Some(Source::Inline {
-                text: Secret::new(text),
-                origin: "STACKIT_PRIVATE_KEY".into(),
-            })
-        } else {
-            creds.private_key()?
+        let private_key = match self.env_source("STACKIT_PRIVATE_KEY_PATH", "STACKIT_PRIVATE_KEY")? {
+            Some(source) => Some(source),
+            None => creds.private_key()?,
         };
         if let Some(p) = &private_key {
             debug!(
@@ -454,6 +438,20 @@ impl Settings {
             Some(spec) => self.load_identity(&spec).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// A file named by `path_var`, else the content of `content_var` (path wins, as in the SDKs).
+    fn env_source(&self, path_var: &str, content_var: &str) -> Result<Option<Source>> {
+        if let Some(p) = self.env.var(path_var) {
+            return Ok(Some(Source::File {
+                path: expand_home(p, &self.env)?,
+                origin: path_var.into(),
+            }));
+        }
+        Ok(self.env.var(content_var).map(|text| Source::Inline {
+            text: Secret::new(text),
+            origin: content_var.into(),
+        }))
     }
 
     fn configured_endpoint(&self, entry: &RegistryEntry) -> Option<(String, String)> {
@@ -528,44 +526,43 @@ impl<'a> CredentialsLoader<'a> {
     }
 
     fn key(&self) -> Result<Option<Source>> {
-        let Some((file, path)) = self.file()? else {
-            return Ok(None);
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        if let Some(p) = file.key_path.as_deref().filter(|s| !s.is_empty()) {
-            let p = expand_home(p, self.env)?;
-            return Ok(Some(Source::File {
-                path: if p.is_relative() { dir.join(p) } else { p },
-                origin: format!("STACKIT_SERVICE_ACCOUNT_KEY_PATH in {}", path.display()),
-            }));
+        match self.file()? {
+            Some((file, path)) => self.source(path, &file.key_path, &file.key, "STACKIT_SERVICE_ACCOUNT_KEY"),
+            None => Ok(None),
         }
-        Ok(file.key.as_deref().filter(|s| !s.is_empty()).map(|t| Source::Inline {
-            text: Secret::new(t),
-            origin: format!("STACKIT_SERVICE_ACCOUNT_KEY in {}", path.display()),
-        }))
     }
 
     fn private_key(&self) -> Result<Option<Source>> {
         // A broken credentials file only matters if it is the source of the key itself.
-        let Ok(Some((file, path))) = self.file() else {
-            return Ok(None);
-        };
-        let dir = path.parent().unwrap_or(Path::new("."));
-        if let Some(p) = file.private_key_path.as_deref().filter(|s| !s.is_empty()) {
+        match self.file() {
+            Ok(Some((file, path))) => {
+                self.source(path, &file.private_key_path, &file.private_key, "STACKIT_PRIVATE_KEY")
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// The file named by the `<name>_PATH` entry (relative to the credentials file), else the
+    /// content of the `<name>` entry.
+    fn source(
+        &self,
+        file: &Path,
+        path: &Option<String>,
+        content: &Option<String>,
+        name: &str,
+    ) -> Result<Option<Source>> {
+        if let Some(p) = path.as_deref().filter(|s| !s.is_empty()) {
             let p = expand_home(p, self.env)?;
+            let dir = file.parent().unwrap_or(Path::new("."));
             return Ok(Some(Source::File {
                 path: if p.is_relative() { dir.join(p) } else { p },
-                origin: format!("STACKIT_PRIVATE_KEY_PATH in {}", path.display()),
+                origin: format!("{name}_PATH in {}", file.display()),
             }));
         }
-        Ok(file
-            .private_key
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(|t| Source::Inline {
-                text: Secret::new(t),
-                origin: format!("STACKIT_PRIVATE_KEY in {}", path.display()),
-            }))
+        Ok(content.as_deref().filter(|s| !s.is_empty()).map(|t| Source::Inline {
+            text: Secret::new(t),
+            origin: format!("{name} in {}", file.display()),
+        }))
     }
 }
 
