@@ -209,17 +209,19 @@ fn warn_if_shared(file: &std::fs::File, path: &Path) {
 #[cfg(not(unix))]
 fn warn_if_shared(_file: &std::fs::File, _path: &Path) {}
 
+/// PEM that arrived through an environment variable or CI secret store may carry literal `\n`
+/// instead of newlines (the STACKIT docs un-escape them with sed); returns the repaired text, or
+/// `None` when the text already has real newlines or no escapes.
+pub(crate) fn unescape_newlines(text: &str) -> Option<Secret> {
+    (!text.contains('\n') && text.contains("\\n")).then(|| Secret::new(text.replace("\\n", "\n")))
+}
+
 /// Turns PEM text into a signing key. Accepts PKCS#8 (`BEGIN PRIVATE KEY`) and PKCS#1
 /// (`BEGIN RSA PRIVATE KEY`), and PEM whose newlines arrived as literal `\n` (env vars).
 pub fn signing_key(pem: &Secret, origin: &str) -> Result<jsonwebtoken::EncodingKey> {
     let text = pem.expose().trim();
-    let unescaped;
-    let text = if !text.contains('\n') && text.contains("\\n") {
-        unescaped = Secret::new(text.replace("\\n", "\n"));
-        unescaped.expose()
-    } else {
-        text
-    };
+    let unescaped = unescape_newlines(text);
+    let text = unescaped.as_ref().map_or(text, Secret::expose);
     if text.contains("ENCRYPTED") {
         return Err(Error::Key(format!(
             "{origin} is an encrypted private key; decrypt it (openssl pkey -in key.pem -out plain.pem)"

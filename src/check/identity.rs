@@ -322,13 +322,8 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// The PEM blocks in `text` as (label, DER); tolerates literal `\n` from environment variables.
 /// The DER is wiped on drop, since it may be a private key.
 fn pem_blocks(text: &str) -> Vec<(String, Zeroizing<Vec<u8>>)> {
-    let unescaped;
-    let text = if !text.contains('\n') && text.contains("\\n") {
-        unescaped = Zeroizing::new(text.replace("\\n", "\n"));
-        unescaped.as_str()
-    } else {
-        text
-    };
+    let unescaped = crate::key::unescape_newlines(text);
+    let text = unescaped.as_ref().map_or(text, crate::Secret::expose);
     let mut blocks = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("-----BEGIN ") {
