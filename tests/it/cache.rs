@@ -209,3 +209,28 @@ fn a_symlinked_cache_file_is_not_followed() {
         "the link was replaced, not followed"
     );
 }
+
+#[test]
+fn a_warm_get_starts_no_thread_or_process_and_opens_no_socket() {
+    let Some(strace) = crate::support::rig::tool("strace", "apt-get install strace") else {
+        return;
+    };
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    env.get("registry.onstackit.cloud").json();
+    let log = env.path("strace.log");
+    let log_arg = log.to_str().unwrap();
+    let trace_set = "trace=clone,clone3,fork,vfork,execve,socket,connect";
+    let cmd = env.program(strace, &["-f", "-qq", "-o", log_arg, "-e", trace_set, bin(), "get"]);
+    let out = cmd.stdin("registry.onstackit.cloud").run();
+    out.json();
+    let trace = std::fs::read_to_string(&log).unwrap();
+    let calls: Vec<&str> = trace.lines().filter(|l| !l.contains("execve(")).collect();
+    assert!(trace.contains("execve("), "strace saw the process: {trace}");
+    assert_eq!(
+        calls,
+        Vec::<&str>::new(),
+        "the warm path made no clone/fork/socket/connect call"
+    );
+    assert_eq!(fake.requests(), 1);
+}

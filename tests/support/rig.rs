@@ -79,7 +79,16 @@ pub fn tools() -> Option<Tools> {
             docker: found.next()?,
         });
     }
-    let message = format!("e2e test needs programs not on PATH: {}", missing.join("; "));
+    skip_or_fail(format!("e2e test needs programs not on PATH: {}", missing.join("; ")))
+}
+
+/// One external program for a test that is not an e2e test (e.g. `strace`), with the same rule:
+/// `None` with a loud message outside CI, a failure under `CI=true`.
+pub fn tool(name: &str, how: &str) -> Option<PathBuf> {
+    which(name).or_else(|| skip_or_fail(format!("test needs {name} on PATH ({how})")))
+}
+
+fn skip_or_fail<T>(message: String) -> Option<T> {
     if in_ci() {
         panic!("{message}; CI is set, so this fails instead of skipping");
     }
