@@ -256,7 +256,7 @@ fn e2e_robot_linked_later_legacy_secret_stops_and_sa_takes_over() {
 fn e2e_expired_access_token_is_replaced_before_the_registry_sees_it() {
     let rig = rig!(Rig::linked(&["pull", "push"]));
     // Short enough to run out during the test; long enough for one push to finish with it.
-    rig.stackit.set_lifetime(5);
+    rig.stackit.set_lifetime(10);
     let work = tempfile::tempdir().unwrap();
     let image = OciImage::write(&work.path().join("src"), "scenario 5\n");
 
