@@ -75,6 +75,19 @@ struct CacheFile {
     expires_at: u64,
 }
 
+/// A refresh that failed, kept so that the processes that were waiting on the lock meanwhile
+/// report it instead of each repeating the request (a refused key in a CI fan-out would
+/// otherwise cost one rejected request per process).
+#[derive(Serialize, Deserialize)]
+struct FailureFile {
+    version: u32,
+    identity: String,
+    /// When it failed, unix milliseconds.
+    at_ms: u64,
+    /// The error, as shown to the user (never holds secrets).
+    message: String,
+}
+
 /// A cache directory that passed the safety checks.
 #[derive(Debug)]
 pub struct Cache {
@@ -158,16 +171,51 @@ impl Cache {
         let mut json = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
         let mut body = body;
         zeroize::Zeroize::zeroize(&mut body.access_token);
+        let result = self.write_atomic(&self.path(id, "json"), &json);
+        zeroize::Zeroize::zeroize(&mut json);
+        result?;
+        self.remove_stale_temp_files();
+        Ok(())
+    }
+
+    /// Writes `bytes` to `target` atomically: a 0600 temp file in the same directory, synced,
+    /// then renamed over the target (which replaces a symlink rather than following it).
+    fn write_atomic(&self, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let mut tmp = tempfile::Builder::new()
             .prefix(".token-")
             .suffix(".tmp")
             .tempfile_in(&self.dir)?;
-        let result = tmp.write_all(&json).and_then(|_| tmp.as_file().sync_all());
-        zeroize::Zeroize::zeroize(&mut json);
-        result?;
-        tmp.persist(self.path(id, "json")).map_err(|e| e.error)?;
-        self.remove_stale_temp_files();
+        tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all())?;
+        tmp.persist(target).map_err(|e| e.error)?;
         Ok(())
+    }
+
+    /// Records that refreshing `id` failed with `message` at `at_ms` (unix milliseconds).
+    pub fn record_failure(&self, id: &str, message: &str, at_ms: u64) -> std::io::Result<()> {
+        let body = FailureFile {
+            version: FORMAT_VERSION,
+            identity: id.to_string(),
+            at_ms,
+            message: message.to_string(),
+        };
+        let json = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
+        self.write_atomic(&self.path(id, "err"), &json)
+    }
+
+    /// The message of a failure of `id` recorded at or after `since_ms`, if any.
+    pub fn failure_since(&self, id: &str, since_ms: u64) -> Option<String> {
+        let file = open_nofollow(&self.path(id, "err"), false).ok()?;
+        check_own_file(&file).ok()?;
+        let mut text = String::new();
+        file.take(MAX_CACHE_FILE).read_to_string(&mut text).ok()?;
+        let failure: FailureFile = serde_json::from_str(&text).ok()?;
+        (failure.version == FORMAT_VERSION && failure.identity == id && failure.at_ms >= since_ms)
+            .then_some(failure.message)
+    }
+
+    /// Forgets a recorded failure of `id` (after a success, or on `erase`).
+    pub fn clear_failure(&self, id: &str) {
+        let _ = std::fs::remove_file(self.path(id, "err"));
     }
 
     /// Removes temp files that a writer killed between creating and renaming them left behind
@@ -199,8 +247,9 @@ impl Cache {
         }
     }
 
-    /// Deletes the cached token for `id`. Missing is fine.
+    /// Deletes the cached token (and any recorded failure) for `id`. Missing is fine.
     pub fn remove(&self, id: &str) -> std::io::Result<bool> {
+        self.clear_failure(id);
         match std::fs::remove_file(self.path(id, "json")) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

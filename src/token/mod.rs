@@ -59,6 +59,7 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
 
     // Cold: take the identity's lock so that concurrent processes make one request, then look
     // again, because the process that held the lock before us has probably just refreshed.
+    let waited_from = unix_millis();
     let _guard = match &cache {
         None => None,
         Some(cache) => match cache.lock(&id, deadline) {
@@ -88,10 +89,18 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
         }
     }
 
+    // The holder we waited for may have failed instead: report its failure rather than
+    // repeating a request that was refused (or timed out) a moment ago.
+    if let Some(message) = cache.as_ref().and_then(|c| c.failure_since(&id, waited_from)) {
+        debug!("another process failed to refresh the token while we waited");
+        return serve_stale(stale, Error::Token(message));
+    }
+
     match mint_dated(identity, deadline) {
         Ok((token, server_date)) => {
             if let Some(cache) = &cache {
                 store(cache, &id, &token);
+                cache.clear_failure(&id);
             }
             Ok(Token {
                 secret: token.access_token,
@@ -100,8 +109,23 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
                 server_date,
             })
         }
-        Err(e) => serve_stale(stale, e),
+        Err(e) => {
+            if let Some(cache) = &cache
+                && let Err(write) = cache.record_failure(&id, &e.to_string(), unix_millis())
+            {
+                debug!("cannot record the failure for waiting processes: {write}");
+            }
+            serve_stale(stale, e)
+        }
     }
+}
+
+/// Unix milliseconds now: failures are compared with the moment a process started waiting.
+fn unix_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Signs and exchanges an assertion: the cold path.

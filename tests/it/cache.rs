@@ -234,3 +234,35 @@ fn a_warm_get_starts_no_thread_or_process_and_opens_no_socket() {
     );
     assert_eq!(fake.requests(), 1);
 }
+
+#[test]
+fn a_crowd_waiting_on_a_refused_key_reports_the_refusal_instead_of_repeating_it() {
+    let fake = fake();
+    // Slow refusals keep all twenty processes waiting on the lock while the first one asks.
+    fake.set_delay(Duration::from_millis(800));
+    // Two refusals: one for the crowd, one for the latecomer below; then tokens again.
+    fake.script((0..2).map(|_| Reply::Status(400, r#"{"error":"invalid_grant"}"#.into(), vec![])));
+    let env = TestEnv::with_key(&fake);
+    let running: Vec<_> = (0..20)
+        .map(|_| env.cmd(&["get"]).stdin("registry.onstackit.cloud").spawn())
+        .collect();
+    for out in running.into_iter().map(|r| r.wait()) {
+        out.assert_error(&["HTTP 400", "invalid_grant"]);
+    }
+    assert_eq!(fake.requests(), 1, "one refused request for the whole crowd");
+
+    // A process that starts after the failure asks again: the failure is not cached for later.
+    fake.set_delay(Duration::ZERO);
+    env.get("registry.onstackit.cloud").assert_error(&["HTTP 400"]);
+    assert_eq!(fake.requests(), 2);
+    let failure_files = || {
+        std::fs::read_dir(env.cache_dir())
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "err"))
+            .count()
+    };
+    assert_eq!(failure_files(), 1);
+    // A success clears the record.
+    env.get("registry.onstackit.cloud").json();
+    assert_eq!(failure_files(), 0);
+}
