@@ -9,6 +9,8 @@
 //! [`token::cache`] (hit: done) -> [`key`] -> [`token::assertion`] -> [`token::exchange`] ->
 //! cache write -> [`protocol`] -> stdout. [`verbs`] ties the steps together per verb.
 
+#![warn(missing_docs)]
+
 pub mod check;
 pub mod config;
 pub mod demo;
