@@ -220,17 +220,7 @@ fn e2e_robot_linked_later_legacy_secret_stops_and_sa_takes_over() {
     rig.with_key();
 
     // The registry refuses the legacy secret, whichever client presents it.
-    let creds = format!("{ROBOT}:{ROBOT_SECRET}");
-    let out = rig
-        .skopeo(&[
-            "copy",
-            "--dest-tls-verify=false",
-            "--dest-creds",
-            &creds,
-            &image.reference(),
-            &rig.docker_ref("shop/app:legacy"),
-        ])
-        .run_within(HANG_GUARD);
+    let out = rig.push_as(ROBOT, ROBOT_SECRET, &image, "shop/app:legacy");
     assert_refused("push with the legacy secret", &out);
     let out = docker_login_robot(&rig, ROBOT_SECRET);
     assert_ne!(out.code, 0, "{out:?}");

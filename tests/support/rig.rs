@@ -307,18 +307,23 @@ impl Rig {
     /// Pushes `image` as `reference` with the seeder robot's explicit credentials, bypassing
     /// the helper, so a test can start from an image that is already there.
     pub fn seed(&self, image: &OciImage, reference: &str) {
-        let creds = format!("{SEEDER}:{SEEDER_SECRET}");
-        let out = self
-            .skopeo(&[
-                "copy",
-                "--dest-tls-verify=false",
-                "--dest-creds",
-                &creds,
-                &image.reference(),
-                &self.docker_ref(reference),
-            ])
-            .run_within(HANG_GUARD);
+        let out = self.push_as(SEEDER, SEEDER_SECRET, image, reference);
         assert_eq!(out.code, 0, "seeding {reference} failed: {out:?}");
+    }
+
+    /// `skopeo copy` of `image` to `reference` with explicit credentials (`--dest-creds`), so the
+    /// helper is not asked.
+    pub fn push_as(&self, user: &str, secret: &str, image: &OciImage, reference: &str) -> Output {
+        let creds = format!("{user}:{secret}");
+        self.skopeo(&[
+            "copy",
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &image.reference(),
+            &self.docker_ref(reference),
+        ])
+        .run_within(HANG_GUARD)
     }
 
     /// The STACKIT access tokens the fake Harbor has been shown so far.
