@@ -143,6 +143,20 @@ pub struct ConfigFile {
     /// Registry host -> how to authenticate there. Every listed host is served.
     #[serde(default)]
     pub registries: BTreeMap<String, RegistryEntry>,
+    /// Where `check` finds a robot's linked service account in Harbor's robot JSON. STACKIT does
+    /// not document the field names, so the defaults are guesses; set these once they are known.
+    #[serde(default)]
+    pub robot_link: Option<RobotLink>,
+}
+
+/// JSON pointers (RFC 6901) into a Harbor robot's JSON, e.g. `/service_account/email`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RobotLink {
+    /// Pointer to the linked service account's e-mail.
+    pub email_pointer: String,
+    /// Pointer to the linked service account's id.
+    pub id_pointer: String,
 }
 
 /// One registry in the config file. An empty entry serves the host with the default identity.
@@ -327,6 +341,11 @@ impl Settings {
     /// The environment snapshot these settings came from.
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    /// The config file's `robotLink` pointers, if set.
+    pub fn robot_link(&self) -> Option<&RobotLink> {
+        self.file.robot_link.as_ref()
     }
 
     /// Which key serves `host`, or `None` if no key is configured anywhere.

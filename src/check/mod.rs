@@ -351,12 +351,19 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
         }
     }
 
+    // Configured pointers are known to be right, so a robot without those fields is unlinked;
+    // the guessed defaults only ever say "unknown".
+    let pointers = match settings.robot_link() {
+        Some(link) => crate::validate::LinkPointers::new(link.email_pointer.clone(), link.id_pointer.clone()),
+        None => crate::validate::LinkPointers::default(),
+    };
     steps.push(robot::step(
         options.robot_file.as_deref(),
         target,
         session.as_ref(),
         project_id,
         expected.as_ref(),
+        &pointers,
         now,
     ));
     finish(target, steps)

@@ -35,6 +35,7 @@ pub fn step(
     session: Option<&Session>,
     project_id: Option<i64>,
     expected: Option<&SaIdentity>,
+    pointers: &LinkPointers,
     now: u64,
 ) -> Step {
     let (robots, origin) = match robot_file {
@@ -52,14 +53,14 @@ pub fn step(
                 );
             }
         },
-        None => match list_robots(session, target, project_id, expected) {
+        None => match list_robots(session, target, project_id, expected, pointers) {
             Ok(found) => found,
             Err(why) => return Step::skipped("robot", format!("skipped: {why}")),
         },
     };
 
     let login_name = session.filter(|s| s.is_robot()).map(Session::username);
-    let Some(robot) = select(&robots, expected, login_name) else {
+    let Some(robot) = select(&robots, expected, login_name, pointers) else {
         let who = expected
             .map(|sa| sa.email.clone())
             .or(login_name.map(str::to_string))
@@ -82,11 +83,11 @@ pub fn step(
     let mut findings = validate::check_robot(robot, &Options::default(), now as i64);
     match expected {
         Some(sa) => {
-            let link = check_link(robot, &LinkSource::Pointers(LinkPointers::default()), sa);
+            let link = check_link(robot, &LinkSource::Pointers(pointers.clone()), sa);
             findings.extend(link.findings);
         }
         None => {
-            if let LinkLookup::Link(sa) = read_link(robot, &LinkPointers::default()) {
+            if let LinkLookup::Link(sa) = read_link(robot, pointers) {
                 findings.push(Finding::error(
                     codes::HARBOR_ROBOT_LINKED,
                     format!(
@@ -147,6 +148,7 @@ fn list_robots(
     target: &Target,
     project_id: Option<i64>,
     expected: Option<&SaIdentity>,
+    pointers: &LinkPointers,
 ) -> Result<(Vec<Robot>, Origin), String> {
     let hint = "pass --robot-file FILE with the robot's JSON to check its link and permissions";
     let Some(session) = session else {
@@ -176,7 +178,7 @@ fn list_robots(
             Ok(r) => refusals.push(format!("{what}: HTTP {}", r.status)),
             Err(why) => refusals.push(format!("{what}: {why}")),
         }
-        if select(&all, expected, None).is_some() && expected.is_some() {
+        if select(&all, expected, None, pointers).is_some() && expected.is_some() {
             break;
         }
     }
@@ -193,14 +195,19 @@ fn list_robots(
 
 /// The robot to check: the one linked to `expected` (by e-mail or id, so a half-matching link is
 /// found and explained), the one named `login_name`, or the only one there is.
-fn select<'a>(robots: &'a [Robot], expected: Option<&SaIdentity>, login_name: Option<&str>) -> Option<&'a Robot> {
+fn select<'a>(
+    robots: &'a [Robot],
+    expected: Option<&SaIdentity>,
+    login_name: Option<&str>,
+    pointers: &LinkPointers,
+) -> Option<&'a Robot> {
     if let Some(name) = login_name {
         return robots.iter().find(|r| r.name == name);
     }
     if let Some(sa) = expected {
         let links: Vec<(&Robot, SaIdentity)> = robots
             .iter()
-            .filter_map(|r| match read_link(r, &LinkPointers::default()) {
+            .filter_map(|r| match read_link(r, pointers) {
                 LinkLookup::Link(l) => Some((r, l)),
                 _ => None,
             })
@@ -246,16 +253,31 @@ mod tests {
             robot("robot$shop+b", Some("x@sa.stackit.cloud"), Some(ID)),
             robot("robot$shop+c", Some("CI@sa.stackit.cloud"), Some(ID)),
         ];
-        assert_eq!(select(&robots, Some(&sa), None).unwrap().name, "robot$shop+c");
-        assert_eq!(select(&robots[..2], Some(&sa), None).unwrap().name, "robot$shop+b");
+        assert_eq!(
+            select(&robots, Some(&sa), None, &LinkPointers::default()).unwrap().name,
+            "robot$shop+c"
+        );
+        assert_eq!(
+            select(&robots[..2], Some(&sa), None, &LinkPointers::default())
+                .unwrap()
+                .name,
+            "robot$shop+b"
+        );
         let unrelated = vec![
             robot("robot$shop+a", None, None),
             robot("robot$shop+d", Some("x@sa.stackit.cloud"), Some(OTHER)),
         ];
-        assert!(select(&unrelated, Some(&sa), None).is_none());
-        assert_eq!(select(&unrelated[..1], Some(&sa), None).unwrap().name, "robot$shop+a");
+        assert!(select(&unrelated, Some(&sa), None, &LinkPointers::default()).is_none());
         assert_eq!(
-            select(&robots, None, Some("robot$shop+b")).unwrap().name,
+            select(&unrelated[..1], Some(&sa), None, &LinkPointers::default())
+                .unwrap()
+                .name,
+            "robot$shop+a"
+        );
+        assert_eq!(
+            select(&robots, None, Some("robot$shop+b"), &LinkPointers::default())
+                .unwrap()
+                .name,
             "robot$shop+b"
         );
     }

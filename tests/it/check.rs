@@ -709,3 +709,41 @@ fn open_registry_needs_no_login() {
     assert_eq!(r.codes("registry"), ["registry.open"], "{r:?}");
     assert!(r.summary("scopes").contains("needs no login"), "{r:?}");
 }
+
+#[test]
+fn robot_link_pointers_come_from_the_config_file() {
+    let rig = Rig::linked(&["pull"]);
+    // A robot JSON whose link fields have names the guessed defaults do not know.
+    let mut robot: Value = serde_json::from_str(&rig.harbor.robot_json("robot$shop+ci")).unwrap();
+    let obj = robot.as_object_mut().unwrap();
+    let email = obj.remove("service_account_email").unwrap();
+    let id = obj.remove("service_account_id").unwrap();
+    obj.insert("stackit".into(), json!({"saMail": email, "saUuid": id}));
+    let file = rig.env.write("renamed-robot.json", &robot.to_string());
+    let file = file.to_str().unwrap();
+
+    let (_, r) = rig.check_json(&["--pull", "--robot-file", file]);
+    assert!(
+        r.codes("robot").contains(&"link.unknown"),
+        "defaults do not find the link: {r:?}"
+    );
+
+    let cfg = rig.env.write(
+        "helper-config.json",
+        &json!({"robotLink": {"emailPointer": "/stackit/saMail", "idPointer": "/stackit/saUuid"}}).to_string(),
+    );
+    let env = rig.env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap());
+    let rig = Rig { env, ..rig };
+    let (_, r) = rig.check_json(&["--pull", "--robot-file", file]);
+    assert!(
+        r.codes("robot").contains(&"link.ok"),
+        "configured pointers find it: {r:?}"
+    );
+
+    // Configured pointers are trusted: a robot without those fields is unlinked, not unknown.
+    let plain = rig
+        .env
+        .write("plain-robot.json", &rig.harbor.robot_json("robot$shop+ci"));
+    let (_, r) = rig.check_json(&["--pull", "--robot-file", plain.to_str().unwrap()]);
+    assert!(r.codes("robot").contains(&"link.unlinked"), "{r:?}");
+}
