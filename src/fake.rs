@@ -45,6 +45,9 @@ pub struct RsaKey {
     pkcs8: Vec<u8>,
 }
 
+// The `expect`s below cover operations that fail only if aws-lc itself is broken (no OS random
+// source, an encoder bug): nothing a caller could handle. This is a test and demo double; the
+// binary's panic hook turns such a failure into one "internal error" line.
 impl RsaKey {
     /// Generates a key (about 50-200 ms).
     pub fn generate() -> RsaKey {
