@@ -96,7 +96,7 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
         return serve_stale(stale, Error::Token(message));
     }
 
-    match mint_dated(identity, deadline) {
+    match mint(identity, deadline) {
         Ok((token, server_date)) => {
             if let Some(cache) = &cache {
                 store(cache, &id, &token);
@@ -128,13 +128,9 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Signs and exchanges an assertion: the cold path.
-pub fn mint(identity: &Identity, deadline: Instant) -> Result<CachedToken> {
-    mint_dated(identity, deadline).map(|(token, _)| token)
-}
-
-/// [`mint`], also returning the token endpoint's `Date` header (unix seconds) if it sent one.
-pub fn mint_dated(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)> {
+/// Signs and exchanges an assertion (the cold path); also returns the token endpoint's `Date`
+/// header (unix seconds) if it sent one.
+pub fn mint(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)> {
     let now = unix_now();
     let assertion = assertion::sign(identity, now)?;
     let minted = exchange::exchange(&identity.endpoint, &assertion, deadline)?;
