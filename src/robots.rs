@@ -3,11 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::token::cache::{check_own_file, check_private_dir, create_private_dir, open_nofollow};
+use crate::token::cache::{
+    LockError, LockGuard, check_own_file, check_private_dir, create_private_dir, lock_file, open_nofollow,
+};
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -156,26 +157,14 @@ impl RobotStore {
     }
 }
 
-fn lock(path: &Path) -> Result<File> {
-    let file =
-        open_nofollow(path, true).map_err(|e| Error::Io(format!("cannot open lock file {}: {e}", path.display())))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        match file.try_lock() {
-            Ok(()) => return Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) if Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(10))
-            }
-            Err(std::fs::TryLockError::WouldBlock) => {
-                return Err(Error::Io(format!(
-                    "another process holds {} for over 10s; try again",
-                    path.display()
-                )));
-            }
-            Err(std::fs::TryLockError::Error(e)) => {
-                return Err(Error::Io(format!("cannot lock {}: {e}", path.display())));
-            }
-        }
+fn lock(path: &Path) -> Result<LockGuard> {
+    match lock_file(path, Instant::now() + Duration::from_secs(10)) {
+        Ok(guard) => Ok(guard),
+        Err(LockError::Timeout(_)) => Err(Error::Io(format!(
+            "another process holds {} for over 10s; try again",
+            path.display()
+        ))),
+        Err(LockError::Unavailable(why)) => Err(Error::Io(why)),
     }
 }
 

@@ -259,25 +259,31 @@ impl Cache {
 
     /// Takes the exclusive lock for `id`, waiting until `deadline` at most.
     pub fn lock(&self, id: &str, deadline: Instant) -> Result<LockGuard, LockError> {
-        let path = self.path(id, "lock");
-        let file = open_nofollow(&path, true)
-            .map_err(|e| LockError::Unavailable(format!("cannot open lock file {}: {e}", path.display())))?;
-        let mut pause = Duration::from_millis(2);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(LockGuard { _file: file }),
-                Err(std::fs::TryLockError::WouldBlock) => {}
-                Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(LockError::Unavailable(format!("cannot lock {}: {e}", path.display())));
-                }
+        lock_file(&self.path(id, "lock"), deadline)
+    }
+}
+
+/// Takes an exclusive lock on the file at `path` (created 0600, never through a symlink),
+/// polling until `deadline` at most: std's blocking `lock` has no timeout, and a waiter must
+/// never hang Docker.
+pub(crate) fn lock_file(path: &Path, deadline: Instant) -> Result<LockGuard, LockError> {
+    let file = open_nofollow(path, true)
+        .map_err(|e| LockError::Unavailable(format!("cannot open lock file {}: {e}", path.display())))?;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(LockGuard { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(LockError::Unavailable(format!("cannot lock {}: {e}", path.display())));
             }
-            let now = Instant::now();
-            if now >= deadline {
-                return Err(LockError::Timeout(path));
-            }
-            std::thread::sleep(pause.min(deadline - now));
-            pause = (pause * 2).min(Duration::from_millis(25));
         }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LockError::Timeout(path.to_path_buf()));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(25));
     }
 }
 
