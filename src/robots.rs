@@ -4,12 +4,12 @@
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::token::cache::{
-    LockError, LockGuard, check_own_file, check_private_dir, create_private_dir, lock_file, open_nofollow,
+    LockError, LockGuard, check_own_file, check_private_dir, create_private_dir, lock_file, open_nofollow, write_atomic,
 };
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -144,14 +144,9 @@ impl RobotStore {
         }
         file.version = 1;
         let mut json = serde_json::to_vec_pretty(&file).map_err(|e| io("encode", &e))?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".robots-")
-            .tempfile_in(&self.dir)
-            .map_err(|e| io("write in", &e))?;
-        let written = tmp.write_all(&json).and_then(|_| tmp.as_file().sync_all());
+        let written = write_atomic(&self.dir, ".robots-", &self.path(), &json);
         zeroize::Zeroize::zeroize(&mut json);
         written.map_err(|e| io("write in", &e))?;
-        tmp.persist(self.path()).map_err(|e| io("write in", &e.error))?;
         debug!("updated {}", self.path().display());
         Ok(())
     }

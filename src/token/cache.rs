@@ -171,22 +171,10 @@ impl Cache {
         let mut json = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
         let mut body = body;
         zeroize::Zeroize::zeroize(&mut body.access_token);
-        let result = self.write_atomic(&self.path(id, "json"), &json);
+        let result = write_atomic(&self.dir, ".token-", &self.path(id, "json"), &json);
         zeroize::Zeroize::zeroize(&mut json);
         result?;
         self.remove_stale_temp_files();
-        Ok(())
-    }
-
-    /// Writes `bytes` to `target` atomically: a 0600 temp file in the same directory, synced,
-    /// then renamed over the target (which replaces a symlink rather than following it).
-    fn write_atomic(&self, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".token-")
-            .suffix(".tmp")
-            .tempfile_in(&self.dir)?;
-        tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all())?;
-        tmp.persist(target).map_err(|e| e.error)?;
         Ok(())
     }
 
@@ -199,7 +187,7 @@ impl Cache {
             message: message.to_string(),
         };
         let json = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
-        self.write_atomic(&self.path(id, "err"), &json)
+        write_atomic(&self.dir, ".token-", &self.path(id, "err"), &json)
     }
 
     /// The message of a failure of `id` recorded at or after `since_ms`, if any.
@@ -261,6 +249,19 @@ impl Cache {
     pub fn lock(&self, id: &str, deadline: Instant) -> Result<LockGuard, LockError> {
         lock_file(&self.path(id, "lock"), deadline)
     }
+}
+
+/// Writes `bytes` to `target` atomically: a 0600 temp file named `<prefix>….tmp` in `dir` (the
+/// target's directory, so the rename stays on one file system), synced, then renamed over the
+/// target, which replaces a symlink rather than following it. A failure leaves the old file.
+pub(crate) fn write_atomic(dir: &Path, prefix: &str, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all())?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Takes an exclusive lock on the file at `path` (created 0600, never through a symlink),
