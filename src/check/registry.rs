@@ -13,7 +13,7 @@ use super::{Step, Target};
 use crate::config::Settings;
 use crate::secret::Secret;
 use crate::server;
-use crate::token::exchange::{parse_http_date, sanitize, unix_now};
+use crate::token::exchange::{body_note, parse_http_date, sanitize, unix_now};
 use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
 use base64::Engine;
 use serde_json::Value;
@@ -571,15 +571,6 @@ fn network_hint(host: &str) -> String {
     format!(
         "check the host {host} and the network; behind a proxy set HTTPS_PROXY (and NO_PROXY), with a private CA set SSL_CERT_FILE"
     )
-}
-
-fn body_note(body: &str) -> String {
-    let text = sanitize(body);
-    if text.is_empty() {
-        String::new()
-    } else {
-        format!(": {text}")
-    }
 }
 
 fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {

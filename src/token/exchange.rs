@@ -141,7 +141,7 @@ fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Durat
         500..=599 => Attempt::Retry(
             format!(
                 "token endpoint {endpoint} failed (HTTP {status}{})",
-                body_note(body.ok().as_deref())
+                body_note(body.as_deref().unwrap_or(""))
             ),
             retry_after,
         ),
@@ -226,14 +226,15 @@ fn rejection(endpoint: &str, status: u16, body: &str) -> Error {
     };
     Error::Token(format!(
         "token endpoint {endpoint} rejected the service account key (HTTP {status}{}){hint}",
-        body_note(Some(body))
+        body_note(body)
     ))
 }
 
-fn body_note(body: Option<&str>) -> String {
-    match body.map(sanitize) {
-        Some(t) if !t.is_empty() => format!(": {t}"),
-        _ => String::new(),
+/// `": <sanitised body>"` for an error message, or nothing for an empty body.
+pub(crate) fn body_note(body: &str) -> String {
+    match sanitize(body) {
+        t if t.is_empty() => String::new(),
+        t => format!(": {t}"),
     }
 }
 
