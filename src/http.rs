@@ -1,31 +1,114 @@
 //! The one place an HTTP client is built: ureq over rustls with the aws-lc provider, the
-//! platform's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` on Linux), proxies from the usual
-//! environment variables, no redirects and no status-as-error. The token exchange and `check`
-//! both use it, so TLS and proxy behaviour cannot drift between them.
+//! platform's trust store (`SSL_CERT_FILE`/`SSL_CERT_DIR` on Linux), a proxy from the usual
+//! environment variables for everything but loopback, no redirects and no status-as-error. The
+//! token exchange and `check` both use it, so TLS and proxy behaviour cannot drift between them.
 
+use crate::error::{Error, Result};
 use std::sync::Arc;
+use ureq::typestate::{WithBody, WithoutBody};
 
 /// The `User-Agent` sent with every request.
 pub const USER_AGENT: &str = concat!("docker-credential-stackit/", env!("CARGO_PKG_VERSION"));
 
-/// A new agent. Building one sets up TLS, so it is only done on paths that go to the network.
+/// The proxy variables, in the order ureq reads them (the first one set wins).
+const PROXY_VARS: [&str; 6] = [
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+];
+
+/// An HTTP client. Building one sets up TLS, so it is only done on paths that go to the network.
 ///
 /// Redirects are never followed: they would carry an assertion or a `Basic` header with an
 /// access token to wherever the server points. Non-2xx answers are returned as responses, not
-/// errors, because their bodies carry the reason.
-pub fn agent() -> ureq::Agent {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = ureq::tls::TlsConfig::builder()
-        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
-        .unversioned_rustls_crypto_provider(provider)
-        .build();
-    ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .user_agent(USER_AGENT)
-        .build()
-        .into()
+/// errors, because their bodies carry the reason. Requests to loopback hosts never use the
+/// proxy: they are plain http, and a proxy would carry the assertion (or, from `check`, an access
+/// token) across the network in clear text.
+#[derive(Debug)]
+pub struct Client {
+    agent: ureq::Agent,
+}
+
+impl Client {
+    /// A client with the proxy from the environment (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// lower-case too, with `NO_PROXY`). A proxy variable that cannot be parsed is an error, not
+    /// a silent direct connection that bypasses the network's rules.
+    pub fn from_env() -> Result<Client> {
+        Ok(Client::with_proxy(proxy_from_env(|name| std::env::var_os(name))?))
+    }
+
+    fn with_proxy(proxy: Option<ureq::Proxy>) -> Client {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let tls = ureq::tls::TlsConfig::builder()
+            .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+            .unversioned_rustls_crypto_provider(provider)
+            .build();
+        let agent = ureq::Agent::config_builder()
+            .tls_config(tls)
+            .proxy(proxy)
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .user_agent(USER_AGENT)
+            .build()
+            .into();
+        Client { agent }
+    }
+
+    /// A GET request to `url`.
+    pub fn get(&self, url: &str) -> ureq::RequestBuilder<WithoutBody> {
+        let request = self.agent.get(url);
+        if targets_loopback(url) {
+            request.config().proxy(None).build()
+        } else {
+            request
+        }
+    }
+
+    /// A POST request to `url`.
+    pub fn post(&self, url: &str) -> ureq::RequestBuilder<WithBody> {
+        let request = self.agent.post(url);
+        if targets_loopback(url) {
+            request.config().proxy(None).build()
+        } else {
+            request
+        }
+    }
+}
+
+/// True when `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
+fn targets_loopback(url: &str) -> bool {
+    url.parse::<ureq::http::Uri>()
+        .ok()
+        .and_then(|uri| uri.host().map(crate::server::is_loopback))
+        .unwrap_or(false)
+}
+
+/// The proxy the first set proxy variable names (with `NO_PROXY` applied), or an error naming
+/// the variable. The value itself is never printed: it may hold a proxy password.
+fn proxy_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Option<ureq::Proxy>> {
+    for name in PROXY_VARS {
+        let Some(value) = var(name) else { continue };
+        let Some(value) = value.to_str() else {
+            return Err(Error::Config(format!(
+                "{name} is not valid UTF-8; set it to http://host:port or unset it"
+            )));
+        };
+        if value.trim().is_empty() {
+            continue;
+        }
+        if let Err(e) = ureq::Proxy::new(value) {
+            return Err(Error::Config(format!(
+                "{name} is not a usable proxy URL ({e}); set it to http://host:port or unset it"
+            )));
+        }
+        // ureq reads the same variables in the same order and adds NO_PROXY; every variable
+        // before this one was empty, which ureq skips as well.
+        return Ok(ureq::Proxy::try_from_env());
+    }
+    Ok(None)
 }
 
 /// True when `e` is a TLS failure (bad certificate, handshake), which retrying cannot fix.
@@ -35,5 +118,36 @@ pub fn is_tls_error(e: &ureq::Error) -> bool {
         ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
         ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn proxies(vars: &[(&str, &str)]) -> Result<Option<ureq::Proxy>> {
+        proxy_from_env(|name| vars.iter().find(|(n, _)| *n == name).map(|(_, v)| v.into()))
+    }
+
+    #[test]
+    fn loopback_urls_are_recognised() {
+        assert!(targets_loopback("http://127.0.0.1:8080/token"));
+        assert!(targets_loopback("http://localhost/x"));
+        assert!(targets_loopback("http://[::1]:5000/v2/"));
+        assert!(!targets_loopback("https://service-account.api.stackit.cloud/token"));
+        assert!(!targets_loopback("http://localhost.evil.example/"));
+        assert!(!targets_loopback("not a url"));
+    }
+
+    #[test]
+    fn an_unparsable_proxy_is_an_error_that_names_the_variable_not_the_value() {
+        let err = proxies(&[("HTTPS_PROXY", "http://user:pw@bad host:3128")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("HTTPS_PROXY"), "{err}");
+        assert!(!err.contains("pw"), "{err}");
+        assert!(proxies(&[]).unwrap().is_none());
+        assert!(proxies(&[("ALL_PROXY", " ")]).unwrap().is_none());
+        assert!(proxies(&[("HTTP_PROXY", "::::")]).is_err());
     }
 }

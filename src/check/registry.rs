@@ -38,7 +38,7 @@ pub struct Reply {
 /// A logged-in registry: where its token service and API are, and the credentials.
 #[derive(Debug)]
 pub struct Session {
-    agent: ureq::Agent,
+    agent: crate::http::Client,
     deadline: Instant,
     login: Login,
     /// The token service URL from the challenge.
@@ -111,7 +111,6 @@ pub struct LoginOutcome {
 /// Runs step 4: `/v2/` challenge, realm, login without scope. Also compares the clock with the
 /// registry's `Date` when `measure_skew` (the token step could not).
 pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_skew: bool) -> LoginOutcome {
-    let agent = crate::http::agent();
     let deadline = Instant::now() + settings.timeout;
     let base = registry_base(&target.host);
     let v2 = format!("{base}/v2/");
@@ -122,6 +121,16 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
             vec![Finding::error(code, message, hint)],
         ),
         session: None,
+    };
+    let agent = match crate::http::Client::from_env() {
+        Ok(agent) => agent,
+        Err(e) => {
+            return failed(
+                codes::REGISTRY_UNREACHABLE,
+                format!("cannot reach {v2}: {e}"),
+                "fix or unset the proxy variable named above".into(),
+            );
+        }
     };
     let reply = match get(&agent, deadline, &v2, None, &[]) {
         Ok(r) => r,
@@ -499,7 +508,7 @@ pub fn registry_token(body: &str) -> Option<Secret> {
 }
 
 fn get(
-    agent: &ureq::Agent,
+    agent: &crate::http::Client,
     deadline: Instant,
     url: &str,
     login: Option<&Login>,

@@ -52,7 +52,7 @@ enum Attempt {
 
 /// Exchanges `assertion` at `endpoint`, giving up at `deadline`.
 pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result<Minted> {
-    let agent = crate::http::agent();
+    let agent = crate::http::Client::from_env()?;
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
@@ -86,7 +86,7 @@ pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result
     }
 }
 
-fn try_once(agent: &ureq::Agent, endpoint: &str, assertion: &Secret, left: Duration) -> Attempt {
+fn try_once(agent: &crate::http::Client, endpoint: &str, assertion: &Secret, left: Duration) -> Attempt {
     let response = agent
         .post(endpoint)
         .config()

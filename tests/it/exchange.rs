@@ -181,16 +181,76 @@ fn https_with_the_wrong_host_name_fails() {
     assert_eq!(fake.requests(), 0);
 }
 
+/// A proxy on loopback that records the first line of each request (`CONNECT host:port …`)
+/// and refuses it, so a test can see where a request was headed without it leaving the machine.
+fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
+            log.lock().unwrap().push(line.trim_end().to_string());
+            let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    (url, seen)
+}
+
 #[test]
-fn the_proxy_variables_are_honoured() {
-    let (fake, ca) = tls_fake();
-    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
-    let ca_file = env.write("ca.pem", &ca);
-    let env = env
-        .var("SSL_CERT_FILE", ca_file.to_str().unwrap())
-        .var("HTTPS_PROXY", "http://127.0.0.1:9");
+fn remote_endpoints_go_through_the_proxy() {
+    let (proxy, seen) = recording_proxy();
+    let env = TestEnv::with_key(&fake())
+        .var(
+            "STACKIT_TOKEN_BASEURL",
+            "https://service-account.api.stackit.cloud/token",
+        )
+        .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1")
+        .var("HTTPS_PROXY", &proxy);
     env.get("registry.onstackit.cloud").assert_error(&["token endpoint"]);
-    assert_eq!(fake.requests(), 0, "the request went to the (dead) proxy");
-    env.var("NO_PROXY", "127.0.0.1").get("registry.onstackit.cloud").json();
-    assert_eq!(fake.requests(), 1);
+    let seen = seen.lock().unwrap();
+    assert!(
+        seen.first()
+            .is_some_and(|l| l.starts_with("CONNECT service-account.api.stackit.cloud:443")),
+        "{seen:?}"
+    );
+}
+
+#[test]
+fn loopback_endpoints_never_go_through_a_proxy() {
+    // Plain http to a proxy would carry the assertion across the network in clear text.
+    let (proxy, seen) = recording_proxy();
+    let fake = fake();
+    let mut env = TestEnv::with_key(&fake);
+    for var in [
+        "ALL_PROXY",
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "all_proxy",
+        "https_proxy",
+        "http_proxy",
+    ] {
+        env.set_var(var, &proxy);
+        env.get("registry.onstackit.cloud").json();
+        env.cmd(&["erase"]).stdin("registry.onstackit.cloud").run();
+        env.remove_var(var);
+    }
+    assert_eq!(fake.requests(), 6);
+    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+}
+
+#[test]
+fn an_unparsable_proxy_is_an_error_not_a_direct_connection() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake).var("HTTPS_PROXY", "http://user:hunter2@bad host:3128");
+    let line = env
+        .get("registry.onstackit.cloud")
+        .assert_error(&["HTTPS_PROXY"])
+        .to_string();
+    assert!(!line.contains("hunter2"), "the proxy password is printed: {line}");
+    assert_eq!(fake.requests(), 0);
 }
