@@ -123,7 +123,11 @@ fn read_stdin() -> Result<String, Error> {
 /// `token [SERVER]`: the token on stdout; errors on stderr so they never become a password.
 fn token(args: &[String]) -> ExitCode {
     if args.len() > 1 {
-        return usage_error("token takes at most one SERVER argument");
+        // Not `usage_error`: that writes to stdout, which a script may pipe into
+        // `docker login --password-stdin` and take for the password.
+        return finish_human(Err(Error::Usage(
+            "token takes at most one SERVER argument; run 'docker-credential-stackit help' for usage".into(),
+        )));
     }
     let result = Settings::load().and_then(|s| verbs::token(&s, args.first().map(String::as_str)));
     finish_human(result.map(|t| {

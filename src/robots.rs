@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 const MAX_FILE: u64 = 4 * 1024 * 1024;
 
@@ -70,9 +70,10 @@ impl RobotStore {
         }
     }
 
-    /// Stores (or replaces) the credentials for `host`.
-    pub fn put(&self, host: &str, username: &str, secret: &Secret) -> Result<()> {
-        self.update(|f| {
+    /// Stores (or replaces) the credentials for `host`, waiting for the store's lock at most
+    /// until `deadline`.
+    pub fn put(&self, host: &str, username: &str, secret: &Secret, deadline: Instant) -> Result<()> {
+        self.update(deadline, |f| {
             f.registries.insert(
                 host.to_string(),
                 Entry {
@@ -84,13 +85,19 @@ impl RobotStore {
         })
     }
 
-    /// Removes the credentials for `host`; `Ok(false)` if there were none.
-    pub fn remove(&self, host: &str) -> Result<bool> {
-        if !self.path().exists() {
+    /// Removes the credentials for `host`; `Ok(false)` if there were none. Waits for the store's
+    /// lock at most until `deadline`.
+    ///
+    /// The common case, nothing stored for `host`, is answered from an unlocked read: every
+    /// `get` of a key-served host asks, and must not queue behind another process's write.
+    pub fn remove(&self, host: &str, deadline: Instant) -> Result<bool> {
+        if let Ok(file) = self.load_quietly()
+            && !file.registries.contains_key(host)
+        {
             return Ok(false);
         }
         let mut removed = false;
-        self.update(|f| {
+        self.update(deadline, |f| {
             removed = f.registries.remove(host).is_some();
             removed
         })?;
@@ -100,20 +107,25 @@ impl RobotStore {
     /// Reads the file; a missing file is an empty store. A corrupt or foreign file is an error
     /// for writers (so nothing is overwritten blindly) and empty for readers.
     fn load(&self) -> std::result::Result<StoreFile, String> {
+        self.load_quietly().map_err(|why| self.unusable(why))
+    }
+
+    /// `load` without the warning, for callers that only peek (the writer that follows reports it).
+    fn load_quietly(&self) -> std::result::Result<StoreFile, String> {
         let path = self.path();
         let file = match open_nofollow(&path, false) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoreFile::default()),
-            Err(e) => return Err(self.unusable(format!("cannot open it: {e}"))),
+            Err(e) => return Err(format!("cannot open it: {e}")),
         };
-        check_own_file(&file).map_err(|why| self.unusable(why))?;
+        check_own_file(&file)?;
         let mut text = String::new();
         file.take(MAX_FILE)
             .read_to_string(&mut text)
-            .map_err(|_| self.unusable("it is not UTF-8 text".into()))?;
+            .map_err(|_| "it is not UTF-8 text".to_string())?;
         let parsed = serde_json::from_str::<StoreFile>(&text);
         zeroize::Zeroize::zeroize(&mut text);
-        parsed.map_err(|_| self.unusable("it is not valid JSON".into()))
+        parsed.map_err(|_| "it is not valid JSON".to_string())
     }
 
     fn unusable(&self, why: String) -> String {
@@ -123,12 +135,12 @@ impl RobotStore {
     }
 
     /// Read-modify-write under a lock; the write is atomic. `change` returns whether to write.
-    fn update(&self, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<()> {
+    fn update(&self, deadline: Instant, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<()> {
         let io =
             |what: &str, e: &dyn std::fmt::Display| Error::Io(format!("cannot {what} {}: {e}", self.dir.display()));
         create_private_dir(&self.dir).map_err(|e| io("create", &e))?;
         check_private_dir(&self.dir).map_err(Error::Io)?;
-        let _lock = lock(&self.dir.join("robots.lock"))?;
+        let _lock = lock(&self.dir.join("robots.lock"), deadline)?;
         let mut file = match self.load() {
             Ok(f) => f,
             Err(_) => {
@@ -152,12 +164,14 @@ impl RobotStore {
     }
 }
 
-fn lock(path: &Path) -> Result<LockGuard> {
-    match lock_file(path, Instant::now() + Duration::from_secs(10)) {
+fn lock(path: &Path, deadline: Instant) -> Result<LockGuard> {
+    let started = Instant::now();
+    match lock_file(path, deadline) {
         Ok(guard) => Ok(guard),
         Err(LockError::Timeout(_)) => Err(Error::Io(format!(
-            "another process holds {} for over 10s; try again",
-            path.display()
+            "another process held {} for the whole {:.0}s allowed (DOCKER_CREDENTIAL_STACKIT_TIMEOUT); try again",
+            path.display(),
+            started.elapsed().as_secs_f64()
         ))),
         Err(LockError::Unavailable(why)) => Err(Error::Io(why)),
     }
@@ -167,18 +181,22 @@ fn lock(path: &Path) -> Result<LockGuard> {
 mod tests {
     use super::*;
 
+    fn soon() -> Instant {
+        Instant::now() + std::time::Duration::from_secs(5)
+    }
+
     #[test]
     fn put_get_remove_and_mode() {
         let dir = tempfile::tempdir().unwrap();
         let s = RobotStore::new(&dir.path().join("d"));
         assert!(s.get("h").is_none());
-        assert!(!s.remove("h").unwrap());
-        s.put("h", "robot$p+ci", &Secret::new("s1")).unwrap();
-        s.put("g:5000", "robot$q", &Secret::new("s2")).unwrap();
+        assert!(!s.remove("h", soon()).unwrap());
+        s.put("h", "robot$p+ci", &Secret::new("s1"), soon()).unwrap();
+        s.put("g:5000", "robot$q", &Secret::new("s2"), soon()).unwrap();
         let (u, sec) = s.get("h").unwrap();
         assert_eq!((u.as_str(), sec.expose()), ("robot$p+ci", "s1"));
         assert_eq!(s.list().len(), 2);
-        assert!(s.remove("h").unwrap());
+        assert!(s.remove("h", soon()).unwrap());
         assert!(s.get("h").is_none());
         #[cfg(unix)]
         {
@@ -195,7 +213,7 @@ mod tests {
         #[cfg(unix)]
         std::fs::set_permissions(s.path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
         assert!(s.get("h").is_none());
-        s.put("h", "u", &Secret::new("p")).unwrap();
+        s.put("h", "u", &Secret::new("p"), soon()).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join("robots.json.corrupt")).unwrap(),
             "{garbage"

@@ -10,6 +10,7 @@ use crate::server::{self, DEFAULT_REGISTRY};
 use crate::token;
 use crate::{debug, info, warn};
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 fn robot_store(settings: &Settings) -> Result<RobotStore> {
     settings.data_dir.as_deref().map(RobotStore::new).ok_or_else(|| {
@@ -30,11 +31,15 @@ fn served_host(settings: &Settings, url: &str) -> Result<String> {
     Ok(host)
 }
 
-/// Robot secrets stop working once the robot is linked to a service account, so a host with a
-/// service account identity must not keep handing them out.
-fn discard_robot(settings: &Settings, host: &str) {
+/// Robot secrets stop working once the robot is linked to a service account, so a host whose
+/// service account identity has just produced a token must not keep handing them out.
+///
+/// Called only after the token is in hand: a mistyped key path must not cost the user a stored
+/// login. Waits for the store's lock no later than `deadline`, and a failure here never fails
+/// the `get` that already has its answer.
+fn discard_robot(settings: &Settings, host: &str, deadline: Instant) {
     if let Ok(store) = robot_store(settings) {
-        match store.remove(host) {
+        match store.remove(host, deadline) {
             Ok(true) => {
                 warn!("discarded stored robot credentials for {host}: it is now served by a service account key")
             }
@@ -44,15 +49,25 @@ fn discard_robot(settings: &Settings, host: &str) {
     }
 }
 
+/// Debug note for a failed service account identity: any stored robot login stays.
+fn keeping_robot(settings: &Settings, host: &str) {
+    if crate::log::enabled(crate::log::Level::Debug) && robot_store(settings).is_ok_and(|s| s.get(host).is_some()) {
+        debug!("{host}: keeping the stored robot credentials until the service account identity produces a token");
+    }
+}
+
 /// `get`: the credentials Docker should use for the server URL on stdin.
 pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
+    let deadline = Instant::now() + settings.timeout;
     let url = protocol::server_url(input)?;
     let host = served_host(settings, &url)?;
     match settings.identity_spec(&host)? {
         Some(spec) => {
-            discard_robot(settings, &host);
-            let identity = settings.load_identity(&spec)?;
-            let token = token::access_token(settings, &identity)?;
+            let identity = settings
+                .load_identity(&spec)
+                .inspect_err(|_| keeping_robot(settings, &host))?;
+            let token = token::access_token(settings, &identity).inspect_err(|_| keeping_robot(settings, &host))?;
+            discard_robot(settings, &host, deadline);
             debug!(
                 "{host}: answering as {} with a {} token",
                 identity.username,
@@ -111,11 +126,12 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
                     spec.key.describe()
                 );
             }
-            discard_robot(settings, &host);
+            // A robot login stored earlier stays until the identity has produced a token (the
+            // next `get` discards it then): the key may still be broken.
             Ok(())
         }
         None => {
-            robot_store(settings)?.put(&host, &creds.username, &creds.secret)?;
+            robot_store(settings)?.put(&host, &creds.username, &creds.secret, Instant::now() + settings.timeout)?;
             info!("stored robot credentials of {} for {host}", creds.username);
             Ok(())
         }
@@ -129,7 +145,7 @@ pub fn erase(settings: &Settings, input: &str) -> Result<()> {
     let Some(host) = server::normalize(&url) else {
         return Ok(());
     };
-    if robot_store(settings)?.remove(&host)? {
+    if robot_store(settings)?.remove(&host, Instant::now() + settings.timeout)? {
         info!("erased stored robot credentials for {host}");
     }
     if settings.serves(&host)

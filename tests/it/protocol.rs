@@ -179,6 +179,14 @@ fn token_verb_prints_the_bare_token() {
 }
 
 #[test]
+fn token_usage_errors_never_reach_stdout() {
+    // `token | docker login --password-stdin` would take anything on stdout for the password.
+    let out = TestEnv::empty().cmd(&["token", "a", "b"]).run();
+    assert_eq!((out.code, out.stdout.as_str()), (2, ""), "{out:?}");
+    assert!(out.stderr.contains("at most one SERVER"), "{out:?}");
+}
+
+#[test]
 fn demo_runs_end_to_end() {
     let out = TestEnv::empty().cmd(&["demo"]).run();
     assert_eq!(out.code, 0, "{out:?}");

@@ -117,3 +117,101 @@ fn identity_token_logins_are_kept_verbatim() {
     );
     assert_eq!(env.get("registry.onstackit.cloud").json()["Username"], "<token>");
 }
+
+#[test]
+fn a_broken_key_does_not_cost_the_stored_robot_login() {
+    // An endpoint that knows no account refuses every key.
+    let refusing = docker_credential_stackit::fake::FakeStackit::start().unwrap();
+    let mut env = TestEnv::empty()
+        .var("STACKIT_TOKEN_BASEURL", &refusing.url())
+        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
+    assert_eq!(
+        store(&env, "registry.onstackit.cloud", "robot$shop+ci", "keep-me").code,
+        0
+    );
+    // A mistyped key path, then a key the token endpoint refuses.
+    let typo = env.path("typo/sa.json");
+    let key = env.write("sa.json", sa().key_json(true, None).expose());
+    for path in [&typo, &key] {
+        env.set_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", path.to_str().unwrap());
+        let out = env.get("registry.onstackit.cloud");
+        assert_eq!(out.code, 1, "{out:?}");
+        assert!(out.stderr.contains("keeping the stored robot credentials"), "{out:?}");
+        assert!(!out.stderr.contains("discarded"), "{out:?}");
+    }
+    assert_eq!(refusing.requests(), 1);
+    // A robot login offered while the key is broken is not stored, and the old one stays.
+    env.set_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", typo.to_str().unwrap());
+    assert_eq!(store(&env, "registry.onstackit.cloud", "robot$shop+new", "x").code, 0);
+    env.remove_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
+    assert_eq!(env.get("registry.onstackit.cloud").json()["Secret"], "keep-me");
+}
+
+/// Holds the robot store's lock, as a `store` in another process would.
+fn hold_robot_lock(env: &TestEnv) -> std::fs::File {
+    let path = env.path(".local/share/docker-credential-stackit/robots.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap();
+    file.lock().unwrap();
+    file
+}
+
+#[test]
+fn get_never_waits_for_the_robot_store_past_its_deadline() {
+    let fake = fake();
+    let env = TestEnv::empty().var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "2");
+    // A robot for another host: the store exists, but there is nothing to discard.
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "127.0.0.1:5000");
+    assert_eq!(store(&env, "127.0.0.1:5000", "robot$other", "o").code, 0);
+    let _held = hold_robot_lock(&env);
+    let keyed = env.var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let key = keyed.write("sa.json", sa().key_json(true, None).expose());
+    let keyed = keyed.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
+    // Nothing to discard: no lock is needed, so the held lock cannot delay the answer (the old
+    // code waited 10 s here; the hang guard is generous for a slow CI machine).
+    let started = std::time::Instant::now();
+    let out = keyed
+        .cmd(&["get"])
+        .stdin("registry.onstackit.cloud")
+        .run_within(std::time::Duration::from_secs(60));
+    assert_eq!(out.json()["Username"], sa().iss.as_str());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(out.stderr, "");
+}
+
+#[test]
+fn a_robot_to_discard_behind_a_held_lock_does_not_fail_or_stall_get() {
+    let fake = fake();
+    let env = TestEnv::empty().var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "2");
+    assert_eq!(store(&env, "registry.onstackit.cloud", "robot$shop+ci", "old").code, 0);
+    let held = hold_robot_lock(&env);
+    let key = env.write("sa.json", sa().key_json(true, None).expose());
+    let keyed = env
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
+    let started = std::time::Instant::now();
+    let out = keyed
+        .cmd(&["get"])
+        .stdin("registry.onstackit.cloud")
+        .run_within(std::time::Duration::from_secs(60));
+    // The answer is the service account's; the discard waits no longer than the deadline.
+    assert_eq!(out.json()["Username"], sa().iss.as_str());
+    assert!(out.stderr.contains("robots.lock"), "{out:?}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "waited {:?}",
+        started.elapsed()
+    );
+    drop(held);
+    // With the lock free again, the next get discards it.
+    let out = keyed.get("registry.onstackit.cloud");
+    assert!(out.stderr.contains("discarded stored robot credentials"), "{out:?}");
+}
