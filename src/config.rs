@@ -425,13 +425,13 @@ impl Settings {
         let (endpoint, endpoint_origin) = match &spec.endpoint {
             Some((url, origin)) => (check_endpoint(url, origin)?, origin.clone()),
             None => match &key.token_endpoint {
-                Some(url) if is_stackit_https(url) => (
+                Some(url) if is_known_token_endpoint(url) => (
                     url.clone(),
                     format!("credentials.tokenEndpoint in {}", spec.key.describe()),
                 ),
                 Some(url) => {
                     crate::warn!(
-                        "ignoring credentials.tokenEndpoint {url:?} in {}: only https URLs on stackit.cloud hosts are trusted from a key file; set STACKIT_TOKEN_BASEURL to use it",
+                        "ignoring credentials.tokenEndpoint {url:?} in {}: a key file may only name https://service-account.api.stackit.cloud or https://accounts.stackit.cloud; set STACKIT_TOKEN_BASEURL to use it",
                         spec.key.describe()
                     );
                     (DEFAULT_TOKEN_ENDPOINT.to_string(), "the default".to_string())
@@ -659,9 +659,27 @@ fn scheme_and_host(url: &str) -> Option<(String, String)> {
     (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
 }
 
-/// True for `https://` URLs on `stackit.cloud` or one of its subdomains.
-fn is_stackit_https(url: &str) -> bool {
-    matches!(scheme_and_host(url), Some((s, h)) if s == "https" && (h == "stackit.cloud" || h.ends_with(".stackit.cloud")))
+/// The hosts whose token endpoints a key file may name (see docs/reliability.md, "Where a key
+/// may send its assertion").
+const KNOWN_TOKEN_HOSTS: [&str; 2] = ["service-account.api.stackit.cloud", "accounts.stackit.cloud"];
+
+/// True for `https://` URLs on one of the known STACKIT token hosts, on the default port and
+/// without user info. Not any `*.stackit.cloud` host: application domains under it (where a
+/// key's own `aud` lives) can be run by any STACKIT customer, and the assertion sent there could
+/// be replayed at the real endpoint for ten minutes.
+fn is_known_token_endpoint(url: &str) -> bool {
+    let Ok(uri) = url.parse::<ureq::http::Uri>() else {
+        return false;
+    };
+    let Some(authority) = uri.authority() else {
+        return false;
+    };
+    uri.scheme_str() == Some("https")
+        && !authority.as_str().contains('@')
+        && authority.port_u16().is_none_or(|p| p == 443)
+        && KNOWN_TOKEN_HOSTS
+            .iter()
+            .any(|h| authority.host().eq_ignore_ascii_case(h))
 }
 
 /// Accepts an explicitly configured endpoint: any https URL, or http to a loopback host.
@@ -702,14 +720,32 @@ mod tests {
         );
         assert!(check_endpoint("ftp://x/token", "T").is_err());
         assert!(check_endpoint("token", "T").is_err());
-        assert!(is_stackit_https("https://service-account.api.stackit.cloud/token"));
-        assert!(is_stackit_https("https://accounts.stackit.cloud/oauth/v2/token"));
-        assert!(!is_stackit_https("http://service-account.api.stackit.cloud/token"));
-        assert!(!is_stackit_https("https://stackit.cloud.evil.example/token"));
-        assert!(!is_stackit_https("https://evilstackit.cloud/token"));
-        assert!(!is_stackit_https(
+        assert!(is_known_token_endpoint(
+            "https://service-account.api.stackit.cloud/token"
+        ));
+        assert!(is_known_token_endpoint("https://accounts.stackit.cloud/oauth/v2/token"));
+        assert!(is_known_token_endpoint(
+            "https://Accounts.STACKIT.cloud:443/oauth/v2/token"
+        ));
+        assert!(!is_known_token_endpoint(
+            "http://service-account.api.stackit.cloud/token"
+        ));
+        assert!(!is_known_token_endpoint("https://stackit.cloud.evil.example/token"));
+        assert!(!is_known_token_endpoint("https://evilstackit.cloud/token"));
+        assert!(!is_known_token_endpoint(
             "https://service-account.api.stackit.cloud@evil.example/token"
         ));
+        assert!(!is_known_token_endpoint(
+            "https://evil@service-account.api.stackit.cloud/token"
+        ));
+        assert!(!is_known_token_endpoint(
+            "https://accounts.stackit.cloud:8443/oauth/v2/token"
+        ));
+        // Any STACKIT customer can run an app under these domains.
+        assert!(!is_known_token_endpoint(
+            "https://attacker.apps.01.cf.eu01.stackit.cloud/token"
+        ));
+        assert!(!is_known_token_endpoint("https://stackit.cloud/token"));
     }
 
     #[test]

@@ -181,26 +181,6 @@ fn https_with_the_wrong_host_name_fails() {
     assert_eq!(fake.requests(), 0);
 }
 
-/// A proxy on loopback that records the first line of each request (`CONNECT host:port …`)
-/// and refuses it, so a test can see where a request was headed without it leaving the machine.
-fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
-    use std::io::{BufRead, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let log = seen.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut line = String::new();
-            let _ = std::io::BufReader::new(&stream).read_line(&mut line);
-            log.lock().unwrap().push(line.trim_end().to_string());
-            let _ = stream.write_all(b"HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\n\r\n");
-        }
-    });
-    (url, seen)
-}
-
 #[test]
 fn remote_endpoints_go_through_the_proxy() {
     let (proxy, seen) = recording_proxy();

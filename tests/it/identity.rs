@@ -226,6 +226,38 @@ fn token_endpoint_from_the_key_file_is_trusted_only_for_https_stackit_cloud() {
 }
 
 #[test]
+fn a_key_file_may_only_name_the_known_stackit_token_hosts() {
+    // Application domains under stackit.cloud can be run by any STACKIT customer: a doctored key
+    // file must not send the assertion there. The proxy records where each request was headed.
+    let cases = [
+        (
+            "https://attacker.apps.01.cf.eu01.stackit.cloud/token",
+            "service-account.api.stackit.cloud:443",
+        ),
+        (
+            "https://accounts.stackit.cloud/oauth/v2/token",
+            "accounts.stackit.cloud:443",
+        ),
+    ];
+    for (named, reached) in cases {
+        let (proxy, seen) = recording_proxy();
+        let env = TestEnv::empty()
+            .var("HTTPS_PROXY", &proxy)
+            .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
+        let key = env.write("k.json", sa().key_json(true, Some(named)).expose());
+        let out = env
+            .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+            .get("registry.onstackit.cloud");
+        assert_eq!(out.code, 1, "{out:?}");
+        let seen = seen.lock().unwrap();
+        assert!(
+            !seen.is_empty() && seen.iter().all(|l| l.starts_with(&format!("CONNECT {reached} "))),
+            "{named}: {seen:?}"
+        );
+    }
+}
+
+#[test]
 fn plain_http_only_to_loopback() {
     let env = TestEnv::with_key(&fake()).var("STACKIT_TOKEN_BASEURL", "http://192.0.2.1/token");
     env.get("registry.onstackit.cloud")
