@@ -534,6 +534,53 @@ fn token_realm_on_another_host_gets_no_credentials() {
 }
 
 #[test]
+fn outside_text_is_printed_with_control_characters_escaped() {
+    // A robot name, as the Harbor API and a robot file carry it, that printed raw would clear
+    // the screen, retitle the terminal window and fake a passing line.
+    const EVIL: &str = "robot$ci\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\r\n[ ok ] Scopes          all good\u{7f}";
+    let rig = Rig::new();
+    let mut robot = system_robot(
+        "ci",
+        json!([
+            {"kind": "system", "namespace": "/", "access": [{"resource": "robot", "action": "list"}]},
+            {"kind": "project", "namespace": "shop", "access": [{"resource": "repository", "action": "pull"}]},
+        ]),
+    );
+    robot["name"] = json!(EVIL);
+    rig.harbor.add_robot(robot, "Secret123");
+    rig.link(EVIL);
+    let robot_file = rig.robot_file(EVIL);
+    let no_raw_controls = |out: &Output| {
+        let raw: Vec<char> = out.stdout.chars().filter(|c| *c != '\n' && c.is_control()).collect();
+        assert!(raw.is_empty(), "raw control characters {raw:?}: {out:?}");
+    };
+
+    // From the Harbor robots API, then from --robot-file.
+    for extra in [&[][..], &["--robot-file", robot_file.as_str()]] {
+        let image = rig.image();
+        let mut args = vec!["check", image.as_str()];
+        args.extend_from_slice(extra);
+        let out = rig.env.cmd(&args).run();
+        no_raw_controls(&out);
+        assert!(
+            out.stdout.contains(
+                "Robot and link  system robot robot$ci\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{9b}31m\\r\\n[ ok ] Scopes          all good\\u{7f} from "
+            ),
+            "{out:?}"
+        );
+        let step_lines = out.stdout.lines().filter(|l| l.starts_with('[')).count();
+        assert_eq!(step_lines, STEPS.len(), "one line per step, none faked: {out:?}");
+    }
+
+    // The JSON report stays valid JSON and says the same.
+    let (out, r) = rig.check_json(&["--robot-file", &robot_file]);
+    no_raw_controls(&out);
+    let summary = r.summary("robot");
+    assert!(summary.contains("robot$ci\\u{1b}[2J"), "{r:?}");
+    assert!(!summary.chars().any(char::is_control), "{r:?}");
+}
+
+#[test]
 fn bad_keys_are_explained() {
     let rig = Rig::linked(&["pull"]);
     // The test account's key JSON, but with another account's private key inside.
