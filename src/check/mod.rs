@@ -17,6 +17,9 @@
 //!    Harbor robots API.
 //!
 //! Tokens never appear in the report. Plain http is used only towards loopback registries.
+//! No credential goes to a registry the helper does not serve (the token and registry steps
+//! refuse, as `get` does), nor to a token realm on another host name unless that host is
+//! served. Control characters in the report's text are escaped ([`report::escape_controls`]).
 
 pub mod docker;
 pub mod identity;
@@ -118,6 +121,12 @@ pub mod codes {
     pub const REGISTRY_OPEN: &str = "registry.open";
     /// The token realm is plain http to a non-loopback host; credentials are not sent there.
     pub const REGISTRY_REALM_INSECURE: &str = "registry.realm_insecure";
+    /// The helper does not serve the registry, so `check` sends it no credentials and does
+    /// not log in.
+    pub const REGISTRY_NOT_SERVED: &str = "registry.not_served";
+    /// The token realm is on another host name than the registry, and the helper does not
+    /// serve that host; credentials are not sent there.
+    pub const REGISTRY_REALM_NOT_SERVED: &str = "registry.realm_not_served";
     /// The token service refused the credentials (HTTP 401 without a scope).
     pub const REGISTRY_AUTH_REJECTED: &str = "registry.auth_rejected";
     /// The token service failed (5xx, unreachable) or answered without a token.
@@ -167,6 +176,8 @@ pub mod codes {
         REGISTRY_UNEXPECTED_CHALLENGE,
         REGISTRY_OPEN,
         REGISTRY_REALM_INSECURE,
+        REGISTRY_NOT_SERVED,
+        REGISTRY_REALM_NOT_SERVED,
         REGISTRY_AUTH_REJECTED,
         REGISTRY_TOKEN_SERVICE_FAILED,
         HARBOR_PERMISSIONS,
@@ -316,13 +327,30 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
     steps.push(identity.step);
     let expected: Option<SaIdentity> = identity.expected;
 
-    let (token_step, login) = identity::token_step(&settings, identity.credential);
+    // `get` answers "not found" for a host it does not serve, so check must not hand that
+    // host (or whoever answers for it) a token or robot secret either: no token is fetched
+    // and nothing logs in. The identity step above only read local files.
+    let served = settings.serves(&target.host);
+    let (token_step, login) = if served {
+        identity::token_step(&settings, identity.credential)
+    } else {
+        let step = Step::skipped(
+            "token",
+            format!("skipped: {} is not served, so no token is fetched for it", target.host),
+        );
+        let outcome = identity::TokenOutcome {
+            step,
+            skew_measured: false,
+        };
+        (outcome, None)
+    };
     let skew_measured = token_step.skew_measured;
     steps.push(token_step.step);
 
     let mut session = None;
     let mut no_session = "skipped: not logged in to the registry";
     match login {
+        _ if !served => steps.push(registry::not_served_step(&target.host)),
         Some(login) => {
             let outcome = registry::login_step(&settings, target, login, !skew_measured);
             if outcome.step.passed() && outcome.session.is_none() {

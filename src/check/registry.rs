@@ -108,8 +108,30 @@ pub struct LoginOutcome {
     pub session: Option<Session>,
 }
 
+/// Step 4 for a registry the helper does not serve: nothing is sent to it, and the report
+/// says why and how to serve it.
+pub fn not_served_step(host: &str) -> Step {
+    Step::ran(
+        "registry",
+        format!("did not log in to {host}: the helper does not serve it"),
+        vec![Finding::error(
+            codes::REGISTRY_NOT_SERVED,
+            format!(
+                "{host} is not served by docker-credential-stackit, so check sends it no credentials (no access token, no robot secret), as `get` gives it none"
+            ),
+            format!(
+                "if {host} is a STACKIT registry, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file"
+            ),
+        )],
+    )
+}
+
 /// Runs step 4: `/v2/` challenge, realm, login without scope. Also compares the clock with the
 /// registry's `Date` when `measure_skew` (the token step could not).
+///
+/// Credentials go only to a realm on the registry's own host name (any port: registries often
+/// run their token service on another one) or on a host the helper serves; the Harbor API
+/// lives at the realm's origin, so this covers the API calls too.
 pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_skew: bool) -> LoginOutcome {
     let deadline = Instant::now() + settings.timeout;
     let base = registry_base(&target.host);
@@ -192,6 +214,19 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
             "fix the registry's token realm to use https".into(),
         );
     };
+    let realm_host = server::normalize(&realm).unwrap_or_default();
+    if !realm_trusted(&target.host, &realm_host, &settings.served) {
+        return failed(
+            codes::REGISTRY_REALM_NOT_SERVED,
+            format!(
+                "the token realm {realm} is not on {} but on {realm_host}, which the helper does not serve; credentials were not sent",
+                host_part(&target.host)
+            ),
+            format!(
+                "if {realm_host} is the registry's own token service, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file; otherwise the registry's challenge points elsewhere and should not get your credentials"
+            ),
+        );
+    }
     let session = Session {
         agent,
         deadline,
@@ -435,6 +470,15 @@ fn host_part(hostport: &str) -> &str {
     }
 }
 
+/// Whether credentials for `registry` (`host[:port]`) may go to a token realm on `realm`
+/// (`host[:port]`, normalised): its host name is the registry's or a served host's, whatever
+/// the port. Docker itself sends credentials to any realm; check is stricter because it is
+/// pointed at hosts nobody vetted.
+fn realm_trusted(registry: &str, realm: &str, served: &[String]) -> bool {
+    let name = host_part(realm);
+    !name.is_empty() && (name == host_part(registry) || served.iter().any(|s| host_part(s) == name))
+}
+
 /// `scheme://host[:port]` of an https URL, or of an http URL to a loopback host; `None` for
 /// anything that would send credentials in the clear over the network.
 fn secure_origin(url: &str) -> Option<String> {
@@ -648,6 +692,20 @@ mod tests {
         assert_eq!(secure_origin("http://r.example/service/token"), None);
         assert_eq!(secure_origin("https://user@evil.example/t"), None);
         assert_eq!(secure_origin("ftp://r.example/t"), None);
+    }
+
+    #[test]
+    fn realms_on_other_host_names_need_serving() {
+        let served = ["registry.onstackit.cloud".to_string(), "auth.example:8443".to_string()];
+        let trusted = |registry, realm| realm_trusted(registry, realm, &served);
+        assert!(trusted("127.0.0.1:5000", "127.0.0.1:5001"));
+        assert!(trusted("registry.onstackit.cloud", "registry.onstackit.cloud"));
+        assert!(trusted("r.example", "auth.example"));
+        assert!(trusted("[::1]:5000", "[::1]:6000"));
+        assert!(!trusted("127.0.0.1:5000", "localhost:5000"));
+        assert!(!trusted("r.example", "evil.example"));
+        assert!(!trusted("r.example", "r.example.evil.example"));
+        assert!(!trusted("r.example", ""));
     }
 
     #[test]

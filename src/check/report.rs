@@ -3,6 +3,32 @@
 
 use crate::validate::{Finding, Severity};
 use serde::Serialize;
+use std::borrow::Cow;
+
+/// `text` made safe to print on a terminal: every control character (C0 including ESC, DEL,
+/// C1) becomes a visible escape as Rust's `{:?}` writes it (`\u{1b}`, `\n`, `\r`), so text
+/// from a registry, the Harbor API or a robot file can neither send terminal commands (clear
+/// the screen, retitle the window) nor start a report line of its own. Everything else is kept.
+pub fn escape_controls(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+fn escape_in_place(text: &mut String) {
+    if let Cow::Owned(escaped) = escape_controls(text) {
+        *text = escaped;
+    }
+}
 
 /// The outcome of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -62,6 +88,18 @@ impl Step {
         matches!(self.status, Status::Ok | Status::Warn)
     }
 
+    /// The step with [`escape_controls`] applied to every text in it.
+    fn escaped(mut self) -> Step {
+        escape_in_place(&mut self.summary);
+        for f in &mut self.findings {
+            escape_in_place(&mut f.message);
+            if let Some(hint) = &mut f.hint {
+                escape_in_place(hint);
+            }
+        }
+        self
+    }
+
     fn title(&self) -> &'static str {
         match self.step {
             "docker" => "Docker wiring",
@@ -108,7 +146,22 @@ pub struct Report {
 
 impl Report {
     /// Builds the report and its counts from the steps.
-    pub fn new(registry: String, repository: Option<String>, actions: Vec<&'static str>, steps: Vec<Step>) -> Report {
+    ///
+    /// Summaries, messages and hints quote registry answers, Harbor API JSON, the challenge and
+    /// robot files, so every text is passed through [`escape_controls`] here, the one place all
+    /// of it enters the report: neither the human report nor the JSON (whose strings scripts
+    /// print) carries a raw control character, whichever step forgot to clean its input.
+    pub fn new(
+        mut registry: String,
+        mut repository: Option<String>,
+        actions: Vec<&'static str>,
+        steps: Vec<Step>,
+    ) -> Report {
+        escape_in_place(&mut registry);
+        if let Some(repository) = &mut repository {
+            escape_in_place(repository);
+        }
+        let steps: Vec<Step> = steps.into_iter().map(Step::escaped).collect();
         let count = |s: Status| steps.iter().filter(|step| step.status == s).count();
         let counts = Counts {
             failed: count(Status::Fail),
@@ -245,6 +298,37 @@ mod tests {
             text.ends_with("Result: FAILED (1 failed, 1 with warnings, 1 skipped)\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn control_characters_are_escaped_in_both_outputs() {
+        let evil = "robot$a\u{1b}[2J\u{1b}]0;t\u{7}\u{9b}1m\u{7f}\r\n[ ok ] faked\tx";
+        let r = Report::new(
+            "r.example".into(),
+            None,
+            vec!["pull"],
+            vec![
+                Step::ran(
+                    "robot",
+                    format!("robot {evil}"),
+                    vec![Finding::error(codes::HARBOR_ROBOT_LINKED, evil, evil)],
+                ),
+                Step::skipped("scopes", evil),
+            ],
+        );
+        let escaped = r"robot$a\u{1b}[2J\u{1b}]0;t\u{7}\u{9b}1m\u{7f}\r\n[ ok ] faked\tx";
+        let text = r.render();
+        assert!(!text.chars().any(|c| c != '\n' && c.is_control()), "{text:?}");
+        assert!(
+            text.contains(&format!("[FAIL] Robot and link  robot {escaped}\n")),
+            "{text}"
+        );
+        assert!(text.contains(&format!("fix: {escaped}\n")), "{text}");
+        assert_eq!(text.lines().filter(|l| l.starts_with('[')).count(), 2, "{text}");
+        let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
+        assert_eq!(v["steps"][0]["findings"][0]["message"], escaped);
+        assert_eq!(v["steps"][1]["summary"], escaped);
+        assert_eq!(escape_controls("plain ünïcode"), "plain ünïcode");
     }
 
     #[test]

@@ -426,6 +426,160 @@ fn helper_missing_from_path_and_unserved_host() {
     );
 }
 
+/// Asserts that no request `harbor` saw carried an `Authorization` header.
+fn assert_no_credentials(harbor: &FakeHarbor) {
+    let sent: Vec<_> = harbor
+        .requests()
+        .into_iter()
+        .filter(|q| q.user.is_some() || q.principal != "anonymous")
+        .collect();
+    assert!(sent.is_empty(), "credentials were sent: {sent:?}");
+}
+
+#[test]
+fn unserved_host_gets_no_credentials() {
+    // The fake Harbor would accept the key's token and the robot's secret, but the helper no
+    // longer serves it: check has a key, a stored robot login and a robot file with a secret
+    // at hand, and sends none of them.
+    let rig = Rig::linked(&["pull"]);
+    let host = rig.harbor.host();
+    let mut robot: Value = serde_json::from_str(&rig.harbor.robot_json("robot$shop+ci")).unwrap();
+    robot["secret"] = json!("FileSecret123");
+    let robot_file = rig.env.write("robot.json", &robot.to_string());
+    let robot_file = robot_file.to_str().unwrap();
+
+    let out = rig
+        .env
+        .cmd(&["check", &rig.image(), "--json", "--robot-file", robot_file])
+        .env("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "other.example")
+        .run();
+    let r = Report::parse(&out);
+    assert_no_credentials(&rig.harbor);
+    assert_eq!(rig.stackit.requests(), 0, "no token is minted for an unserved host");
+    assert_eq!(r.codes("docker"), ["docker.host_not_served"], "{r:?}");
+    assert_eq!(r.status("token"), "skip", "{r:?}");
+    assert_eq!(r.status("registry"), "fail", "{r:?}");
+    assert_eq!(r.codes("registry"), ["registry.not_served"], "{r:?}");
+    let f = r.finding("registry.not_served");
+    assert!(f["message"].as_str().unwrap().contains(&host), "{f}");
+    let hint = f["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("DOCKER_CREDENTIAL_STACKIT_REGISTRIES") && hint.contains(&host),
+        "{f}"
+    );
+    // The robot file is still read, locally.
+    assert!(r.summary("robot").contains("robot$shop+ci"), "{r:?}");
+    assert!(!out.stdout.contains("FileSecret123"), "{out:?}");
+
+    // A robot login stored while the host was served is not sent once it is not.
+    rig.harbor.unlink("robot$shop+ci");
+    let env = wired(TestEnv::empty(), &host);
+    let store = json!({"ServerURL": host, "Username": "robot$shop+ci", "Secret": "Secret123"});
+    assert_eq!(env.cmd(&["store"]).stdin(store.to_string()).run().code, 0);
+    let out = env
+        .cmd(&["check", &rig.image()])
+        .env("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "other.example")
+        .run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(out.stdout.contains("error registry.not_served: "), "{out:?}");
+    assert_no_credentials(&rig.harbor);
+}
+
+#[test]
+fn token_realm_on_another_host_gets_no_credentials() {
+    let stackit = Arc::new(fake());
+    let tokens = FakeHarbor::with_stackit(stackit.clone());
+    tokens.add_robot(project_robot("shop", "ci", &["pull"]), "Secret123");
+    tokens.link("robot$shop+ci", &sa().iss, &sa().sub);
+    let registry = FakeHarbor::with_stackit(stackit.clone());
+    let env = wired(TestEnv::with_key(&stackit), &registry.host());
+    let image = format!("{}/shop/app", registry.host());
+    let check = |env: &TestEnv| Report::parse(&env.cmd(&["check", &image, "--json"]).run());
+
+    // A token service on another port of the same host, as registries often run it.
+    registry.set_realm(Some(&tokens.realm()));
+    let r = check(&env);
+    assert_eq!(r.statuses()[3..5], ["ok", "ok"], "{r:?}");
+    assert!(
+        tokens
+            .requests()
+            .iter()
+            .any(|q| q.path == "/service/token" && q.user.as_deref() == Some(sa().iss.as_str())),
+        "{:?}",
+        tokens.requests()
+    );
+
+    // The same token service under another host name: localhost is not 127.0.0.1.
+    let port = tokens.host().rsplit_once(':').unwrap().1.to_string();
+    let foreign = format!("http://localhost:{port}/service/token");
+    registry.set_realm(Some(&foreign));
+    tokens.clear_requests();
+    let r = check(&env);
+    assert_no_credentials(&tokens);
+    assert_eq!(r.status("registry"), "fail", "{r:?}");
+    assert_eq!(r.codes("registry"), ["registry.realm_not_served"], "{r:?}");
+    let f = r.finding("registry.realm_not_served");
+    assert!(f["message"].as_str().unwrap().contains(&foreign), "{f}");
+    assert!(
+        f["hint"].as_str().unwrap().contains(&format!("localhost:{port}")),
+        "{f}"
+    );
+    assert_eq!(r.status("scopes"), "skip", "{r:?}");
+
+    // Unless the realm's host is served too.
+    let served = format!("{},localhost:{port}", registry.host());
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", &served);
+    let r = check(&env);
+    assert_eq!(r.statuses()[3..5], ["ok", "ok"], "{r:?}");
+}
+
+#[test]
+fn outside_text_is_printed_with_control_characters_escaped() {
+    // A robot name, as the Harbor API and a robot file carry it, that printed raw would clear
+    // the screen, retitle the terminal window and fake a passing line.
+    const EVIL: &str = "robot$ci\u{1b}[2J\u{1b}]0;pwned\u{7}\u{9b}31m\r\n[ ok ] Scopes          all good\u{7f}";
+    let rig = Rig::new();
+    let mut robot = system_robot(
+        "ci",
+        json!([
+            {"kind": "system", "namespace": "/", "access": [{"resource": "robot", "action": "list"}]},
+            {"kind": "project", "namespace": "shop", "access": [{"resource": "repository", "action": "pull"}]},
+        ]),
+    );
+    robot["name"] = json!(EVIL);
+    rig.harbor.add_robot(robot, "Secret123");
+    rig.link(EVIL);
+    let robot_file = rig.robot_file(EVIL);
+    let no_raw_controls = |out: &Output| {
+        let raw: Vec<char> = out.stdout.chars().filter(|c| *c != '\n' && c.is_control()).collect();
+        assert!(raw.is_empty(), "raw control characters {raw:?}: {out:?}");
+    };
+
+    // From the Harbor robots API, then from --robot-file.
+    for extra in [&[][..], &["--robot-file", robot_file.as_str()]] {
+        let image = rig.image();
+        let mut args = vec!["check", image.as_str()];
+        args.extend_from_slice(extra);
+        let out = rig.env.cmd(&args).run();
+        no_raw_controls(&out);
+        assert!(
+            out.stdout.contains(
+                "Robot and link  system robot robot$ci\\u{1b}[2J\\u{1b}]0;pwned\\u{7}\\u{9b}31m\\r\\n[ ok ] Scopes          all good\\u{7f} from "
+            ),
+            "{out:?}"
+        );
+        let step_lines = out.stdout.lines().filter(|l| l.starts_with('[')).count();
+        assert_eq!(step_lines, STEPS.len(), "one line per step, none faked: {out:?}");
+    }
+
+    // The JSON report stays valid JSON and says the same.
+    let (out, r) = rig.check_json(&["--robot-file", &robot_file]);
+    no_raw_controls(&out);
+    let summary = r.summary("robot");
+    assert!(summary.contains("robot$ci\\u{1b}[2J"), "{r:?}");
+    assert!(!summary.chars().any(char::is_control), "{r:?}");
+}
+
 #[test]
 fn bad_keys_are_explained() {
     let rig = Rig::linked(&["pull"]);

@@ -129,6 +129,7 @@ struct State {
     config: HarborConfig,
     strict: AtomicBool,
     token_fields: Mutex<TokenFields>,
+    realm: Mutex<Option<String>>,
     robots: Mutex<Vec<RobotEntry>>,
     projects: Mutex<Vec<Project>>,
     requests: Mutex<Vec<HarborRequest>>,
@@ -172,6 +173,7 @@ impl FakeHarbor {
             config,
             strict: AtomicBool::new(false),
             token_fields: Mutex::new(TokenFields::Both),
+            realm: Mutex::new(None),
             robots: Mutex::new(Vec::new()),
             projects: Mutex::new(Vec::new()),
             requests: Mutex::new(Vec::new()),
@@ -253,6 +255,13 @@ impl FakeHarbor {
     /// Which fields the token answers carry. Default [`TokenFields::Both`].
     pub fn set_token_fields(&self, fields: TokenFields) {
         *lock(&self.state.token_fields) = fields;
+    }
+
+    /// Points the `/v2/` challenge's realm at `realm`: a token service on another port (as the
+    /// e2e rig runs it) or this one under another host name. `None` (the default): this fake's
+    /// `/service/token` under the `Host` the client used.
+    pub fn set_realm(&self, realm: Option<&str>) {
+        *lock(&self.state.realm) = realm.map(str::to_string);
     }
 
     /// Adds a project (idempotent) and returns its id.
@@ -672,15 +681,15 @@ fn v2(state: &State, headers: &[(String, String)]) -> Answer {
         return json_answer(200, json!({}));
     }
     let (status, ctype, body, _) = harbor_error(401, "UNAUTHORIZED", "authentication required");
-    let challenge = format!(
-        "Bearer realm=\"http://{}/service/token\",service=\"{}\"",
-        headers
+    let realm = lock(&state.realm).clone().unwrap_or_else(|| {
+        let host = headers
             .iter()
             .find(|(k, _)| k == "host")
             .map(|(_, v)| v.as_str())
-            .unwrap_or("127.0.0.1"),
-        state.config.service
-    );
+            .unwrap_or("127.0.0.1");
+        format!("http://{host}/service/token")
+    });
+    let challenge = format!("Bearer realm=\"{realm}\",service=\"{}\"", state.config.service);
     let extra = vec![
         ("WWW-Authenticate".into(), challenge),
         ("Docker-Distribution-Api-Version".into(), "registry/2.0".into()),
