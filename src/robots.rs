@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::token::cache::{
-    LockError, LockGuard, check_own_file, check_private_dir, create_private_dir, lock_file, open_nofollow, write_atomic,
+    LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic,
 };
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
@@ -14,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 const MAX_FILE: u64 = 4 * 1024 * 1024;
+
+/// What to do instead of a symlinked data directory, for the error that refuses it.
+const DATA_LINK_FIX: &str = "replace the link with a real directory";
 
 /// The store of robot credentials, one entry per `host[:port]`.
 #[derive(Debug)]
@@ -138,8 +141,7 @@ impl RobotStore {
     fn update(&self, deadline: Instant, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<()> {
         let io =
             |what: &str, e: &dyn std::fmt::Display| Error::Io(format!("cannot {what} {}: {e}", self.dir.display()));
-        create_private_dir(&self.dir).map_err(|e| io("create", &e))?;
-        check_private_dir(&self.dir).map_err(Error::Io)?;
+        open_private_dir(&self.dir, DATA_LINK_FIX).map_err(Error::Io)?;
         let _lock = lock(&self.dir.join("robots.lock"), deadline)?;
         let mut file = match self.load() {
             Ok(f) => f,

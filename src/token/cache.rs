@@ -2,9 +2,10 @@
 //! file so that many processes at once make one token request.
 //!
 //! Safety rules, because the cache holds bearer tokens: the directory is 0700 and owned by us
-//! (a group/world-writable or foreign directory is refused), files are 0600, a file that is a
-//! symlink, foreign-owned, unparsable or written for another identity is ignored and replaced,
-//! and replacement is a rename, so a symlink planted in place of the file is never followed.
+//! (a group/world-writable, foreign or symlinked directory is refused), files are 0600, a file
+//! that is a symlink, foreign-owned, unparsable or written for another identity is ignored and
+//! replaced, and replacement is a rename, so a symlink planted in place of the file is never
+//! followed.
 
 use crate::secret::Secret;
 use crate::{debug, warn};
@@ -13,6 +14,10 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// What to do instead of a symlinked cache directory, for the warning that refuses it.
+const CACHE_LINK_FIX: &str =
+    "set DOCKER_CREDENTIAL_STACKIT_CACHE_DIR to a directory of its own that is not a symbolic link";
 
 /// A cached token with less than this many seconds left is never handed out.
 pub const MIN_REMAINING: u64 = 60;
@@ -113,8 +118,7 @@ impl Cache {
     /// Opens (creating if needed) the cache directory. An error says why it cannot be used;
     /// callers then work without a cache.
     pub fn open(dir: &Path) -> Result<Cache, String> {
-        create_private_dir(dir).map_err(|e| format!("cannot create cache directory {}: {e}", dir.display()))?;
-        check_private_dir(dir)?;
+        open_private_dir(dir, CACHE_LINK_FIX)?;
         Ok(Cache { dir: dir.to_path_buf() })
     }
 
@@ -327,41 +331,82 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     b.create(dir)
 }
 
-/// Refuses a directory that others could write to or that belongs to someone else, and
-/// tightens our own directory to 0700 if it is merely readable by others.
+/// Makes `dir` usable as a private directory: creates it (0700) if it is missing, refuses it if
+/// it is a symbolic link, a directory others could write to or one that belongs to someone
+/// else, and tightens our own directory to 0700 if it is merely readable by others. `link_fix`
+/// tells the user what to do instead of a symlink. The error is one line, naming `dir`.
+///
+/// A symlink is refused rather than followed: tightening its target to 0700 would silently
+/// change a directory the helper did not create (say, a shared 0755 one the user linked to), and
+/// using a looser target as it is would break the rule that token files live in a 0700
+/// directory. Refusing is what already happens to every directory that cannot be trusted, and
+/// what follows is the same: the token cache is skipped with a warning (`get` still answers),
+/// storing a robot login fails with this error.
+/// A link further up the path is the user's own layout (e.g. `~/.cache` on another disk) and is
+/// followed as usual.
+///
+/// The checks and the chmod go through one descriptor opened with `O_NOFOLLOW`, so a link put in
+/// place of the directory after it was created is refused, never chmod'ed.
 #[cfg(unix)]
-pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let meta = std::fs::metadata(dir).map_err(|e| format!("cannot inspect {}: {e}", dir.display()))?;
-    if !meta.is_dir() {
-        return Err(format!("{} is not a directory", dir.display()));
+pub(crate) fn open_private_dir(dir: &Path, link_fix: &str) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    // A trailing slash ("link/") makes the kernel follow the link despite O_NOFOLLOW; the
+    // components are the same path without it.
+    let dir: PathBuf = dir.components().collect();
+    let shown = dir.display();
+    let refuse_link = || {
+        let target = std::fs::read_link(&dir).map(|t| format!(" (to {})", t.display()));
+        format!(
+            "{shown} is a symbolic link{}; not using it, so that what it points to is never changed. Fix: {link_fix}",
+            target.unwrap_or_default()
+        )
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(refuse_link()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_private_dir(&dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
+        }
+        Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
     }
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&dir)
+        .map_err(|e| match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => refuse_link(),
+            Ok(meta) if !meta.is_dir() => format!("{shown} is not a directory"),
+            _ => format!("cannot open {shown}: {e}"),
+        })?;
+    let meta = handle.metadata().map_err(|e| format!("cannot inspect {shown}: {e}"))?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
     if meta.uid() != uid {
         return Err(format!(
-            "{} belongs to uid {}, not to you (uid {uid}); not using it",
-            dir.display(),
+            "{shown} belongs to uid {}, not to you (uid {uid}); not using it",
             meta.uid()
         ));
     }
     let mode = meta.mode() & 0o777;
     if mode & 0o022 != 0 {
         return Err(format!(
-            "{} is writable by other users (mode {mode:o}); not using it. Fix: chmod 700 {}",
-            dir.display(),
-            dir.display()
+            "{shown} is writable by other users (mode {mode:o}); not using it. Fix: chmod 700 {shown}"
         ));
     }
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot restrict {} to mode 700: {e}", dir.display()))?;
+        // fchmod on the descriptor just checked, not chmod on the path, which could now lead elsewhere.
+        handle
+            .set_permissions(std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {shown} to mode 700: {e}"))?;
     }
     Ok(())
 }
 
+/// Creates `dir` if it is missing and checks that it is a directory; see the Unix version for
+/// the rules. Windows has no modes to keep private, so there is nothing more to check.
 #[cfg(not(unix))]
-pub(crate) fn check_private_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn open_private_dir(dir: &Path, _link_fix: &str) -> Result<(), String> {
+    create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     if dir.is_dir() {
         Ok(())
     } else {
@@ -512,6 +557,33 @@ mod tests {
         std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o755)).unwrap();
         Cache::open(&c).unwrap();
         assert_eq!(std::fs::metadata(&c).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlinked_dir_is_refused_and_its_target_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let dir = tempfile::tempdir().unwrap();
+        let mine = dir.path().join("mine");
+        std::fs::create_dir(&mine).unwrap();
+        std::fs::set_permissions(&mine, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&mine, &link).unwrap();
+        let with_slash = PathBuf::from(format!("{}/", link.display()));
+        for path in [&link, &with_slash] {
+            let err = Cache::open(path).unwrap_err();
+            assert!(err.contains("is a symbolic link"), "{err}");
+            assert_eq!(mode(&mine), 0o755, "{path:?}");
+        }
+        let dangling = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        assert!(Cache::open(&dangling).unwrap_err().contains("is a symbolic link"));
+        assert!(!dir.path().join("nowhere").exists(), "nothing created through the link");
+        // A link further up the path is the user's layout (e.g. ~/.cache on another disk).
+        let below = link.join("c");
+        Cache::open(&below).unwrap();
+        assert_eq!((mode(&below), mode(&mine)), (0o700, 0o755));
     }
 
     #[test]

@@ -266,3 +266,45 @@ fn a_crowd_waiting_on_a_refused_key_reports_the_refusal_instead_of_repeating_it(
     env.get("registry.onstackit.cloud").json();
     assert_eq!(failure_files(), 0);
 }
+
+#[test]
+fn a_symlinked_cache_dir_is_refused_and_its_target_keeps_its_mode() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    // One of the user's own directories, readable by others on purpose.
+    let mine = env.path("shared-notes");
+    std::fs::create_dir(&mine).unwrap();
+    set_mode(&mine, 0o755);
+    let link = env.path("cache-link");
+    std::os::unix::fs::symlink(&mine, &link).unwrap();
+    let with_slash = format!("{}/", link.display());
+    for (n, dir) in [link.to_str().unwrap(), with_slash.as_str()].into_iter().enumerate() {
+        let out = env
+            .cmd(&["get"])
+            .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", dir)
+            .stdin("registry.onstackit.cloud")
+            .run();
+        out.json();
+        let warning: Vec<&str> = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("token cache disabled"))
+            .collect();
+        assert_eq!(warning.len(), 1, "one warning line: {out:?}");
+        for part in [
+            "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
+            link.to_str().unwrap(),
+            "symbolic link",
+        ] {
+            assert!(warning[0].contains(part), "the warning names {part:?}: {out:?}");
+        }
+        assert_eq!(mode(&mine), 0o755, "the link's target keeps its mode");
+        assert_eq!(
+            std::fs::read_dir(&mine).unwrap().count(),
+            0,
+            "nothing written through the link"
+        );
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fake.requests(), n + 1, "no cache: every get asks");
+    }
+}

@@ -220,6 +220,83 @@ fn dry_run_prints_a_diff_and_writes_nothing() {
     assert_eq!(strays(cfg.parent().unwrap(), &["config.json"]), Vec::<String>::new());
 }
 
+/// Secrets other registries' logins keep in a Docker config: one per field docker/cli and
+/// containers/image use. None of them may ever reach the terminal.
+const STORED_SECRETS: [&str; 5] = [
+    "quay-IDENTITYTOKEN-s3cret",
+    "c3RhbGU6U1RBTEUtUk9CT1QtU0VDUkVU",
+    "docker-PASSWORD-s3cret",
+    "Z2hjcjpHSENSLUFVVEgtU0VDUkVU",
+    "harbor-REGISTRYTOKEN-s3cret",
+];
+
+#[test]
+fn dry_runs_mask_stored_secrets_and_write_nothing() {
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let [identity, stale, password, ghcr, registry] = STORED_SECRETS;
+    // The layout docker/cli writes, so every secret sits next to a line some run changes.
+    let original = format!(
+        "{{\n\t\"auths\": {{\n\
+         \t\t\"quay.io\": {{\n\t\t\t\"identitytoken\": \"{identity}\"\n\t\t}},\n\
+         \t\t\"https://{HOST}/v1/\": {{\n\t\t\t\"auth\": \"{stale}\"\n\t\t}},\n\
+         \t\t\"docker.example\": {{\n\t\t\t\"password\": \"{password}\",\n\t\t\t\"username\": \"me\"\n\t\t}},\n\
+         \t\t\"ghcr.io\": {{\n\t\t\t\"auth\": \"{ghcr}\"\n\t\t}},\n\
+         \t\t\"harbor.example\": {{\n\t\t\t\"registrytoken\": \"{registry}\"\n\t\t}}\n\
+         \t}}\n}}\n"
+    );
+    write(&cfg, &original);
+    let assert_masked = |out: &Run, what: &str| {
+        for s in STORED_SECRETS {
+            assert!(
+                !out.stdout().contains(s) && !out.stderr().contains(s),
+                "{what} printed the stored secret {s}:\nstdout:\n{}\nstderr:\n{}",
+                out.stdout(),
+                out.stderr()
+            );
+        }
+    };
+
+    let out = sb.run(&["--dry-run"]).ok();
+    assert_masked(&out, "--dry-run");
+    assert!(
+        out.stdout().contains("\n \t\t\t\"registrytoken\": \"<redacted>\"\n"),
+        "the context keeps its shape:\n{}",
+        out.stdout()
+    );
+    assert_eq!(read(&cfg), original, "a dry run writes nothing");
+
+    let out = sb.run(&["--dry-run", "--remove-stale-auths"]).ok();
+    assert_masked(&out, "--dry-run --remove-stale-auths");
+    for line in [
+        format!("\n-\t\t\"https://{HOST}/v1/\": {{\n"),
+        "\n-\t\t\t\"auth\": \"<redacted>\"\n".to_string(),
+        "\n \t\t\t\"identitytoken\": \"<redacted>\"\n".to_string(),
+        "\n \t\t\t\"password\": \"<redacted>\",\n".to_string(),
+        "\n \t\t\t\"username\": \"me\"\n".to_string(),
+    ] {
+        assert!(out.stdout().contains(&line), "missing {line:?} in:\n{}", out.stdout());
+    }
+    assert_eq!(read(&cfg), original);
+
+    // A real run prints no secret either, and writes the real values back untouched.
+    let out = sb.run(&[]).ok();
+    assert_masked(&out, "configure-docker");
+    let configured = read(&cfg);
+    assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
+    let original_json: serde_json::Value = serde_json::from_str(&original).unwrap();
+    assert_eq!(json(&cfg)["auths"], original_json["auths"]);
+
+    for args in [
+        &["--unconfigure", "--dry-run"][..],
+        &["--unconfigure", "--dry-run", "--remove-stale-auths"],
+    ] {
+        let out = sb.run(args).ok();
+        assert_masked(&out, &args.join(" "));
+        assert!(out.stdout().contains("<redacted>"), "{}", out.stdout());
+        assert_eq!(read(&cfg), configured, "{args:?} wrote nothing");
+    }
+}
+
 #[test]
 fn unconfigure_gives_back_the_original_file() {
     let (sb, cfg) = Sandbox::new().with_docker_config();

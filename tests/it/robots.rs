@@ -215,3 +215,23 @@ fn a_robot_to_discard_behind_a_held_lock_does_not_fail_or_stall_get() {
     let out = keyed.get("registry.onstackit.cloud");
     assert!(out.stderr.contains("discarded stored robot credentials"), "{out:?}");
 }
+
+#[test]
+fn a_symlinked_data_dir_is_refused_and_its_target_keeps_its_mode() {
+    let env = TestEnv::empty();
+    let mine = env.path("shared-notes");
+    std::fs::create_dir(&mine).unwrap();
+    set_mode(&mine, 0o755);
+    let data = robots_file(&env).parent().unwrap().to_path_buf();
+    std::fs::create_dir_all(data.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&mine, &data).unwrap();
+    let out = store(&env, "registry.onstackit.cloud", "robot$shop+ci", "s3cr3t-robot");
+    out.assert_error(&[data.to_str().unwrap(), "symbolic link"]);
+    assert!(!out.stdout.contains("s3cr3t-robot") && !out.stderr.contains("s3cr3t-robot"));
+    assert_eq!(mode(&mine), 0o755, "the link's target keeps its mode");
+    assert_eq!(
+        std::fs::read_dir(&mine).unwrap().count(),
+        0,
+        "nothing written through the link"
+    );
+}
