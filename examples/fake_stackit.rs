@@ -4,7 +4,7 @@
 //!
 //! Usage: cargo run --release --example fake_stackit -- DIR
 
-use docker_credential_stackit::config::{Env, Settings};
+use docker_credential_stackit::config::{Env, Identity, Settings};
 use docker_credential_stackit::fake::{Account, FakeStackit};
 use docker_credential_stackit::server::DEFAULT_REGISTRY;
 use docker_credential_stackit::token::{assertion, exchange};
@@ -57,7 +57,9 @@ fn main() {
         &dir,
     );
     let settings = Settings::from_env(env).expect("settings");
-    let identity = settings.identity(DEFAULT_REGISTRY).expect("identity").expect("a key");
+    let Some(Identity::Key(identity)) = settings.identity(DEFAULT_REGISTRY).expect("identity") else {
+        panic!("the bench key is not a key identity");
+    };
     let signed = assertion::sign(&identity, exchange::unix_now()).expect("sign");
     let form = format!(
         "grant_type={}&assertion={}",

@@ -2,12 +2,16 @@
 //! and the answer to "which service account key serves this host?".
 //!
 //! Precedence, most specific first (see the README's "How identity is chosen"):
-//! 1. the helper config file's entry for the host (`registries.<host>.serviceAccountKeyPath`);
-//! 2. `STACKIT_SERVICE_ACCOUNT_KEY_PATH`, then `STACKIT_SERVICE_ACCOUNT_KEY`;
-//! 3. the STACKIT credentials file (`STACKIT_CREDENTIALS_PATH`, default `~/.stackit/credentials.json`).
+//! 1. the helper config file's entry for the host (`registries.<host>.serviceAccountKeyPath` or
+//!    `registries.<host>.serviceAccountEmail` for a federated identity);
+//! 2. a federated identity from the environment: `STACKIT_SERVICE_ACCOUNT_EMAIL` and a federated
+//!    token (`STACKIT_FEDERATED_TOKEN_FILE`, the webhook's default file, or GitHub Actions);
+//! 3. `STACKIT_SERVICE_ACCOUNT_KEY_PATH`, then `STACKIT_SERVICE_ACCOUNT_KEY`;
+//! 4. the STACKIT credentials file (`STACKIT_CREDENTIALS_PATH`, default `~/.stackit/credentials.json`).
 
 use crate::debug;
 use crate::error::{Error, Result};
+use crate::federated::{DEFAULT_IDP_TOKEN_ENDPOINT, FederatedToken, TokenSource};
 use crate::key::{ServiceAccountKey, read_key_file};
 use crate::secret::Secret;
 use crate::server::{self, DEFAULT_REGISTRY};
@@ -31,6 +35,11 @@ pub const ENV_VARS: &[&str] = &[
     "STACKIT_PRIVATE_KEY",
     "STACKIT_CREDENTIALS_PATH",
     "STACKIT_TOKEN_BASEURL",
+    "STACKIT_SERVICE_ACCOUNT_EMAIL",
+    "STACKIT_FEDERATED_TOKEN_FILE",
+    "STACKIT_IDP_TOKEN_ENDPOINT",
+    "ACTIONS_ID_TOKEN_REQUEST_URL",
+    "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
     "DOCKER_CREDENTIAL_STACKIT_CONFIG",
     "DOCKER_CREDENTIAL_STACKIT_REGISTRIES",
     "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
@@ -47,6 +56,8 @@ pub struct Env {
     config_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     data_dir: Option<PathBuf>,
+    /// The federated token file used when `STACKIT_FEDERATED_TOKEN_FILE` is unset.
+    default_token_file: PathBuf,
 }
 
 impl Env {
@@ -68,6 +79,7 @@ impl Env {
             config_dir: dirs.as_ref().map(|d| d.config_dir().join(APP_DIR)),
             cache_dir: dirs.as_ref().map(|d| d.cache_dir().join(APP_DIR)),
             data_dir: dirs.as_ref().map(|d| d.data_dir().join(APP_DIR)),
+            default_token_file: PathBuf::from(crate::federated::DEFAULT_TOKEN_FILE),
         }
     }
 
@@ -83,6 +95,7 @@ impl Env {
             config_dir: Some(home.join(".config").join(APP_DIR)),
             cache_dir: Some(home.join(".cache").join(APP_DIR)),
             data_dir: Some(home.join(".local/share").join(APP_DIR)),
+            default_token_file: home.join("federated-token"),
         }
     }
 
@@ -169,7 +182,13 @@ pub struct RegistryEntry {
     /// PEM private key for this host's key, if not embedded in it.
     #[serde(default)]
     pub private_key_path: Option<String>,
-    /// Token endpoint for this host's key.
+    /// A federated identity for this host: the service account's e-mail.
+    #[serde(default)]
+    pub service_account_email: Option<String>,
+    /// The federated token file of that identity (default: as in the environment).
+    #[serde(default)]
+    pub federated_token_file: Option<String>,
+    /// Token endpoint for this host's key, or the IdP token endpoint of its federated identity.
     #[serde(default)]
     pub token_endpoint: Option<String>,
     /// Username to answer instead of the key's `credentials.iss`.
@@ -207,9 +226,47 @@ struct CredentialsFile {
     private_key: Option<String>,
 }
 
-/// How one host authenticates: which key, which private key, which endpoint, which username.
+/// How one host authenticates: with a service account key, or keyless with a federated token.
 #[derive(Debug, Clone)]
-pub struct IdentitySpec {
+pub enum IdentitySpec {
+    /// A service account key (the key flow).
+    Key(KeySpec),
+    /// A federated token exchanged for the service account's access token (no key).
+    Federated(FederatedSpec),
+}
+
+/// A federated identity: whose token, from where, exchanged where.
+#[derive(Debug, Clone)]
+pub struct FederatedSpec {
+    /// The service account's e-mail (the exchange's `client_id`).
+    pub email: String,
+    /// What named the e-mail.
+    pub email_origin: String,
+    /// Where the federated token comes from.
+    pub source: TokenSource,
+    /// The IdP token endpoint, not yet checked.
+    pub endpoint: String,
+    /// Why that endpoint was chosen.
+    pub endpoint_origin: String,
+    /// A configured username; `None` = the e-mail.
+    pub username: Option<String>,
+}
+
+impl IdentitySpec {
+    /// Where the identity comes from, for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            IdentitySpec::Key(k) => format!("the service account key from {}", k.key.describe()),
+            IdentitySpec::Federated(f) => {
+                format!("the federated identity {} ({})", f.email, f.source.describe())
+            }
+        }
+    }
+}
+
+/// A key identity: which key, which private key, which endpoint, which username.
+#[derive(Debug, Clone)]
+pub struct KeySpec {
     /// The SA key JSON.
     pub key: Source,
     /// An external private key that overrides `credentials.privateKey`.
@@ -220,10 +277,96 @@ pub struct IdentitySpec {
     pub username: Option<String>,
 }
 
-/// A loaded identity: the parsed key plus everything resolved around it. Enough for the warm
-/// path; the private key is only read when a token has to be minted.
+/// A loaded identity: enough for the warm path (the cache id and the username); the private key
+/// or the network-only federated token is only read when a token has to be minted.
 #[derive(Debug, Clone)]
-pub struct Identity {
+pub enum Identity {
+    /// A service account key.
+    Key(KeyIdentity),
+    /// A federated identity.
+    Federated(FederatedIdentity),
+}
+
+impl Identity {
+    /// The username answered to Docker.
+    pub fn username(&self) -> &str {
+        match self {
+            Identity::Key(k) => &k.username,
+            Identity::Federated(f) => &f.username,
+        }
+    }
+
+    /// The token endpoint URL.
+    pub fn endpoint(&self) -> &str {
+        match self {
+            Identity::Key(k) => &k.endpoint,
+            Identity::Federated(f) => &f.endpoint,
+        }
+    }
+
+    /// Why that endpoint was chosen.
+    pub fn endpoint_origin(&self) -> &str {
+        match self {
+            Identity::Key(k) => &k.endpoint_origin,
+            Identity::Federated(f) => &f.endpoint_origin,
+        }
+    }
+
+    /// The cache key. A key identity has one entry per key id and endpoint. A federated one
+    /// belongs to the federated subject (`iss` + `sub`), the e-mail and the endpoint together,
+    /// so another workload claiming the same e-mail never gets this token. A GitHub Actions
+    /// token is only fetched on the cold path, so its entry belongs to the job's request token
+    /// (hashed), which GitHub issues to one job alone.
+    pub fn cache_id(&self) -> String {
+        match self {
+            Identity::Key(k) => format!("{}\n{}", k.key.kid, k.endpoint),
+            Identity::Federated(f) => match (&f.token, &f.source) {
+                (Some(t), _) => format!("federated\n{}\n{}\n{}\n{}", t.issuer, t.subject, f.email, f.endpoint),
+                (None, TokenSource::GithubActions { url, request_token }) => {
+                    let digest = aws_lc_rs::digest::digest(
+                        &aws_lc_rs::digest::SHA256,
+                        format!("{url}\n{}", request_token.expose()).as_bytes(),
+                    );
+                    let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+                    format!("federated-github\n{hex}\n{}\n{}", f.email, f.endpoint)
+                }
+                // Unreachable by construction (local sources are read on load); an id that
+                // matches nothing makes the caller mint rather than share.
+                (None, source) => format!("federated-unread\n{}\n{}\n{}", source.describe(), f.email, f.endpoint),
+            },
+        }
+    }
+
+    /// What the identity is, for messages: the key's source or the federated e-mail and source.
+    pub fn describe(&self) -> String {
+        match self {
+            Identity::Key(k) => format!("the service account key from {}", k.key_source.describe()),
+            Identity::Federated(f) => format!("the federated identity {} ({})", f.email, f.source.describe()),
+        }
+    }
+}
+
+/// A loaded federated identity.
+#[derive(Debug, Clone)]
+pub struct FederatedIdentity {
+    /// The service account's e-mail.
+    pub email: String,
+    /// Where the federated token comes from.
+    pub source: TokenSource,
+    /// The federated token, already read for local sources (file, kubelet request); `None`
+    /// for GitHub Actions until the cold path fetches it.
+    pub token: Option<FederatedToken>,
+    /// The IdP token endpoint URL.
+    pub endpoint: String,
+    /// Why that endpoint was chosen.
+    pub endpoint_origin: String,
+    /// The username answered to Docker.
+    pub username: String,
+}
+
+/// A loaded key identity: the parsed key plus everything resolved around it.
+#[derive(Debug, Clone)]
+pub struct KeyIdentity {
     /// The parsed service account key.
     pub key: ServiceAccountKey,
     /// Where the key came from.
@@ -238,12 +381,7 @@ pub struct Identity {
     pub username: String,
 }
 
-impl Identity {
-    /// The cache key: one entry per key id and token endpoint.
-    pub fn cache_id(&self) -> String {
-        format!("{}\n{}", self.key.kid, self.endpoint)
-    }
-
+impl KeyIdentity {
     /// The PEM private key and a name for it: the external one if configured, else the key's own.
     pub fn private_key_pem(&self) -> Result<(Secret, String)> {
         if let Some(source) = &self.private_key {
@@ -348,12 +486,45 @@ impl Settings {
         self.file.robot_link.as_ref()
     }
 
-    /// Which key serves `host`, or `None` if no key is configured anywhere.
+    /// Which identity serves `host`, or `None` if none is configured anywhere.
     pub fn identity_spec(&self, host: &str) -> Result<Option<IdentitySpec>> {
         let entry = self.registries.get(host).cloned().unwrap_or_default();
         let username = entry.username.clone().filter(|u| !u.trim().is_empty());
-        let endpoint = self.configured_endpoint(&entry);
 
+        if let Some(email) = entry.service_account_email.as_deref().filter(|e| !e.trim().is_empty()) {
+            let field = format!("registries.\"{host}\"");
+            if entry.service_account_key_path.is_some() {
+                return Err(Error::Config(format!(
+                    "config file: {field} has both serviceAccountKeyPath and serviceAccountEmail; keep one (a key, or a federated identity)"
+                )));
+            }
+            let source = match &entry.federated_token_file {
+                Some(path) => TokenSource::File {
+                    path: self.config_relative(path)?,
+                    origin: format!("{field}.federatedTokenFile"),
+                },
+                None => self.env_token_source().ok_or_else(|| {
+                    Error::Config(format!(
+                        "config file: {field}.serviceAccountEmail is set but there is no federated token; set {field}.federatedTokenFile or STACKIT_FEDERATED_TOKEN_FILE"
+                    ))
+                })?,
+            };
+            debug!("{host}: federated identity {email} from the config file ({field}); it wins over the environment");
+            let (endpoint, endpoint_origin) = match &entry.token_endpoint {
+                Some(url) => (url.clone(), format!("{field}.tokenEndpoint")),
+                None => self.idp_endpoint(),
+            };
+            return Ok(Some(IdentitySpec::Federated(FederatedSpec {
+                email: email.trim().to_string(),
+                email_origin: format!("{field}.serviceAccountEmail"),
+                source,
+                endpoint,
+                endpoint_origin,
+                username,
+            })));
+        }
+
+        let endpoint = self.configured_endpoint(&entry);
         if let Some(path) = &entry.service_account_key_path {
             let origin = format!("registries.\"{host}\".serviceAccountKeyPath");
             debug!("{host}: key from the config file ({origin}); it wins over the environment");
@@ -364,7 +535,7 @@ impl Settings {
                 }),
                 None => None,
             };
-            return Ok(Some(IdentitySpec {
+            return Ok(Some(IdentitySpec::Key(KeySpec {
                 key: Source::File {
                     path: self.config_relative(path)?,
                     origin,
@@ -372,7 +543,31 @@ impl Settings {
                 private_key,
                 endpoint,
                 username,
-            }));
+            })));
+        }
+
+        if let Some(email) = self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL") {
+            match self.env_token_source() {
+                Some(source) => {
+                    debug!(
+                        "{host}: federated identity {email} (STACKIT_SERVICE_ACCOUNT_EMAIL) with the token from {}; it wins over service account keys",
+                        source.describe()
+                    );
+                    let (endpoint, endpoint_origin) = self.idp_endpoint();
+                    return Ok(Some(IdentitySpec::Federated(FederatedSpec {
+                        email: email.trim().to_string(),
+                        email_origin: "STACKIT_SERVICE_ACCOUNT_EMAIL".into(),
+                        source,
+                        endpoint,
+                        endpoint_origin,
+                        username,
+                    })));
+                }
+                None => debug!(
+                    "{host}: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token (STACKIT_FEDERATED_TOKEN_FILE, {}, GitHub Actions); looking for a key",
+                    self.env.default_token_file.display()
+                ),
+            }
         }
 
         let creds = CredentialsLoader::new(&self.env);
@@ -410,16 +605,61 @@ impl Settings {
                 p.describe()
             );
         }
-        Ok(Some(IdentitySpec {
+        Ok(Some(IdentitySpec::Key(KeySpec {
             key,
             private_key,
             endpoint,
             username,
-        }))
+        })))
+    }
+
+    /// The federated token source the environment names, as the STACKIT SDKs choose it:
+    /// `STACKIT_FEDERATED_TOKEN_FILE` when set (a missing file is then an error, not a reason to
+    /// fall back), else the webhook's default file if it exists, else GitHub Actions.
+    pub fn env_token_source(&self) -> Option<TokenSource> {
+        if let Some(path) = self.env.var("STACKIT_FEDERATED_TOKEN_FILE") {
+            return Some(TokenSource::File {
+                path: PathBuf::from(path),
+                origin: "STACKIT_FEDERATED_TOKEN_FILE".into(),
+            });
+        }
+        if self.env.default_token_file.exists() {
+            return Some(TokenSource::File {
+                path: self.env.default_token_file.clone(),
+                origin: "the pod identity webhook's token file".into(),
+            });
+        }
+        match (
+            self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL"),
+            self.env.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+        ) {
+            (Some(url), Some(token)) => Some(TokenSource::GithubActions {
+                url: url.to_string(),
+                request_token: Secret::new(token),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The IdP token endpoint of federated identities from the environment and its origin.
+    pub fn idp_endpoint(&self) -> (String, String) {
+        match self.env.var("STACKIT_IDP_TOKEN_ENDPOINT") {
+            Some(url) => (url.to_string(), "STACKIT_IDP_TOKEN_ENDPOINT".into()),
+            None => (DEFAULT_IDP_TOKEN_ENDPOINT.to_string(), "the default".into()),
+        }
+    }
+
+    /// Loads the identity of `spec`: parses the key, or reads the federated token when it is
+    /// local (a file), and resolves endpoint and username. No network.
+    pub fn load_identity(&self, spec: &IdentitySpec) -> Result<Identity> {
+        match spec {
+            IdentitySpec::Key(spec) => self.load_key_identity(spec).map(Identity::Key),
+            IdentitySpec::Federated(spec) => load_federated_identity(spec).map(Identity::Federated),
+        }
     }
 
     /// Reads and parses the key of `spec` and resolves endpoint and username (no network).
-    pub fn load_identity(&self, spec: &IdentitySpec) -> Result<Identity> {
+    pub fn load_key_identity(&self, spec: &KeySpec) -> Result<KeyIdentity> {
         let text = spec.key.read()?;
         let key = ServiceAccountKey::parse(text.expose(), &spec.key.describe())?;
         let (endpoint, endpoint_origin) = match &spec.endpoint {
@@ -441,7 +681,7 @@ impl Settings {
         };
         debug!("token endpoint {endpoint} from {endpoint_origin}");
         let username = spec.username.clone().unwrap_or_else(|| key.iss.clone());
-        Ok(Identity {
+        Ok(KeyIdentity {
             key,
             key_source: spec.key.clone(),
             private_key: spec.private_key.clone(),
@@ -451,7 +691,7 @@ impl Settings {
         })
     }
 
-    /// The identity serving `host`, loaded, or `None` if no key is configured.
+    /// The identity serving `host`, loaded, or `None` if none is configured.
     pub fn identity(&self, host: &str) -> Result<Option<Identity>> {
         match self.identity_spec(host)? {
             Some(spec) => self.load_identity(&spec).map(Some),
@@ -620,6 +860,35 @@ fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
     serde_json::from_str(&text).map_err(|e| Error::Config(format!("config file {} is invalid: {e}", path.display())))
 }
 
+/// Loads a federated identity: checks the endpoint and, for a local token source, reads the
+/// token now (its subject keys the cache, and a bad token must cost no request).
+pub fn load_federated_identity(spec: &FederatedSpec) -> Result<FederatedIdentity> {
+    let endpoint = check_endpoint(&spec.endpoint, &spec.endpoint_origin)?;
+    debug!("IdP token endpoint {endpoint} from {}", spec.endpoint_origin);
+    let token = if spec.source.needs_network() {
+        None
+    } else {
+        // A local source cannot block on the network; the deadline only bounds the read.
+        Some(spec.source.fetch(std::time::Instant::now() + DEFAULT_TIMEOUT)?)
+    };
+    if let Some(t) = &token {
+        debug!(
+            "federated token from {}: iss {}, sub {}",
+            spec.source.describe(),
+            t.issuer,
+            t.subject
+        );
+    }
+    Ok(FederatedIdentity {
+        email: spec.email.clone(),
+        source: spec.source.clone(),
+        token,
+        endpoint,
+        endpoint_origin: spec.endpoint_origin.clone(),
+        username: spec.username.clone().unwrap_or_else(|| spec.email.clone()),
+    })
+}
+
 fn push_unique(list: &mut Vec<String>, item: String) {
     if !list.contains(&item) {
         list.push(item);
@@ -700,6 +969,13 @@ pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key_spec(spec: IdentitySpec) -> KeySpec {
+        match spec {
+            IdentitySpec::Key(k) => k,
+            IdentitySpec::Federated(f) => panic!("expected a key identity, got {f:?}"),
+        }
+    }
 
     fn settings(pairs: &[(&str, &str)], home: &Path) -> Settings {
         Settings::from_env(Env::from_pairs(pairs, home)).unwrap()
@@ -822,7 +1098,7 @@ mod tests {
         )
         .unwrap();
         let desc = |s: &Settings| {
-            let spec = s.identity_spec("registry.onstackit.cloud").unwrap().unwrap();
+            let spec = key_spec(s.identity_spec("registry.onstackit.cloud").unwrap().unwrap());
             (spec.key.describe(), spec.private_key.map(|p| p.describe()))
         };
         let (k, p) = desc(&settings(&[], home));
@@ -852,7 +1128,7 @@ mod tests {
             ],
             home,
         );
-        let spec = s.identity_spec("registry.onstackit.cloud").unwrap().unwrap();
+        let spec = key_spec(s.identity_spec("registry.onstackit.cloud").unwrap().unwrap());
         assert!(
             spec.key.describe().contains(&format!("{}/keys/a.json", home.display())),
             "{}",

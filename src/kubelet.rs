@@ -14,13 +14,19 @@
 //!
 //! The token comes from the same identity resolution, cache and lock as `get`, so many images
 //! pulled at once on a node still make one token request.
+//!
+//! Per-pod identity: when the kubelet passes the pod's service account token (`tokenAttributes`
+//! in the `CredentialProviderConfig`) and the service account carries the annotation
+//! [`EMAIL_ANNOTATION`], that token is exchanged for that STACKIT service account, cached per
+//! federated subject like any federated identity. Without them the node's identity answers.
 
-use crate::config::Settings;
+use crate::config::{FederatedSpec, Identity, Settings, load_federated_identity};
+use crate::debug;
 use crate::error::{Error, Result};
+use crate::federated::TokenSource;
 use crate::secret::Secret;
 use crate::server;
 use crate::token::{self, Token, exchange::unix_now};
-use crate::{debug, warn};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -33,14 +39,19 @@ pub const RESPONSE_KIND: &str = "CredentialProviderResponse";
 /// The cache key type of every response: credentials are per registry `host[:port]`.
 pub const CACHE_KEY_TYPE: &str = "Registry";
 
+/// The pod service account annotation that names the STACKIT service account of a pod (the
+/// same one STACKIT's pod identity webhook reads).
+pub const EMAIL_ANNOTATION: &str = "workload-identity.stackit.cloud/service-account-email";
+
 /// A `CredentialProviderRequest`, reduced to what the plugin uses.
 #[derive(Debug)]
 pub struct Request {
     /// The image being pulled: registry `host[:port]` and repository path (no tag or digest).
     pub image: String,
-    /// Whether the kubelet sent a pod service account token (`tokenAttributes` is configured).
-    /// The token is not used: credentials come from the node's service account key.
-    pub has_service_account_token: bool,
+    /// The pod's service account token, when `tokenAttributes` is configured.
+    pub service_account_token: Option<Secret>,
+    /// The pod service account's annotations the kubelet passed on.
+    pub service_account_annotations: BTreeMap<String, String>,
 }
 
 /// A `CredentialProviderResponse` with exactly the upstream v1 field names.
@@ -125,10 +136,31 @@ pub fn parse_request(input: &str) -> Result<Request> {
     if image.is_empty() {
         return Err(Error::Input(format!("{WHAT} has no image")));
     }
-    let has_service_account_token = field("serviceAccountToken")?.is_some_and(|t| !t.is_empty());
+    let service_account_token = field("serviceAccountToken")?
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new);
+    let service_account_annotations = match object.get("serviceAccountAnnotations") {
+        None | Some(serde_json::Value::Null) => BTreeMap::new(),
+        Some(serde_json::Value::Object(map)) => map
+            .iter()
+            .map(|(k, v)| match v {
+                serde_json::Value::String(s) => Ok((k.clone(), s.clone())),
+                _ => Err(Error::Input(format!(
+                    "{WHAT}: serviceAccountAnnotations.{k} is not a string"
+                ))),
+            })
+            .collect::<Result<_>>()?,
+        Some(_) => {
+            return Err(Error::Input(format!(
+                "{WHAT}: serviceAccountAnnotations is not an object of strings"
+            )));
+        }
+    };
     Ok(Request {
         image: image.to_string(),
-        has_service_account_token,
+        service_account_token,
+        service_account_annotations,
     })
 }
 
@@ -213,28 +245,60 @@ pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
         );
         return Ok(Response::no_credentials());
     };
-    if request.has_service_account_token {
-        warn!(
-            "ignoring the pod service account token the kubelet sent: credentials come from the node's service account key; remove tokenAttributes from this provider in the CredentialProviderConfig"
-        );
-    }
-    let identity = settings.identity(&host)?.ok_or_else(|| {
-        Error::Config(format!(
-            "no service account key configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH in this provider's env in the kubelet's CredentialProviderConfig"
-        ))
-    })?;
+    let identity = match pod_identity(settings, request)? {
+        Some(identity) => identity,
+        None => settings.identity(&host)?.ok_or_else(|| {
+            Error::Config(format!(
+                "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH in this provider's env in the kubelet's CredentialProviderConfig, or configure per-pod identity (see packaging/kubernetes/README.md)"
+            ))
+        })?,
+    };
+    // A pod's own identity that fails is an error, never the node's credentials: otherwise a
+    // pod whose federation is refused would pull with whatever the node may pull.
     let token = token::access_token(settings, &identity)?;
     debug!(
         "{registry}: answering as {} with a {} token",
-        identity.username,
+        identity.username(),
         if token.from_cache { "cached" } else { "new" }
     );
     Ok(Response::with_credentials(
         registry,
-        &identity.username,
+        identity.username(),
         token,
         unix_now(),
     ))
+}
+
+/// The pod's own federated identity, when the kubelet sent the pod's service account token and
+/// the service account names its STACKIT service account; `None` means "use the node's".
+fn pod_identity(settings: &Settings, request: &Request) -> Result<Option<Identity>> {
+    let email = request
+        .service_account_annotations
+        .get(EMAIL_ANNOTATION)
+        .map(|e| e.trim())
+        .filter(|e| !e.is_empty());
+    let (token, email) = match (&request.service_account_token, email) {
+        (Some(token), Some(email)) => (token, email),
+        (Some(_), None) => {
+            debug!("the pod's service account has no {EMAIL_ANNOTATION} annotation; using the node's identity");
+            return Ok(None);
+        }
+        (None, _) => return Ok(None),
+    };
+    let (endpoint, endpoint_origin) = settings.idp_endpoint();
+    let spec = FederatedSpec {
+        email: email.to_string(),
+        email_origin: format!("the pod service account's {EMAIL_ANNOTATION} annotation"),
+        source: TokenSource::Inline {
+            token: token.clone(),
+            origin: "the pod's service account token (serviceAccountToken)".into(),
+        },
+        endpoint,
+        endpoint_origin,
+        username: None,
+    };
+    debug!("answering with the pod's own federated identity {email}");
+    load_federated_identity(&spec).map(|f| Some(Identity::Federated(f)))
 }
 
 /// The whole verb: request text in, response JSON out. Settings are loaded only for a
@@ -294,7 +358,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.image, "registry.onstackit.cloud/shop/app");
-        assert!(!r.has_service_account_token);
+        assert!(r.service_account_token.is_none());
         // Newer kubelets with tokenAttributes configured, plus a field from the future.
         let r = parse_request(
             "{\"apiVersion\":\"credentialprovider.kubelet.k8s.io/v1\",\"kind\":\"CredentialProviderRequest\",\
@@ -303,7 +367,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(r.image, "reg.example:5000/a/b");
-        assert!(r.has_service_account_token);
+        assert_eq!(
+            r.service_account_token.as_ref().map(Secret::expose),
+            Some("eyJhbGciOi.x.y")
+        );
+        assert_eq!(r.service_account_annotations["example.com/role"], "puller");
     }
 
     #[test]

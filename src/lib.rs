@@ -17,6 +17,7 @@ pub mod demo;
 pub mod docker_config;
 pub mod error;
 pub mod fake;
+pub mod federated;
 pub mod http;
 pub mod key;
 pub mod kubelet;

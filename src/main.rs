@@ -42,6 +42,11 @@ Environment:
   STACKIT_PRIVATE_KEY_PATH, STACKIT_PRIVATE_KEY                   PEM key overriding credentials.privateKey
   STACKIT_CREDENTIALS_PATH      STACKIT credentials file (default ~/.stackit/credentials.json)
   STACKIT_TOKEN_BASEURL         token endpoint URL (default https://service-account.api.stackit.cloud/token)
+  STACKIT_SERVICE_ACCOUNT_EMAIL keyless: the service account e-mail; with a federated token it wins over keys
+  STACKIT_FEDERATED_TOKEN_FILE  keyless: the federated OIDC token file
+                                (default /var/run/secrets/stackit.cloud/serviceaccount/token)
+  STACKIT_IDP_TOKEN_ENDPOINT    keyless: IdP token URL (default https://accounts.stackit.cloud/oauth/v2/token)
+  ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN   keyless in GitHub Actions (id-token: write)
   DOCKER_CREDENTIAL_STACKIT_CONFIG      helper config file (default <config dir>/docker-credential-stackit/config.json)
   DOCKER_CREDENTIAL_STACKIT_REGISTRIES  extra served hosts, comma-separated host[:port]
   DOCKER_CREDENTIAL_STACKIT_CACHE_DIR   token cache (default <cache dir>/docker-credential-stackit)

@@ -70,12 +70,12 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
             discard_robot(settings, &host, deadline);
             debug!(
                 "{host}: answering as {} with a {} token",
-                identity.username,
+                identity.username(),
                 if token.from_cache { "cached" } else { "new" }
             );
             Ok(Credentials {
                 server_url: url,
-                username: identity.username,
+                username: identity.username().to_string(),
                 secret: token.secret,
             })
         }
@@ -115,15 +115,15 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
         Some(spec) => {
             let own = settings
                 .load_identity(&spec)
-                .map(|i| i.username == creds.username)
+                .map(|i| i.username() == creds.username)
                 .unwrap_or(false);
             if own {
                 debug!("store for {host}: the service account's own login; nothing to keep");
             } else {
                 warn!(
-                    "not storing credentials of {} for {host}: the host is served by the service account key from {} (a linked robot's secret no longer works)",
+                    "not storing credentials of {} for {host}: the host is served by {} (a linked robot's secret no longer works)",
                     creds.username,
-                    spec.key.describe()
+                    spec.describe()
                 );
             }
             // A robot login stored earlier stays until the identity has produced a token (the
@@ -173,7 +173,7 @@ pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
     for host in &settings.served {
         match settings.identity(host) {
             Ok(Some(identity)) => {
-                out.insert(host.clone(), identity.username);
+                out.insert(host.clone(), identity.username().to_string());
             }
             Ok(None) => {
                 if let Some(user) = robots.get(host) {
@@ -200,7 +200,7 @@ pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
     }
     let identity = settings.identity(&host)?.ok_or_else(|| {
         Error::Config(format!(
-            "no service account key configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON"
+            "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON, or STACKIT_SERVICE_ACCOUNT_EMAIL and STACKIT_FEDERATED_TOKEN_FILE for a keyless identity"
         ))
     })?;
     Ok(token::access_token(settings, &identity)?.secret)

@@ -1,9 +1,10 @@
-//! Step 2, identity (which key, is it usable, does the private key belong to it) and step 3,
-//! token (can this key get a STACKIT access token, and is the clock right).
+//! Step 2, identity (which key, is it usable, does the private key belong to it; or which
+//! federated token, whose, valid until when) and step 3, token (can this identity get a STACKIT
+//! access token, and is the clock right).
 
 use super::Step;
 use super::codes;
-use crate::config::{Identity, Settings, Source};
+use crate::config::{FederatedSpec, Identity, IdentitySpec, KeySpec, Settings, Source};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
 use crate::token;
@@ -23,7 +24,7 @@ const MAX_SKEW: u64 = 60;
 /// What this machine logs in to the registry with.
 #[derive(Debug)]
 pub enum Credential {
-    /// A service account key; the password is a STACKIT access token.
+    /// A service account identity (key or federated); the password is a STACKIT access token.
     ServiceAccount(Box<Identity>),
     /// A stored legacy robot login (`store` kept it for a host without a key).
     Robot {
@@ -101,7 +102,99 @@ pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
             );
         }
     };
+    match spec {
+        IdentitySpec::Key(spec) => key_step(settings, &spec, now),
+        IdentitySpec::Federated(spec) => federated_step(settings, &spec, now),
+    }
+}
 
+/// Step 2 for a federated identity: the e-mail, where the token comes from and what it claims.
+/// A GitHub Actions token is fetched here too, to show its claims; it is never printed.
+fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> IdentityOutcome {
+    let failed = |message: String, findings: Vec<Finding>| IdentityOutcome {
+        step: Step::ran("identity", message, findings),
+        credential: None,
+        expected: None,
+    };
+    let identity = match crate::config::load_federated_identity(spec) {
+        Ok(identity) => identity,
+        Err(e) => {
+            let finding = Finding::error(
+                codes::FEDERATED_TOKEN_INVALID,
+                e.to_string(),
+                "fix the token source named in the message; the token must be the OIDC token (a JWT) of a workload STACKIT trusts",
+            );
+            return failed(
+                format!("the federated identity {} cannot be used", spec.email),
+                vec![finding],
+            );
+        }
+    };
+    let token = match &identity.token {
+        Some(t) => Ok(t.clone()),
+        None => spec.source.fetch(std::time::Instant::now() + settings.timeout),
+    };
+    let token = match token {
+        Ok(t) => t,
+        Err(e) => {
+            let finding = Finding::error(
+                codes::FEDERATED_TOKEN_INVALID,
+                e.to_string(),
+                "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write)",
+            );
+            return failed(
+                format!("the federated identity {} cannot be used", spec.email),
+                vec![finding],
+            );
+        }
+    };
+    let expiry = match token.expires_at {
+        Some(exp) => format!("expires in {}", human_duration(exp.saturating_sub(now) as i64)),
+        None => "no expiry claim".into(),
+    };
+    let audience = if token.audience.is_empty() {
+        "none".to_string()
+    } else {
+        token.audience.join(", ")
+    };
+    let mut findings = vec![Finding::info(
+        codes::FEDERATED_IDENTITY,
+        format!(
+            "service account {} (from {}); token from {}: issuer {}, subject {}, audience {audience}, {expiry}",
+            spec.email,
+            spec.email_origin,
+            spec.source.describe(),
+            token.issuer,
+            token.subject
+        ),
+    )];
+    if !token.audience.iter().any(|a| a == crate::federated::STACKIT_AUDIENCE) {
+        findings.push(Finding::warning(
+            codes::FEDERATED_AUDIENCE,
+            format!(
+                "the federated token's audience is {audience}, not {}",
+                crate::federated::STACKIT_AUDIENCE
+            ),
+            "make the audience assertion of the service account's federated identity provider (STACKIT portal) match, or request the token with that audience",
+        ));
+    }
+    let summary = format!(
+        "federated identity {} (subject {}) from {}",
+        spec.email,
+        token.subject,
+        spec.source.describe()
+    );
+    IdentityOutcome {
+        step: Step::ran("identity", summary, findings),
+        credential: Some(Credential::ServiceAccount(Box::new(Identity::Federated(identity)))),
+        // The robot link names the service account's id too, which a federated token does not
+        // carry; the robot step then matches by login name instead.
+        expected: None,
+    }
+}
+
+/// Step 2 for a service account key.
+fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
     let mut findings = Vec::new();
     let ignored = ignored_sources(settings, &spec.key);
     if !ignored.is_empty() {
@@ -115,7 +208,7 @@ pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
         findings.extend(shared_mode(pk));
     }
 
-    let identity = match settings.load_identity(&spec) {
+    let identity = match settings.load_key_identity(spec) {
         Ok(identity) => identity,
         Err(e) => {
             findings.push(Finding::error(
@@ -177,7 +270,7 @@ pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
     let expected = SaIdentity::from_key(key);
     IdentityOutcome {
         step: Step::ran("identity", summary, findings),
-        credential: Some(Credential::ServiceAccount(Box::new(identity))),
+        credential: Some(Credential::ServiceAccount(Box::new(Identity::Key(identity)))),
         expected: Some(expected),
     }
 }
@@ -386,13 +479,15 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
         Err(e) => {
             let step = Step::ran(
                 "token",
-                format!("no access token from {}", identity.endpoint),
+                format!("no access token from {}", identity.endpoint()),
                 vec![Finding::error(
                     codes::TOKEN_FAILED,
                     e.to_string(),
                     format!(
-                        "check the key and the token endpoint {} (from {}); DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
-                        identity.endpoint, identity.endpoint_origin
+                        "check {} and the token endpoint {} (from {}); DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
+                        identity.describe(),
+                        identity.endpoint(),
+                        identity.endpoint_origin()
                     ),
                 )],
             );
@@ -411,7 +506,8 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
     } else {
         format!(
             "new access token from {} ({}), valid for {left}",
-            identity.endpoint, identity.endpoint_origin
+            identity.endpoint(),
+            identity.endpoint_origin()
         )
     };
     if let Some(date) = token.server_date {
@@ -428,7 +524,7 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
         skew_measured: token.server_date.is_some(),
     };
     let login = Login {
-        username: identity.username.clone(),
+        username: identity.username().to_string(),
         password: token.secret,
         robot: false,
     };

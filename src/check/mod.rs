@@ -108,6 +108,13 @@ pub mod codes {
     /// `publicKey` is present but not a PEM public key or certificate (warning: not compared).
     pub const KEY_PUBLIC_KEY_UNREADABLE: &str = "key.public_key_unreadable";
 
+    /// The federated identity: e-mail, token source and the token's claims (info).
+    pub const FEDERATED_IDENTITY: &str = "federated.identity";
+    /// The federated token is missing, unreadable, not a JWT or expired.
+    pub const FEDERATED_TOKEN_INVALID: &str = "federated.token_invalid";
+    /// The federated token's audience is not STACKIT's usual one (warning).
+    pub const FEDERATED_AUDIENCE: &str = "federated.audience";
+
     /// No access token: the exchange failed and no usable cached token exists.
     pub const TOKEN_FAILED: &str = "token.failed";
     /// This machine's clock differs from the server's by more than a minute.
@@ -170,6 +177,9 @@ pub mod codes {
         KEY_PRIVATE_KEY_INVALID,
         KEY_PUBLIC_KEY_MISMATCH,
         KEY_PUBLIC_KEY_UNREADABLE,
+        FEDERATED_IDENTITY,
+        FEDERATED_TOKEN_INVALID,
+        FEDERATED_AUDIENCE,
         TOKEN_FAILED,
         TOKEN_CLOCK_SKEW,
         REGISTRY_UNREACHABLE,

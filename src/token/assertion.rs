@@ -1,6 +1,6 @@
 //! The self-signed RS512 assertion that proves possession of the service account key.
 
-use crate::config::Identity;
+use crate::config::KeyIdentity;
 use crate::error::{Error, Result};
 use crate::key::signing_key;
 use crate::secret::Secret;
@@ -23,7 +23,7 @@ struct Claims<'a> {
 ///
 /// Header `{alg: RS512, typ: JWT, kid}`; claims `iss`, `sub`, `aud` (a string) from the key,
 /// a fresh UUID v4 `jti`, `iat = now`, `exp = now + 600`.
-pub fn sign(identity: &Identity, now: u64) -> Result<Secret> {
+pub fn sign(identity: &KeyIdentity, now: u64) -> Result<Secret> {
     let (pem, origin) = identity.private_key_pem()?;
     let key = signing_key(&pem, &origin)?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512);

@@ -50,8 +50,32 @@ enum Attempt {
     Fatal(Error),
 }
 
-/// Exchanges `assertion` at `endpoint`, giving up at `deadline`.
-pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result<Minted> {
+/// What is exchanged for an access token.
+#[derive(Debug, Clone, Copy)]
+pub enum Grant<'a> {
+    /// A signed key-flow assertion (`grant_type=…jwt-bearer`).
+    Assertion(&'a Secret),
+    /// A federated OIDC token for a service account (`grant_type=client_credentials`).
+    Federated {
+        /// The federated JWT.
+        token: &'a Secret,
+        /// The service account's e-mail (`client_id`).
+        email: &'a str,
+    },
+}
+
+impl Grant<'_> {
+    /// The variable that sets this grant's endpoint, for messages.
+    fn endpoint_variable(&self) -> &'static str {
+        match self {
+            Grant::Assertion(_) => "STACKIT_TOKEN_BASEURL",
+            Grant::Federated { .. } => "STACKIT_IDP_TOKEN_ENDPOINT",
+        }
+    }
+}
+
+/// Exchanges `grant` at `endpoint`, giving up at `deadline`.
+pub fn exchange(endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Result<Minted> {
     let agent = crate::http::Client::from_env()?;
     let started = Instant::now();
     let mut attempt = 0u32;
@@ -64,7 +88,7 @@ pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result
             )));
         }
         debug!("POST {endpoint} (attempt {attempt}, {:.1}s left)", left.as_secs_f64());
-        let (reason, wait) = match try_once(&agent, endpoint, assertion, left) {
+        let (reason, wait) = match try_once(&agent, endpoint, grant, left) {
             Attempt::Done(m) => return Ok(m),
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry(reason, wait) => (reason, wait),
@@ -86,14 +110,24 @@ pub fn exchange(endpoint: &str, assertion: &Secret, deadline: Instant) -> Result
     }
 }
 
-fn try_once(agent: &crate::http::Client, endpoint: &str, assertion: &Secret, left: Duration) -> Attempt {
-    let response = agent
+fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, left: Duration) -> Attempt {
+    let request = agent
         .post(endpoint)
         .config()
         .timeout_global(Some(left))
         .build()
-        .header("Accept", "application/json")
-        .send_form([("grant_type", GRANT_TYPE), ("assertion", assertion.expose())]);
+        .header("Accept", "application/json");
+    let response = match grant {
+        Grant::Assertion(assertion) => {
+            request.send_form([("grant_type", GRANT_TYPE), ("assertion", assertion.expose())])
+        }
+        Grant::Federated { token, email } => request.send_form([
+            ("grant_type", crate::federated::GRANT_TYPE),
+            ("client_assertion_type", crate::federated::CLIENT_ASSERTION_TYPE),
+            ("client_assertion", token.expose()),
+            ("client_id", email),
+        ]),
+    };
     let mut response = match response {
         Ok(r) => r,
         Err(e) => return network_error(endpoint, e),
@@ -131,8 +165,9 @@ fn try_once(agent: &crate::http::Client, endpoint: &str, assertion: &Secret, lef
             ),
         },
         300..=399 => Attempt::Fatal(Error::Token(format!(
-            "token endpoint {endpoint} redirected (HTTP {status}) to {}; redirects are not followed with a signed assertion, set STACKIT_TOKEN_BASEURL to the final URL",
-            location.as_deref().map(sanitize).unwrap_or_else(|| "nowhere".into())
+            "token endpoint {endpoint} redirected (HTTP {status}) to {}; redirects are not followed with a signed assertion, set {} to the final URL",
+            location.as_deref().map(sanitize).unwrap_or_else(|| "nowhere".into()),
+            grant.endpoint_variable()
         ))),
         429 => Attempt::Retry(
             format!("token endpoint {endpoint} is rate limiting (HTTP 429)"),
@@ -145,7 +180,7 @@ fn try_once(agent: &crate::http::Client, endpoint: &str, assertion: &Secret, lef
             ),
             retry_after,
         ),
-        _ => Attempt::Fatal(rejection(endpoint, status, body.ok().as_deref().unwrap_or(""))),
+        _ => Attempt::Fatal(rejection(endpoint, status, body.ok().as_deref().unwrap_or(""), grant)),
     }
 }
 
@@ -216,18 +251,36 @@ fn describe(e: &ureq::Error) -> String {
 }
 
 /// The error for a final 4xx answer: status, a hint, and the body (sanitised, truncated).
-fn rejection(endpoint: &str, status: u16, body: &str) -> Error {
-    let hint = if body.contains("was not found") && body.contains("kid") {
-        "; the key id is unknown there: check that the key still exists and that the token endpoint is right"
-    } else if status == 400 || status == 401 || status == 403 {
-        "; the service account key was refused: check that it is active, not expired and not deleted"
-    } else {
-        ""
-    };
-    Error::Token(format!(
-        "token endpoint {endpoint} rejected the service account key (HTTP {status}{}){hint}",
-        body_note(body)
-    ))
+fn rejection(endpoint: &str, status: u16, body: &str, grant: Grant<'_>) -> Error {
+    let refused = status == 400 || status == 401 || status == 403;
+    match grant {
+        Grant::Assertion(_) => {
+            let hint = if body.contains("was not found") && body.contains("kid") {
+                "; the key id is unknown there: check that the key still exists and that the token endpoint is right"
+            } else if body.contains("invalid_grant") {
+                "; the service account key was refused: it may be revoked, expired or deleted (create a new key in the STACKIT portal)"
+            } else if refused {
+                "; the service account key was refused: check that it is active, not expired and not deleted"
+            } else {
+                ""
+            };
+            Error::Token(format!(
+                "token endpoint {endpoint} rejected the service account key (HTTP {status}{}){hint}",
+                body_note(body)
+            ))
+        }
+        Grant::Federated { email, .. } => {
+            let hint = if refused {
+                "; check the federated identity provider of this service account in the STACKIT portal: its issuer URL and its assertions on subject and audience must match this token"
+            } else {
+                ""
+            };
+            Error::Token(format!(
+                "IdP token endpoint {endpoint} refused the federated token for {email} (HTTP {status}{}){hint}",
+                body_note(body)
+            ))
+        }
+    }
 }
 
 /// `": <sanitised body>"` for an error message, or nothing for an empty body.

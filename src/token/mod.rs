@@ -128,12 +128,29 @@ fn unix_millis() -> u64 {
         .unwrap_or(0)
 }
 
-/// Signs and exchanges an assertion (the cold path); also returns the token endpoint's `Date`
-/// header (unix seconds) if it sent one.
+/// Signs and exchanges an assertion, or exchanges the federated token (the cold path); also
+/// returns the token endpoint's `Date` header (unix seconds) if it sent one.
 pub fn mint(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)> {
     let now = unix_now();
-    let assertion = assertion::sign(identity, now)?;
-    let minted = exchange::exchange(&identity.endpoint, &assertion, deadline)?;
+    let minted = match identity {
+        Identity::Key(key) => {
+            let assertion = assertion::sign(key, now)?;
+            exchange::exchange(&key.endpoint, exchange::Grant::Assertion(&assertion), deadline)?
+        }
+        Identity::Federated(f) => {
+            // A file is re-read for every exchange (it rotates); it was read moments ago when
+            // the identity was loaded, so that copy is used. GitHub's is fetched only now.
+            let token = match &f.token {
+                Some(t) => t.clone(),
+                None => f.source.fetch(deadline)?,
+            };
+            let grant = exchange::Grant::Federated {
+                token: &token.jwt,
+                email: &f.email,
+            };
+            exchange::exchange(&f.endpoint, grant, deadline)?
+        }
+    };
     let now = unix_now();
     if minted.expires_at <= now {
         warn!(
@@ -143,7 +160,7 @@ pub fn mint(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Opti
     } else {
         info!(
             "minted an access token for {} valid for {}s",
-            identity.key.iss,
+            identity.username(),
             minted.expires_at - now
         );
     }

@@ -1,0 +1,263 @@
+//! Keyless identity (STACKIT workload identity federation): where the federated OIDC token comes
+//! from, and what it claims.
+//!
+//! A CI job or a pod already holds an OIDC token from an issuer STACKIT trusts; STACKIT's IdP
+//! exchanges it for an access token of a service account (see `token::exchange`). This module
+//! only obtains the federated token and reads its claims (unverified: the IdP verifies). It
+//! refuses a token that is missing, not a JWT, or already expired before any request is made.
+
+use crate::error::{Error, Result};
+use crate::key::io_reason;
+use crate::secret::Secret;
+use crate::token::exchange::{jwt_claims, sanitize, unix_now};
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Where STACKIT's pod identity webhook mounts the projected service-account token.
+pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/stackit.cloud/serviceaccount/token";
+/// The IdP token endpoint of the federated flow, as in the STACKIT SDKs.
+pub const DEFAULT_IDP_TOKEN_ENDPOINT: &str = "https://accounts.stackit.cloud/oauth/v2/token";
+/// The audience STACKIT expects in federated tokens it did not configure itself.
+pub const STACKIT_AUDIENCE: &str = "sts.accounts.stackit.cloud";
+/// `grant_type` of the federated exchange.
+pub const GRANT_TYPE: &str = "client_credentials";
+/// `client_assertion_type` of the federated exchange.
+pub const CLIENT_ASSERTION_TYPE: &str = "urn:schwarz:params:oauth:client-assertion-type:workload-jwt";
+
+/// Largest federated token file or GitHub answer read (real tokens are 1-2 KiB).
+const MAX_TOKEN: u64 = 64 * 1024;
+
+/// Where a federated token comes from.
+#[derive(Debug, Clone)]
+pub enum TokenSource {
+    /// A file, re-read for every exchange because it rotates.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What named it, e.g. `STACKIT_FEDERATED_TOKEN_FILE`.
+        origin: String,
+    },
+    /// The GitHub Actions OIDC endpoint of the running job.
+    GithubActions {
+        /// `ACTIONS_ID_TOKEN_REQUEST_URL`.
+        url: String,
+        /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, sent only to `url`.
+        request_token: Secret,
+    },
+    /// A token handed over directly, e.g. the pod's token in a kubelet request.
+    Inline {
+        /// The token.
+        token: Secret,
+        /// Where it came from, for messages.
+        origin: String,
+    },
+}
+
+/// A federated token and the claims that say whose it is.
+#[derive(Debug, Clone)]
+pub struct FederatedToken {
+    /// The JWT itself; sent only to the IdP token endpoint.
+    pub jwt: Secret,
+    /// `iss` claim.
+    pub issuer: String,
+    /// `sub` claim.
+    pub subject: String,
+    /// `aud` claim (a string or a list in JWTs; always a list here).
+    pub audience: Vec<String>,
+    /// `exp` claim, unix seconds.
+    pub expires_at: Option<u64>,
+}
+
+impl TokenSource {
+    /// A description for messages; never contains a token.
+    pub fn describe(&self) -> String {
+        match self {
+            TokenSource::File { path, origin } => format!("{origin} ({})", path.display()),
+            TokenSource::GithubActions { .. } => "the GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL)".into(),
+            TokenSource::Inline { origin, .. } => origin.clone(),
+        }
+    }
+
+    /// True when getting the token needs the network (the GitHub endpoint). Such a source is
+    /// only asked on the cold path; its cache entry is keyed by the job's request token.
+    pub fn needs_network(&self) -> bool {
+        matches!(self, TokenSource::GithubActions { .. })
+    }
+
+    /// Gets the federated token and checks that it is a JWT that has not expired.
+    pub fn fetch(&self, deadline: Instant) -> Result<FederatedToken> {
+        let jwt = match self {
+            TokenSource::File { path, .. } => self.read_file(path)?,
+            TokenSource::GithubActions { url, request_token } => github_token(url, request_token, deadline)?,
+            TokenSource::Inline { token, .. } => token.clone(),
+        };
+        self.parse(jwt)
+    }
+
+    fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
+        let fail = |why: String| Error::Key(format!("cannot read the federated token {}: {why}", self.describe()));
+        let file = crate::key::open_for_reading(path).map_err(|e| {
+            fail(match e.kind() {
+                std::io::ErrorKind::NotFound => {
+                    "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
+                }
+                _ => io_reason(&e),
+            })
+        })?;
+        let mut bytes = Vec::new();
+        file.take(MAX_TOKEN + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| fail(io_reason(&e)))?;
+        if bytes.len() as u64 > MAX_TOKEN {
+            return Err(fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| {
+            let mut bytes = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+            fail("not text (invalid UTF-8); it is not a token".into())
+        })?;
+        Ok(Secret::new(text.trim()))
+    }
+
+    /// Checks shape and expiry; the claims are read without verifying the signature (the IdP
+    /// does that), so a bad token costs no request.
+    fn parse(&self, jwt: Secret) -> Result<FederatedToken> {
+        let bad = |why: &str| Error::Key(format!("the federated token {} {why}", self.describe()));
+        if jwt.expose().is_empty() {
+            return Err(bad("is empty; the token file must hold the OIDC token (a JWT)"));
+        }
+        let claims = jwt_claims(jwt.expose()).ok_or_else(|| {
+            bad("is not a JWT (three base64url parts with a JSON payload); point it at the OIDC token itself")
+        })?;
+        let text = |name: &str| claims.get(name).and_then(|v| v.as_str()).unwrap_or("").to_string();
+        let (issuer, subject) = (text("iss"), text("sub"));
+        if issuer.is_empty() || subject.is_empty() {
+            return Err(bad(
+                "has no iss or sub claim; STACKIT cannot match it to a federation rule",
+            ));
+        }
+        let audience = match claims.get("aud") {
+            Some(serde_json::Value::String(a)) => vec![a.clone()],
+            Some(serde_json::Value::Array(list)) => list.iter().filter_map(|v| v.as_str().map(String::from)).collect(),
+            _ => Vec::new(),
+        };
+        let expires_at = claims
+            .get("exp")
+            .and_then(|v| v.as_u64().or_else(|| v.as_f64().map(|f| f as u64)));
+        let now = unix_now();
+        if let Some(exp) = expires_at
+            && exp <= now
+        {
+            return Err(bad(&format!(
+                "expired {}s ago (exp {exp}); whatever writes it (the kubelet's projected volume, the CI job) has stopped refreshing it",
+                now - exp
+            )));
+        }
+        Ok(FederatedToken {
+            jwt,
+            issuer,
+            subject,
+            audience,
+            expires_at,
+        })
+    }
+}
+
+/// The GitHub Actions request URL with `audience=` added unless the URL already has one.
+pub fn github_request_url(url: &str) -> String {
+    let (base, fragment) = match url.split_once('#') {
+        Some((b, f)) => (b, Some(f)),
+        None => (url, None),
+    };
+    let has_audience = base
+        .split_once('?')
+        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("audience=")));
+    let mut out = base.to_string();
+    if !has_audience {
+        out.push(if base.contains('?') { '&' } else { '?' });
+        out.push_str("audience=");
+        out.push_str(STACKIT_AUDIENCE);
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// Asks the GitHub Actions OIDC endpoint for a token with STACKIT's audience. The request token
+/// goes only to that URL, over https (plain http only to loopback), and is never printed.
+fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
+    let origin = "ACTIONS_ID_TOKEN_REQUEST_URL";
+    let url = crate::config::check_endpoint(url, origin)?;
+    let url = github_request_url(&url);
+    let host = url
+        .split("://")
+        .nth(1)
+        .and_then(|r| r.split(['/', '?']).next())
+        .unwrap_or("");
+    let fail = |why: String| Error::Token(format!("cannot get the GitHub Actions OIDC token from {host}: {why}"));
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()));
+    }
+    let client = crate::http::Client::from_env()?;
+    let mut response = client
+        .get(&url)
+        .config()
+        .timeout_global(Some(left))
+        .build()
+        .header("Accept", "application/json")
+        .header("Authorization", &format!("Bearer {}", request_token.expose()))
+        .call()
+        .map_err(|e| fail(sanitize(&e.to_string())))?;
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(MAX_TOKEN)
+        .read_to_string()
+        .map_err(|e| fail(sanitize(&e.to_string())))?;
+    if !(200..300).contains(&status) {
+        let hint = if status == 401 || status == 403 {
+            "; the job needs `permissions: id-token: write`"
+        } else {
+            ""
+        };
+        return Err(fail(format!(
+            "HTTP {status}{}{hint}",
+            crate::token::exchange::body_note(&body)
+        )));
+    }
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        value: Option<String>,
+    }
+    match serde_json::from_str::<Answer>(&body) {
+        Ok(Answer { value: Some(v) }) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+        // Never echo a 2xx body: it may hold the token.
+        _ => Err(fail("the answer has no \"value\" with a token".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_audience_is_added_and_the_query_kept() {
+        assert_eq!(
+            github_request_url("https://gh.example/token?api-version=2.0"),
+            "https://gh.example/token?api-version=2.0&audience=sts.accounts.stackit.cloud"
+        );
+        assert_eq!(
+            github_request_url("https://gh.example/token"),
+            "https://gh.example/token?audience=sts.accounts.stackit.cloud"
+        );
+        assert_eq!(
+            github_request_url("https://gh.example/t?audience=mine&x=1"),
+            "https://gh.example/t?audience=mine&x=1"
+        );
+    }
+}
