@@ -7,7 +7,7 @@
 # - yamllint: YAML syntax and style of every manifest.
 # - kubernetes-validate --strict: daemonset.yaml against the bundled OpenAPI schemas of the
 #   oldest and newest Kubernetes versions it ships (unknown fields are errors, like the API server).
-# - check-jsonschema: credential-provider-config.yaml against schema/, written from the upstream
+# - check-jsonschema: both credential-provider-config*.yaml against schema/, written from the upstream
 #   kubelet.config.k8s.io/v1 types (the kubelet has no OpenAPI schema for this file).
 # - hadolint: the installer Dockerfile; shellcheck: the shell scripts.
 set -eu
@@ -30,6 +30,6 @@ for version in 1.25.0 1.37.0; do
     "$venv/bin/kubernetes-validate" --strict -k "$version" daemonset.yaml
 done
 "$venv/bin/check-jsonschema" --schemafile schema/credential-provider-config.schema.json \
-    credential-provider-config.yaml
+    credential-provider-config.yaml credential-provider-config-per-pod.yaml
 "$venv/bin/hadolint" Dockerfile
 "$venv/bin/shellcheck" install.sh validate.sh
