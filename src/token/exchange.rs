@@ -500,70 +500,26 @@ fn parse_retry_after(value: &str, now: u64) -> Option<Duration> {
     parse_http_date(v).map(|t| Duration::from_secs(t.saturating_sub(now)))
 }
 
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`) to unix seconds.
+/// Parses an HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`, RFC 9110's IMF-fixdate) to unix
+/// seconds; `None` for anything else, or a date before 1970.
+///
+/// Read with the `time` crate's RFC 2822 parser: IMF-fixdate is RFC 2822's date syntax with the
+/// zone fixed to `GMT`, so every IMF-fixdate reads the same; what RFC 2822 adds (a numeric or
+/// US zone, a two-digit year, no weekday, no seconds, comments) is read as the instant it names. The obsolete
+/// RFC 850 and asctime forms are not accepted, as before; servers have sent IMF-fixdate for
+/// decades.
 pub fn parse_http_date(value: &str) -> Option<u64> {
-    let parts: Vec<&str> = value.split_whitespace().collect();
-    let [_, day, month, year, time, "GMT"] = parts.as_slice() else {
-        return None;
-    };
-    let day: u64 = day.parse().ok()?;
-    let month = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ]
-    .iter()
-    .position(|m| m == month)? as u64
-        + 1;
-    let year: u64 = year.parse().ok()?;
-    let hms: Vec<&str> = time.split(':').collect();
-    let [h, m, s] = hms.as_slice() else {
-        return None;
-    };
-    let (h, m, s): (u64, u64, u64) = (h.parse().ok()?, m.parse().ok()?, s.parse().ok()?);
-    // Four-digit years only (RFC 9110): anything else is garbage, and a huge year would
-    // overflow the day arithmetic below.
-    if !(1..=31).contains(&day) || !(1970..=9999).contains(&year) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    Some(days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s)
+    let at = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc2822).ok()?;
+    u64::try_from(at.unix_timestamp()).ok()
 }
 
 /// Parses an RFC 3339 timestamp (`2026-05-01T10:00:00Z`, `…T10:00:00.123+02:00`) to unix
-/// seconds, as in a key file's `validUntil`. Fractions are dropped; `None` for anything else.
+/// seconds, as in a key file's `validUntil`. Fractions are dropped; `None` for anything else
+/// (an impossible date such as `2026-02-31`, an offset beyond ±23:59, a year outside
+/// 0000-9999), or a time before 1970.
 pub fn parse_rfc3339(value: &str) -> Option<u64> {
-    let v = value.trim();
-    let (date, rest) = v.split_once(['T', 't', ' '])?;
-    let mut ymd = date.split('-').map(|p| p.parse::<u64>().ok());
-    let (year, month, day) = (ymd.next()??, ymd.next()??, ymd.next()??);
-    let zone_at = rest.find(['Z', 'z', '+', '-'])?;
-    let (time, zone) = rest.split_at(zone_at);
-    let time = time.split('.').next()?;
-    let mut hms = time.split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || year < 1970 || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let local = days_from_civil(year, month, day) * 86400 + h * 3600 + m * 60 + s;
-    let offset = match zone {
-        "Z" | "z" => 0i64,
-        z => {
-            let sign = if z.starts_with('-') { -1 } else { 1 };
-            let (oh, om) = z[1..].split_once(':')?;
-            let (oh, om): (i64, i64) = (oh.parse().ok()?, om.parse().ok()?);
-            sign * (oh * 3600 + om * 60)
-        }
-    };
-    u64::try_from(local as i64 - offset).ok()
-}
-
-/// Days since 1970-01-01 for a proleptic Gregorian date (Howard Hinnant's algorithm).
-fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let at = time::OffsetDateTime::parse(value.trim(), &time::format_description::well_known::Rfc3339).ok()?;
+    u64::try_from(at.unix_timestamp()).ok()
 }
 
 #[cfg(test)]
@@ -796,6 +752,77 @@ mod tests {
         assert_eq!(parse_rfc3339("1994-11-06T06:49:37.5-02:00"), Some(784111777));
         for bad in ["", "1994-11-06", "1994-13-06T08:49:37Z", "soon", "1994-11-06T08:49:37"] {
             assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3339_with_offsets_and_fractions() {
+        let noon = Some(1_769_860_800); // 2026-01-31T12:00:00Z
+        for text in [
+            "2026-01-31T12:00:00Z",
+            "2026-01-31T12:00:00.000+00:00",
+            "2026-01-31T13:30:00.123456789+01:30",
+            "2026-01-31T02:00:00.5-10:00",
+            "2026-01-31t12:00:00z",
+            "2026-01-31 12:00:00Z",
+            " 2026-01-31T12:00:00Z\n",
+        ] {
+            assert_eq!(parse_rfc3339(text), noon, "{text}");
+        }
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Some(1_709_164_800), "a leap day");
+        assert_eq!(parse_rfc3339("1970-01-01T01:00:00+01:00"), Some(0));
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), Some(253_402_300_799));
+    }
+
+    #[test]
+    fn rfc3339_refuses_impossible_dates_offsets_and_huge_years() {
+        for bad in [
+            // A huge year used to overflow the day arithmetic (a panic in debug builds).
+            "18446744073709551615-01-01T00:00:00Z",
+            "99999-01-01T00:00:00Z",
+            "2026-02-31T00:00:00Z",
+            "2026-04-31T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-02-01T00:00:00+99:99",
+            "2026-02-01T00:00:00+24:00",
+            "2026-02-01T00:00:00+01:60",
+            "2026-02-01T00:00:00+0100",
+            "2026-02-01T24:00:00Z",
+            "2026-02-01T10:00:60Z",
+            "2026-5-1T10:00:00Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn http_dates_valid_and_invalid() {
+        for (text, unix) in [
+            ("Sun, 06 Nov 1994 08:49:37 GMT", 784_111_777),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", 0),
+            ("Thu, 29 Feb 2024 00:00:00 GMT", 1_709_164_800),
+            ("Fri, 31 Dec 9999 23:59:59 GMT", 253_402_300_799),
+            (" Sun, 06 Nov 1994 08:49:37 GMT ", 784_111_777),
+        ] {
+            assert_eq!(parse_http_date(text), Some(unix), "{text}");
+        }
+        for bad in [
+            "Sun, 31 Feb 2026 08:49:37 GMT",
+            "Sat, 29 Feb 2025 08:49:37 GMT",
+            "Sun, 06 Nov 1994 24:00:00 GMT",
+            "Sun, 06 Nov 1994 08:60:00 GMT",
+            "Sun, 06 Nov 1994 08:49:60 GMT",
+            "Sun, 06 Nop 1994 08:49:37 GMT",
+            "Sun, 00 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1969 08:49:37 GMT",
+            "Sun, 06 Nov 19940 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT trailing",
+            "Sun, 06 Nov 1994",
+            "1994-11-06T08:49:37Z",
+            "",
+        ] {
+            assert_eq!(parse_http_date(bad), None, "{bad}");
         }
     }
 
