@@ -186,6 +186,10 @@ pub enum Reply {
     Trickle(Duration),
     /// Verify the assertion like [`Reply::Token`], but issue a token of this [`Shape`].
     Issue(Shape),
+    /// Answer with this status and body, in which `{assertion}` stands for the assertion the
+    /// request carried and `{token}` for an access token issued as by [`Reply::Token`] (a 400
+    /// if the assertion does not verify): an endpoint that echoes secrets in its answers.
+    Echo(u16, String),
 }
 
 /// Unusual access tokens a real endpoint (or a proxy in front of it) might hand out. Every
@@ -214,6 +218,8 @@ struct State {
     requests: AtomicUsize,
     rejections: Mutex<Vec<String>>,
     assertions: Mutex<Vec<Value>>,
+    received: Mutex<Vec<Secret>>,
+    issued: Mutex<Vec<Secret>>,
     signer: RsaKey,
     lifetime: AtomicUsize,
     delay_ms: AtomicUsize,
@@ -244,6 +250,8 @@ impl FakeStackit {
             requests: AtomicUsize::new(0),
             rejections: Mutex::new(Vec::new()),
             assertions: Mutex::new(Vec::new()),
+            received: Mutex::new(Vec::new()),
+            issued: Mutex::new(Vec::new()),
             signer: RsaKey::generate(),
             lifetime: AtomicUsize::new(3600),
             delay_ms: AtomicUsize::new(0),
@@ -325,6 +333,16 @@ impl FakeStackit {
     /// The header and claims of every assertion that verified, as `{"header":..,"claims":..}`.
     pub fn assertions(&self) -> Vec<Value> {
         self.lock(&self.state.assertions).clone()
+    }
+
+    /// Every `assertion` form field received, verbatim, whether it verified or not.
+    pub fn received_assertions(&self) -> Vec<Secret> {
+        self.lock(&self.state.received).clone()
+    }
+
+    /// Every access token issued, in order.
+    pub fn issued_tokens(&self) -> Vec<Secret> {
+        self.lock(&self.state.issued).clone()
     }
 
     /// Verifies an access token this endpoint issued; returns its claims if valid and unexpired.
@@ -418,17 +436,15 @@ fn serve(mut stream: impl Read + Write, state: &State) {
     if delay > 0 {
         std::thread::sleep(Duration::from_millis(delay as u64));
     }
-    let reply = state
-        .script
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .pop_front()
-        .unwrap_or(Reply::Token);
+    let reply = lock(&state.script).pop_front().unwrap_or(Reply::Token);
     let (pause, shape) = match &reply {
         Reply::Trickle(d) => (Some(*d), None),
         Reply::Issue(s) => (None, Some(*s)),
         _ => (None, None),
     };
+    if let Some(assertion) = form_field(&body, "assertion") {
+        lock(&state.received).push(Secret::new(assertion));
+    }
     let (status, body, extra) = match reply {
         Reply::Close => return,
         Reply::Hang(d) => {
@@ -439,19 +455,24 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         Reply::Token | Reply::Trickle(_) | Reply::Issue(_) => match issue(state, &request_line, &headers, &body, shape)
         {
             Ok(json) => (200, json, Vec::new()),
-            Err(why) => {
-                state
-                    .rejections
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(why.clone());
-                (
-                    400,
-                    json!({"error": "invalid_grant", "message": why}).to_string(),
-                    Vec::new(),
-                )
-            }
+            Err(why) => refuse(state, why),
         },
+        Reply::Echo(code, template) => {
+            let assertion = form_field(&body, "assertion").unwrap_or_default();
+            let text = template.replace("{assertion}", &assertion);
+            if !text.contains("{token}") {
+                (code, text, Vec::new())
+            } else {
+                match issue(state, &request_line, &headers, &body, None) {
+                    Ok(json) => {
+                        let token: Value = serde_json::from_str(&json).unwrap_or_default();
+                        let token = token["access_token"].as_str().unwrap_or_default();
+                        (code, text.replace("{token}", token), Vec::new())
+                    }
+                    Err(why) => refuse(state, why),
+                }
+            }
+        }
     };
     let date = now().saturating_add_signed(state.clock_offset.load(Ordering::SeqCst));
     // A scripted reply's own Date header wins over the clock's.
@@ -470,6 +491,30 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         }
         std::thread::sleep(pause);
     }
+}
+
+/// Records why an assertion was refused and answers like STACKIT does.
+fn refuse(state: &State, why: String) -> (u16, String, Vec<(String, String)>) {
+    lock(&state.rejections).push(why.clone());
+    (
+        400,
+        json!({"error": "invalid_grant", "message": why}).to_string(),
+        Vec::new(),
+    )
+}
+
+/// A mutex's contents, also after a panic elsewhere: the fake's bookkeeping stays usable.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// One field of an `application/x-www-form-urlencoded` body, decoded.
+fn form_field(body: &[u8], name: &str) -> Option<String> {
+    String::from_utf8_lossy(body)
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| url_decode(k) == name)
+        .map(|(_, v)| url_decode(v))
 }
 
 /// Writes a complete `Connection: close` HTTP/1.1 response.
@@ -598,6 +643,7 @@ fn issue(
         None => {}
         Some(Shape::Opaque) => {
             let opaque = format!("opaque-{}", crate::token::assertion::uuid_v4().unwrap_or_default());
+            lock(&state.issued).push(Secret::new(opaque.clone()));
             return Ok(json!({"access_token": opaque, "token_type": "Bearer", "expires_in": lifetime}).to_string());
         }
         Some(Shape::NoExp) => {
@@ -610,6 +656,7 @@ fn issue(
     let token = state
         .signer
         .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-stackit", &claims);
+    lock(&state.issued).push(Secret::new(token.clone()));
     Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": "openid"}).to_string())
 }
 

@@ -227,7 +227,7 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         };
         return Err(fail(format!(
             "HTTP {status}{}{hint}",
-            crate::token::exchange::body_note(&body)
+            crate::token::exchange::body_note(status, &body)
         )));
     }
     #[derive(serde::Deserialize)]

@@ -553,6 +553,30 @@ mod tests {
     use crate::fake::RsaKey;
 
     #[test]
+    fn valid_until_that_is_no_date_is_a_warning_naming_it() {
+        let now = 1_769_860_800; // 2026-01-31T12:00:00Z
+        for text in [
+            "2026-02-31T00:00:00Z",
+            "2026-03-01T00:00:00+99:99",
+            "18446744073709551615-01-01T00:00:00Z",
+            "next year",
+        ] {
+            let finding = validity(Some(text), "k1", now).unwrap();
+            assert_eq!(finding.code, codes::KEY_VALID_UNTIL_UNREADABLE, "{text}");
+            assert!(
+                finding.message.contains("k1") && finding.message.contains(text),
+                "{finding:?}"
+            );
+            assert!(finding.hint.unwrap().contains("2027-01-31T12:00:00Z"));
+        }
+        let codes_of = |text| validity(Some(text), "k1", now).map(|f| f.code);
+        assert_eq!(codes_of("2026-01-31T11:00:00.000+00:00"), Some(codes::KEY_EXPIRED));
+        assert_eq!(codes_of("2026-02-03T12:00:00+01:00"), Some(codes::KEY_EXPIRES_SOON));
+        assert_eq!(codes_of("2027-01-31T12:00:00Z"), None);
+        assert_eq!(validity(Some(" "), "k1", now).map(|f| f.code), None);
+    }
+
+    #[test]
     fn public_key_comparison_in_every_form() {
         let key = RsaKey::generate();
         let other = RsaKey::generate();

@@ -185,7 +185,7 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
                 codes::REGISTRY_UNREACHABLE,
                 format!(
                     "{v2} answered HTTP {status}{} instead of a 401 challenge",
-                    body_note(&reply.body)
+                    body_note(reply.status, &reply.body)
                 ),
                 format!(
                     "check that {} is the registry host (not a proxy or web page)",
@@ -278,7 +278,7 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
                 format!(
                     "the token service {} refused {who} (HTTP 401{})",
                     session.realm,
-                    body_note(&reply.body)
+                    body_note(reply.status, &reply.body)
                 ),
                 hint,
             )
@@ -288,7 +288,7 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
             format!(
                 "the token service {} answered HTTP {status}{}",
                 session.realm,
-                body_note(&reply.body)
+                body_note(reply.status, &reply.body)
             ),
             "try again later; if it persists, the registry's token service is broken".into(),
         ),
@@ -335,7 +335,7 @@ pub fn scopes_step(session: &Session, repository: &str, actions: &[&str]) -> Sco
                     "the token service {} answered HTTP {} for {scope_text}{}",
                     session.realm,
                     reply.status,
-                    body_note(&reply.body)
+                    body_note(reply.status, &reply.body)
                 ),
                 "try again later; if it persists, the registry's token service is broken",
             ));

@@ -2,6 +2,7 @@
 
 use crate::support::*;
 use docker_credential_stackit::fake::Reply;
+use docker_credential_stackit::secret::Secret;
 use serde_json::json;
 
 /// Runs many scenarios with `DOCKER_CREDENTIAL_STACKIT_LOG=debug` and collects every output
@@ -126,4 +127,117 @@ fn secrets_never_leak_into_diagnostics_or_errors() {
             &s[..s.len().min(12)]
         );
     }
+}
+
+/// What a user or another process can see after a run: stdout, stderr and every file in the
+/// cache directory (the last refresh error is kept there for processes that waited on it).
+fn traces(env: &TestEnv, out: &Output) -> String {
+    let mut all = format!("stdout: {}\nstderr: {}\n", out.stdout, out.stderr);
+    let mut dirs = vec![env.cache_dir()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                all.push_str(&format!("{}: {text}\n", path.display()));
+            }
+        }
+    }
+    all
+}
+
+/// Asserts that no 24-character stretch of any secret appears in `traces`: that covers the whole
+/// secret, each of a JWT's three segments (the signature included) and any truncated part of
+/// them longer than 47 characters.
+fn assert_no_piece_of(secrets: &[Secret], traces: &str) {
+    assert!(!secrets.is_empty(), "the scan has material to look for");
+    for secret in secrets {
+        let secret = secret.expose();
+        assert!(secret.split('.').count() == 3, "a JWT: {secret}");
+        for segment in secret.split('.') {
+            for piece in segment.as_bytes().chunks(24).filter(|c| c.len() == 24) {
+                let piece = std::str::from_utf8(piece).unwrap();
+                assert!(!traces.contains(piece), "{piece} of a secret leaked into:\n{traces}");
+            }
+        }
+    }
+}
+
+/// A token endpoint that answers with scripted echoes; returns what `get` left behind, with the
+/// assertions and tokens involved.
+fn get_against_an_echo(replies: Vec<Reply>, vars: &[(&str, &str)]) -> (Output, String, Vec<Secret>) {
+    let fake = fake();
+    fake.script(replies);
+    let mut env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
+    for (k, v) in vars {
+        env.set_var(k, v);
+    }
+    let out = env.get("registry.onstackit.cloud");
+    let traces = traces(&env, &out);
+    assert!(
+        std::fs::read_dir(env.cache_dir())
+            .unwrap()
+            .flatten()
+            .any(|e| e.path().extension().is_some_and(|x| x == "err")),
+        "the failure was recorded in the cache, so the scan covers it"
+    );
+    let mut secrets = fake.received_assertions();
+    secrets.extend(fake.issued_tokens());
+    (out, traces, secrets)
+}
+
+#[test]
+fn an_assertion_echoed_in_compact_json_is_redacted() {
+    let (out, traces, secrets) = get_against_an_echo(
+        vec![Reply::Echo(
+            400,
+            r#"{"error":"invalid_grant","assertion":"{assertion}"}"#.into(),
+        )],
+        &[],
+    );
+    out.assert_error(&["HTTP 400", "invalid_grant", "[redacted token]"]);
+    assert_no_piece_of(&secrets, &traces);
+}
+
+#[test]
+fn an_assertion_echoed_by_a_failing_server_is_redacted_in_retry_warnings() {
+    let (out, traces, secrets) = get_against_an_echo(
+        // More than fit into the deadline: every attempt is answered with an echo.
+        vec![Reply::Echo(503, r#"{"error":"unavailable","assertion":"{assertion}"}"#.into()); 20],
+        &[("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1")],
+    );
+    // The last attempt may run out of time instead of seeing a 503; the retry warnings are
+    // what this test is about.
+    assert_eq!(out.code, 1, "{out:?}");
+    assert!(
+        out.stderr.contains("retrying")
+            && out
+                .stderr
+                .contains(r#"HTTP 503: {"error":"unavailable","assertion":"[redacted token]"}"#),
+        "{out:?}"
+    );
+    assert_no_piece_of(&secrets, &traces);
+}
+
+#[test]
+fn an_assertion_followed_by_a_full_stop_is_redacted() {
+    let (out, traces, secrets) = get_against_an_echo(vec![Reply::Echo(400, "bad assertion {assertion}.".into())], &[]);
+    out.assert_error(&["HTTP 400", "bad assertion [redacted token]."]);
+    assert_no_piece_of(&secrets, &traces);
+}
+
+#[test]
+fn a_token_answer_with_trailing_garbage_is_not_echoed() {
+    let (out, traces, secrets) = get_against_an_echo(
+        vec![Reply::Echo(
+            200,
+            r#"{"access_token":"{token}","token_type":"Bearer","expires_in":3600} and again: {token}"#.into(),
+        )],
+        &[],
+    );
+    out.assert_error(&["not a JSON token response"]);
+    assert_eq!(secrets.len(), 2, "one assertion, one access token: {secrets:?}");
+    assert_no_piece_of(&secrets, &traces);
 }
