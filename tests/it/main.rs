@@ -12,6 +12,7 @@ mod exchange;
 mod faults;
 mod harbor;
 mod identity;
+mod keyless;
 mod kubelet;
 mod protocol;
 mod robots;
