@@ -791,7 +791,14 @@ fn verify_federated(state: &State, field: &dyn Fn(&str) -> Option<String>) -> Re
     let mut record = claims.clone();
     record["client_id"] = json!(email);
     lock(&state.federated).push(record);
-    Ok((sub, email))
+    // STACKIT's access token names the service account, not the workload: its id when the
+    // e-mail belongs to a registered account (Harbor's robot link holds that id).
+    let id = lock(&state.accounts)
+        .iter()
+        .find(|a| a.iss == email)
+        .map(|a| a.sub.clone())
+        .unwrap_or(sub);
+    Ok((id, email))
 }
 
 /// Issues an access token for `sub`/`email` in the requested [`Shape`].

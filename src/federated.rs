@@ -167,7 +167,10 @@ impl TokenSource {
 
 /// `2026-11-29T17:00:00Z` for unix seconds `t` (or the number itself if out of range).
 fn utc_time(t: u64) -> String {
-    match i64::try_from(t).ok().and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok()) {
+    match i64::try_from(t)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    {
         Some(d) => format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
             d.year(),
