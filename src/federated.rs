@@ -186,24 +186,14 @@ fn utc_time(t: u64) -> String {
 
 /// The GitHub Actions request URL with `audience=` added unless the URL already has one.
 pub fn github_request_url(url: &str) -> String {
-    let (base, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let has_audience = base
+    let has_audience = url
         .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("audience=")));
-    let mut out = base.to_string();
-    if !has_audience {
-        out.push(if base.contains('?') { '&' } else { '?' });
-        out.push_str("audience=");
-        out.push_str(STACKIT_AUDIENCE);
+        .is_some_and(|(_, q)| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "audience"));
+    if has_audience {
+        url.to_string()
+    } else {
+        crate::http::with_query(url, &[("audience", STACKIT_AUDIENCE)])
     }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
 }
 
 /// Asks the GitHub Actions OIDC endpoint for a token with STACKIT's audience. The request token

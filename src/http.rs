@@ -78,6 +78,14 @@ impl Client {
     }
 }
 
+/// `url` with `pairs` added to its query (an existing query is kept), form-encoded.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", query.finish())
+}
+
 /// True when `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
 fn targets_loopback(url: &str) -> bool {
     url.parse::<ureq::http::Uri>()

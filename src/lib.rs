@@ -16,6 +16,7 @@ pub mod config;
 pub mod demo;
 pub mod docker_config;
 pub mod error;
+#[cfg(feature = "fake")]
 pub mod fake;
 pub mod federated;
 pub mod http;
