@@ -409,7 +409,6 @@ pub fn scopes_step(session: &Session, repository: &str, actions: &[&str]) -> Sco
 }
 
 /// `harbor.permissions`: what Harbor says this identity may do in the project.
-
 fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
     let path = format!("/api/v2.0/users/current/permissions?scope=/project/{id}&relative=true");
     let unavailable = |why: String| {
