@@ -6,10 +6,12 @@
 //! only obtains the federated token and reads its claims (unverified: the IdP verifies). It
 //! refuses a token that is missing, not a JWT, or already expired before any request is made.
 
+use crate::clock::unix_now;
 use crate::error::{Error, Result};
+use crate::jwt::jwt_claims;
 use crate::key::io_reason;
+use crate::redact::sanitize;
 use crate::secret::Secret;
-use crate::token::exchange::{jwt_claims, sanitize, unix_now};
 use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -237,7 +239,7 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         };
         return Err(fail(format!(
             "HTTP {status}{}{hint}",
-            crate::token::exchange::body_note(status, &body)
+            crate::http::body_note(status, &body)
         )));
     }
     #[derive(serde::Deserialize)]

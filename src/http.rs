@@ -119,6 +119,20 @@ fn proxy_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Op
     Ok(None)
 }
 
+/// `": <sanitised body>"` for an error message about an HTTP answer with `status`, or nothing
+/// for an empty body. A 2xx body is never shown, sanitised or not: a success carries credentials
+/// (a token endpoint's or a registry token service's), and redaction is a second line of defence,
+/// not a licence to print them.
+pub fn body_note(status: u16, body: &str) -> String {
+    if (200..300).contains(&status) {
+        return String::new();
+    }
+    match crate::redact::sanitize(body) {
+        t if t.is_empty() => String::new(),
+        t => format!(": {t}"),
+    }
+}
+
 /// True when `e` is a TLS failure (bad certificate, handshake), which retrying cannot fix.
 /// rustls reports certificate problems wrapped in an `io::Error`, so both forms are checked.
 pub fn is_tls_error(e: &ureq::Error) -> bool {

@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod docker_config;
@@ -20,10 +21,12 @@ pub mod error;
 pub mod fake;
 pub mod federated;
 pub mod http;
+pub mod jwt;
 pub mod key;
 pub mod kubelet;
 pub mod log;
 pub mod protocol;
+pub mod redact;
 pub mod robots;
 pub mod secret;
 pub mod server;

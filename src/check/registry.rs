@@ -10,10 +10,12 @@
 use super::codes;
 use super::identity::{Login, skew_finding};
 use super::{Step, Target};
+use crate::clock::{parse_http_date, unix_now};
 use crate::config::Settings;
+use crate::http::body_note;
+use crate::redact::sanitize;
 use crate::secret::Secret;
 use crate::server;
-use crate::token::exchange::{body_note, parse_http_date, sanitize, unix_now};
 use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
 use base64::Engine;
 use serde_json::Value;

@@ -184,7 +184,7 @@ impl Checker {
         let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &rules)
             .map_err(|e| format!("the assertion does not verify: {e}"))?
             .claims;
-        let now = crate::token::exchange::unix_now();
+        let now = crate::clock::unix_now();
         let issued = Claims {
             iss: "demo-endpoint".into(),
             sub: claims.sub,
@@ -266,7 +266,7 @@ mod tests {
         let Some(Identity::Key(identity)) = settings.identity("registry.onstackit.cloud").unwrap() else {
             panic!("a key identity");
         };
-        let signed = crate::token::assertion::sign(&identity, crate::token::exchange::unix_now()).unwrap();
+        let signed = crate::token::assertion::sign(&identity, crate::clock::unix_now()).unwrap();
         let form = |assertion: &str| {
             vec![
                 ("grant_type".to_string(), crate::token::exchange::GRANT_TYPE.to_string()),
@@ -274,7 +274,7 @@ mod tests {
             ]
         };
         let token = checker(&account).token_for(&form(signed.expose())).unwrap();
-        let claims = crate::token::exchange::jwt_claims(&token).unwrap();
+        let claims = crate::jwt::jwt_claims(&token).unwrap();
         assert_eq!(claims["email"], account.email.as_str());
         // Another key's assertion, garbage, and a wrong grant type are refused.
         let other = DemoAccount::generate().unwrap();

@@ -8,7 +8,7 @@
 pub mod endpoint;
 
 use crate::error::{Error, Result};
-use crate::token::exchange::jwt_claims;
+use crate::jwt::jwt_claims;
 use endpoint::{DemoAccount, DemoEndpoint};
 use std::io::Write;
 use std::path::Path;

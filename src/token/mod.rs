@@ -7,12 +7,12 @@ pub mod assertion;
 pub mod cache;
 pub mod exchange;
 
+use crate::clock::unix_now;
 use crate::config::{Identity, Settings};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::{debug, info, warn};
 use cache::{Cache, CachedToken, Freshness, LockError};
-use exchange::unix_now;
 use std::time::Instant;
 
 /// An access token ready to hand out.
