@@ -8,11 +8,10 @@
 
 use crate::clock::unix_now;
 use crate::error::{Error, Result};
+use crate::fs::io_reason;
 use crate::jwt::jwt_claims;
-use crate::key::io_reason;
 use crate::redact::sanitize;
 use crate::secret::Secret;
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -99,7 +98,7 @@ impl TokenSource {
 
     fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
         let fail = |why: String| Error::Key(format!("cannot read the federated token {}: {why}", self.describe()));
-        let file = crate::key::open_for_reading(path).map_err(|e| {
+        let bytes = crate::fs::read_file_capped(path, MAX_TOKEN).map_err(|e| {
             fail(match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
@@ -107,13 +106,7 @@ impl TokenSource {
                 _ => io_reason(&e),
             })
         })?;
-        let mut bytes = Vec::new();
-        file.take(MAX_TOKEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| fail(io_reason(&e)))?;
-        if bytes.len() as u64 > MAX_TOKEN {
-            return Err(fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)));
-        }
+        let bytes = bytes.ok_or_else(|| fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let mut bytes = e.into_bytes();
             zeroize::Zeroize::zeroize(&mut bytes);

@@ -20,6 +20,7 @@ pub mod error;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod federated;
+pub mod fs;
 pub mod http;
 pub mod jwt;
 pub mod key;
