@@ -6,7 +6,7 @@
 
 use docker_credential_stackit::config::{Env, Identity, Settings};
 use docker_credential_stackit::fake::{Account, FakeStackit};
-use docker_credential_stackit::server::DEFAULT_REGISTRY;
+use docker_credential_stackit::server_url::DEFAULT_REGISTRY;
 use docker_credential_stackit::token::{assertion, exchange};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::federated::{DEFAULT_IDP_TOKEN_ENDPOINT, FederatedToken, TokenSource};
 use crate::key::{ServiceAccountKey, read_key_file};
 use crate::secret::Secret;
-use crate::server::{self, DEFAULT_REGISTRY};
+use crate::server_url::{self, DEFAULT_REGISTRY};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -418,7 +418,7 @@ impl Settings {
         let mut served = vec![DEFAULT_REGISTRY.to_string()];
         let mut registries = BTreeMap::new();
         for (host, entry) in &file.registries {
-            let norm = server::normalize(host).ok_or_else(|| {
+            let norm = server_url::normalize(host).ok_or_else(|| {
                 Error::Config(format!(
                     "config file {}: \"{host}\" is not a registry host[:port]",
                     config_path.display()
@@ -429,7 +429,7 @@ impl Settings {
         }
         if let Some(list) = env.var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES") {
             for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let norm = server::normalize(item).ok_or_else(|| {
+                let norm = server_url::normalize(item).ok_or_else(|| {
                     Error::Config(format!(
                         "DOCKER_CREDENTIAL_STACKIT_REGISTRIES: \"{item}\" is not a registry host[:port]"
                     ))
@@ -916,19 +916,6 @@ fn expand_home(path: &str, env: &Env) -> Result<PathBuf> {
     }
 }
 
-/// Splits a URL into its lower-cased scheme and host (without port or user info).
-fn scheme_and_host(url: &str) -> Option<(String, String)> {
-    let (scheme, rest) = url.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    let host = if authority.starts_with('[') {
-        authority.split_inclusive(']').next().unwrap_or(authority).to_string()
-    } else {
-        authority.split(':').next().unwrap_or("").to_string()
-    };
-    (!host.is_empty()).then(|| (scheme.to_ascii_lowercase(), host.to_ascii_lowercase()))
-}
-
 /// The hosts whose token endpoints a key file may name (see docs/reliability.md, "Where a key
 /// may send its assertion").
 const KNOWN_TOKEN_HOSTS: [&str; 2] = ["service-account.api.stackit.cloud", "accounts.stackit.cloud"];
@@ -955,10 +942,10 @@ fn is_known_token_endpoint(url: &str) -> bool {
 /// Accepts an explicitly configured endpoint: any https URL, or http to a loopback host.
 pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
     let url = url.trim();
-    match scheme_and_host(url) {
-        Some((s, _)) if s == "https" => Ok(url.to_string()),
-        Some((s, h)) if s == "http" && server::is_loopback(&h) => Ok(url.to_string()),
-        Some((s, _)) if s == "http" => Err(Error::Config(format!(
+    match server_url::origin(url) {
+        Some(o) if o.scheme == "https" => Ok(url.to_string()),
+        Some(o) if o.scheme == "http" && server_url::is_loopback(&o.host) => Ok(url.to_string()),
+        Some(o) if o.scheme == "http" => Err(Error::Config(format!(
             "token endpoint {url} from {origin} uses plain http to a non-loopback host; use https"
         ))),
         _ => Err(Error::Config(format!(

@@ -9,7 +9,7 @@
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::server;
+use crate::server_url;
 use crate::warn;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -106,7 +106,7 @@ impl Options {
                 }
             };
             if let Some(host) = host {
-                let norm = server::normalize(host)
+                let norm = server_url::normalize(host)
                     .ok_or_else(|| Error::Usage(format!("--registry {host:?} is not a registry host[:port]")))?;
                 if !opts.registries.contains(&norm) {
                     opts.registries.push(norm);
@@ -305,7 +305,7 @@ fn stale_auths(doc: &mut Map<String, Value>, req: &Request, hosts: &[String], ou
         .iter()
         .filter(|(_, entry)| holds_secret(entry))
         .filter_map(|(key, _)| {
-            let host = server::normalize(key)?;
+            let host = server_url::normalize(key)?;
             hosts.contains(&host).then(|| (key.clone(), host))
         })
         .collect();

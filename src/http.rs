@@ -88,10 +88,7 @@ pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
 
 /// True when `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
 fn targets_loopback(url: &str) -> bool {
-    url.parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|uri| uri.host().map(crate::server::is_loopback))
-        .unwrap_or(false)
+    crate::server_url::origin(url).is_some_and(|o| crate::server_url::is_loopback(&o.host))
 }
 
 /// The proxy the first set proxy variable names (with `NO_PROXY` applied), or an error naming

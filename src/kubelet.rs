@@ -26,7 +26,7 @@ use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::TokenSource;
 use crate::secret::Secret;
-use crate::server;
+use crate::server_url;
 use crate::token::{self, Token};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -239,7 +239,7 @@ impl Response {
 /// Answers a parsed request: credentials for served hosts, an empty answer for the rest.
 pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
     let registry = registry_of(&request.image);
-    let Some(host) = server::normalize(registry).filter(|h| settings.serves(h)) else {
+    let Some(host) = server_url::normalize(registry).filter(|h| settings.serves(h)) else {
         debug!(
             "{registry} is not served (served: {}); answering without credentials",
             settings.served.join(", ")

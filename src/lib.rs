@@ -30,7 +30,7 @@ pub mod protocol;
 pub mod redact;
 pub mod robots;
 pub mod secret;
-pub mod server;
+pub mod server_url;
 pub mod token;
 pub mod validate;
 pub mod verbs;

@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::protocol::{self, Credentials};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
-use crate::server::{self, DEFAULT_REGISTRY};
+use crate::server_url::{self, DEFAULT_REGISTRY};
 use crate::token;
 use crate::{debug, info, warn};
 use std::collections::BTreeMap;
@@ -20,7 +20,7 @@ fn robot_store(settings: &Settings) -> Result<RobotStore> {
 
 /// A served host, or `NotFound` for anything else (Docker then goes on anonymously).
 fn served_host(settings: &Settings, url: &str) -> Result<String> {
-    let Some(host) = server::normalize(url) else {
+    let Some(host) = server_url::normalize(url) else {
         debug!("{url:?} is not a registry host");
         return Err(Error::NotFound);
     };
@@ -100,7 +100,7 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
 /// ignores the service account's own login (which `docker login` stores after `get`).
 pub fn store(settings: &Settings, input: &str) -> Result<()> {
     let creds = protocol::credentials(input)?;
-    let Some(host) = server::normalize(&creds.server_url) else {
+    let Some(host) = server_url::normalize(&creds.server_url) else {
         return Err(Error::Input(format!(
             "store: {:?} is not a registry host[:port]",
             creds.server_url
@@ -142,7 +142,7 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
 /// there is nothing to erase, because `docker logout` calls it twice.
 pub fn erase(settings: &Settings, input: &str) -> Result<()> {
     let url = protocol::server_url(input)?;
-    let Some(host) = server::normalize(&url) else {
+    let Some(host) = server_url::normalize(&url) else {
         return Ok(());
     };
     if robot_store(settings)?.remove(&host, Instant::now() + settings.timeout)? {
@@ -191,7 +191,9 @@ pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
 pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
     let host = match server {
         None => DEFAULT_REGISTRY.to_string(),
-        Some(s) => server::normalize(s).ok_or_else(|| Error::Usage(format!("{s:?} is not a registry host[:port]")))?,
+        Some(s) => {
+            server_url::normalize(s).ok_or_else(|| Error::Usage(format!("{s:?} is not a registry host[:port]")))?
+        }
     };
     if !settings.serves(&host) {
         return Err(Error::Config(format!(

@@ -7,7 +7,7 @@
 
 use super::codes;
 use super::{Environment, Step};
-use crate::server;
+use crate::server_url;
 use crate::validate::Finding;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
@@ -183,7 +183,7 @@ fn check_docker_config(doc: &Map<String, Value>, host: &str, path: &Path, findin
         None => {
             let near = helpers.and_then(|h| {
                 h.keys()
-                    .find(|k| k.as_str() != host && server::normalize(k).as_deref() == Some(host))
+                    .find(|k| k.as_str() != host && server_url::normalize(k).as_deref() == Some(host))
             });
             match near {
                 Some(key) => findings.push(Finding::error(
@@ -228,7 +228,7 @@ fn stored_login(doc: &Map<String, Value>, host: &str) -> Option<String> {
         let holds_secret = ["auth", "password", "identitytoken", "registrytoken"]
             .iter()
             .any(|f| entry.get(f).and_then(Value::as_str).is_some_and(|v| !v.is_empty()));
-        (holds_secret && server::normalize(key).as_deref() == Some(host)).then(|| key.clone())
+        (holds_secret && server_url::normalize(key).as_deref() == Some(host)).then(|| key.clone())
     })
 }
 

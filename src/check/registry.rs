@@ -15,7 +15,7 @@ use crate::config::Settings;
 use crate::http::body_note;
 use crate::redact::sanitize;
 use crate::secret::Secret;
-use crate::server;
+use crate::server_url;
 use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
 use base64::Engine;
 use serde_json::Value;
@@ -226,13 +226,13 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
             "fix the registry's token realm to use https".into(),
         );
     };
-    let realm_host = server::normalize(&realm).unwrap_or_default();
+    let realm_host = server_url::normalize(&realm).unwrap_or_default();
     if !realm_trusted(&target.host, &realm_host, &settings.served) {
         return failed(
             codes::REGISTRY_REALM_NOT_SERVED,
             format!(
                 "the token realm {realm} is not on {} but on {realm_host}, which the helper does not serve; credentials were not sent",
-                host_part(&target.host)
+                server_url::host_name(&target.host)
             ),
             format!(
                 "if {realm_host} is the registry's own token service, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file; otherwise the registry's challenge points elsewhere and should not get your credentials"
@@ -465,7 +465,7 @@ fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
 
 /// `http://` for loopback registries (as Docker treats them), `https://` for the rest.
 pub fn registry_base(host: &str) -> String {
-    let scheme = if server::is_loopback(host_part(host)) {
+    let scheme = if server_url::is_loopback(server_url::host_name(host)) {
         "http"
     } else {
         "https"
@@ -473,37 +473,23 @@ pub fn registry_base(host: &str) -> String {
     format!("{scheme}://{host}")
 }
 
-/// `host` of `host[:port]`, keeping IPv6 brackets.
-fn host_part(hostport: &str) -> &str {
-    if hostport.starts_with('[') {
-        hostport.split_inclusive(']').next().unwrap_or(hostport)
-    } else {
-        hostport.split(':').next().unwrap_or(hostport)
-    }
-}
-
 /// Whether credentials for `registry` (`host[:port]`) may go to a token realm on `realm`
 /// (`host[:port]`, normalised): its host name is the registry's or a served host's, whatever
 /// the port. Docker itself sends credentials to any realm; check is stricter because it is
 /// pointed at hosts nobody vetted.
 fn realm_trusted(registry: &str, realm: &str, served: &[String]) -> bool {
-    let name = host_part(realm);
-    !name.is_empty() && (name == host_part(registry) || served.iter().any(|s| host_part(s) == name))
+    let name = server_url::host_name(realm);
+    !name.is_empty()
+        && (name == server_url::host_name(registry) || served.iter().any(|s| server_url::host_name(s) == name))
 }
 
 /// `scheme://host[:port]` of an https URL, or of an http URL to a loopback host; `None` for
 /// anything that would send credentials in the clear over the network.
 fn secure_origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains('@') {
-        return None;
-    }
-    let host = server::normalize(authority)?;
-    match scheme.as_str() {
-        "https" => Some(format!("https://{authority}")),
-        "http" if server::is_loopback(host_part(&host)) => Some(format!("http://{authority}")),
+    let o = server_url::origin(url).filter(|o| !o.has_userinfo)?;
+    match o.scheme.as_str() {
+        "https" => Some(format!("https://{}", o.authority)),
+        "http" if server_url::is_loopback(&o.host) => Some(format!("http://{}", o.authority)),
         _ => None,
     }
 }
