@@ -1,0 +1,280 @@
+//! End to end with the container engines users run: the Docker engine (its own `dockerd` per
+//! test), podman and buildah, against the same real registry, fake Harbor and fake STACKIT
+//! endpoint as `e2e.rs`, with our binary as their credential helper. Each step prints the
+//! STACKIT token requests and helper calls it caused (docs/e2e.md has the measured numbers).
+
+use crate::support::engines::{
+    DOCKER_INIT_HOW, DOCKERD_HOW, Dockerd, HelperCalls, Step, cold_cache, logins, step, tar,
+};
+use crate::support::harbor::{project_robot, system_robot};
+use crate::support::rig::{HANG_GUARD, OciImage, ROBOT, ROBOT_SECRET, Rig, tool};
+use crate::support::sa;
+use serde_json::json;
+use std::io::Write;
+
+/// `some!(expr)`: the value, or return early when a tool is missing outside CI (`tool()` and
+/// `Rig::start()` have already said so loudly; under `CI=true` they panic instead).
+macro_rules! some {
+    ($e:expr) => {
+        match $e {
+            Some(v) => v,
+            None => return,
+        }
+    };
+}
+
+/// A system robot linked to the SA, allowed to push and pull in project `shop` and only to
+/// pull in project `base`.
+const CI_ROBOT: &str = "robot$ci";
+/// A robot that seeds project `base` with explicit credentials, bypassing the helper.
+const BASE_SEEDER: &str = "robot$base+seed";
+const BASE_SEEDER_SECRET: &str = "BaseSeed1secret";
+
+/// The step succeeded; on failure, show everything each side saw (the engine's log too).
+fn assert_ok_with(what: &str, step: &Step, rig: &Rig, daemon: Option<&Dockerd>) {
+    assert_eq!(
+        step.out.code,
+        0,
+        "{what} failed: {:?}\nhelper calls: {:?}\nfake Harbor saw: {:?}\nregistry log:\n{}\ndockerd log:\n{}",
+        step.out,
+        step.calls,
+        logins(&rig.harbor),
+        rig.registry.log(),
+        daemon.map(Dockerd::log).unwrap_or_default()
+    );
+}
+
+/// The SA set-up of the Docker test: key configured, [`CI_ROBOT`] linked, a seeder for `base`.
+fn linked_to_shop_and_base() -> Option<Rig> {
+    let mut rig = Rig::start()?;
+    rig.with_key();
+    let repo = |project: &str, actions: &[&str]| {
+        let access: Vec<_> = actions
+            .iter()
+            .map(|a| json!({"resource": "repository", "action": a}))
+            .collect();
+        json!({"kind": "project", "namespace": project, "access": access})
+    };
+    let permissions = json!([repo("shop", &["pull", "push"]), repo("base", &["pull"])]);
+    rig.harbor.add_robot(system_robot("ci", permissions), "Ci1secret");
+    rig.harbor.link(CI_ROBOT, &sa().iss, &sa().sub);
+    rig.harbor
+        .add_robot(project_robot("base", "seed", &["pull", "push"]), BASE_SEEDER_SECRET);
+    Some(rig)
+}
+
+/// Every login the fake Harbor saw was the SA's e-mail, mapped to `robot`.
+fn assert_all_sa(rig: &Rig, robot: &str) {
+    let seen = logins(&rig.harbor);
+    assert!(!seen.is_empty());
+    for (user, principal) in &seen {
+        assert_eq!(
+            (user.as_str(), principal.as_str()),
+            (sa().iss.as_str(), robot),
+            "{seen:?}"
+        );
+    }
+}
+
+/// The digest `docker push` reports (`TAG: digest: sha256:… size: N`).
+fn pushed_digest(out: &str) -> String {
+    out.split_whitespace()
+        .skip_while(|w| *w != "digest:")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no digest in {out}"))
+        .to_string()
+}
+
+fn report(scenario: &str, rig: &Rig, calls: &HelperCalls) {
+    let _ = writeln!(
+        std::io::stderr(),
+        "e2e total: {scenario}: {} token request(s), {} helper call(s)",
+        rig.stackit.requests(),
+        calls.all().len()
+    );
+}
+
+#[test]
+fn e2e_docker_engine_pushes_pulls_builds_and_is_refused_where_it_may_only_read() {
+    let dockerd = some!(tool("dockerd", DOCKERD_HOW));
+    let docker_init = some!(tool("docker-init", DOCKER_INIT_HOW));
+    let rig = some!(linked_to_shop_and_base());
+    let calls = HelperCalls::install(&rig);
+    let daemon = Dockerd::start(&dockerd);
+    let _ = writeln!(std::io::stderr(), "e2e: dockerd answered after {:?}", daemon.startup);
+    let docker = |args: &[&str]| rig.docker(args).env("DOCKER_HOST", daemon.host());
+    let host = rig.host().to_string();
+    let r = |reference: &str| format!("{host}/{reference}");
+    let work = tempfile::tempdir().unwrap();
+
+    // Two images made by the engine itself, with no registry involved: an app, and a base
+    // image holding a static binary (tini) that a build step can run.
+    let app = work.path().join("app.tar");
+    std::fs::write(&app, tar(&[("hello.txt", 0o644, b"docker engine\n")])).unwrap();
+    let tini = std::fs::read(std::fs::canonicalize(&docker_init).unwrap()).unwrap();
+    let base = work.path().join("base.tar");
+    std::fs::write(&base, tar(&[("tini", 0o755, &tini)])).unwrap();
+    for (file, reference) in [(&app, r("shop/app:1")), (&base, r("base/tini:1"))] {
+        let s = step(
+            &rig,
+            &calls,
+            "docker import",
+            docker(&["import", file.to_str().unwrap(), &reference]),
+        );
+        assert_ok_with("docker import", &s, &rig, Some(&daemon));
+        assert!(s.calls.is_empty() && s.tokens == 0);
+    }
+    // The base image goes into the registry with the seeder's explicit credentials, straight
+    // from the engine, so the helper is not involved; then the engine forgets it.
+    let creds = format!("{BASE_SEEDER}:{BASE_SEEDER_SECRET}");
+    let out = rig
+        .skopeo(&[
+            "copy",
+            "--src-daemon-host",
+            &daemon.host(),
+            "--dest-tls-verify=false",
+            "--dest-creds",
+            &creds,
+            &format!("docker-daemon:{}", r("base/tini:1")),
+            &rig.docker_ref("base/tini:1"),
+        ])
+        .run_within(HANG_GUARD);
+    assert_eq!(out.code, 0, "seeding base/tini:1: {out:?}");
+    assert_eq!(docker(&["rmi", &r("base/tini:1")]).run_within(HANG_GUARD).code, 0);
+    rig.harbor.clear_requests();
+
+    // docker push on a cold cache: one token for the whole push.
+    let push = step(&rig, &calls, "docker push (cold)", docker(&["push", &r("shop/app:1")]));
+    assert_ok_with("docker push", &push, &rig, Some(&daemon));
+    assert_eq!(push.tokens, 1, "one token request for a whole docker push");
+    let digest = pushed_digest(&push.out.stdout);
+
+    // docker pull of it back, again on a cold cache.
+    assert_eq!(docker(&["rmi", &r("shop/app:1")]).run_within(HANG_GUARD).code, 0);
+    cold_cache(&rig);
+    let pull = step(&rig, &calls, "docker pull (cold)", docker(&["pull", &r("shop/app:1")]));
+    assert_ok_with("docker pull", &pull, &rig, Some(&daemon));
+    assert_eq!(pull.tokens, 1, "one token request for a whole docker pull");
+    let out = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &r("shop/app:1"),
+    ])
+    .run_within(HANG_GUARD);
+    assert!(out.stdout.contains(&format!("{}@{digest}", r("shop/app"))), "{out:?}");
+
+    // A project the identity may only read: pulling works, pushing is refused by the registry.
+    let pull = step(
+        &rig,
+        &calls,
+        "docker pull read-only (warm)",
+        docker(&["pull", &r("base/tini:1")]),
+    );
+    assert_ok_with("docker pull from the read-only project", &pull, &rig, Some(&daemon));
+    assert_eq!(pull.tokens, 0);
+    assert_eq!(
+        docker(&["tag", &r("shop/app:1"), &r("base/app:1")])
+            .run_within(HANG_GUARD)
+            .code,
+        0
+    );
+    let refused = step(
+        &rig,
+        &calls,
+        "docker push read-only (warm)",
+        docker(&["push", &r("base/app:1")]),
+    );
+    assert_ne!(refused.out.code, 0, "{:?}", refused.out);
+    assert!(
+        refused
+            .out
+            .stderr
+            .contains("denied: requested access to the resource is denied"),
+        "the registry's refusal: {:?}",
+        refused.out
+    );
+
+    // docker build (the classic builder: no buildx here) FROM the read-only project: the
+    // engine pulls the base with the credentials the CLI sends along, runs a step in a
+    // container (no network: --bridge=none) and copies a file; then the result is pushed.
+    assert_eq!(docker(&["rmi", &r("base/tini:1")]).run_within(HANG_GUARD).code, 0);
+    let context = work.path().join("context");
+    std::fs::create_dir_all(&context).unwrap();
+    std::fs::write(context.join("built.txt"), "built\n").unwrap();
+    let dockerfile = format!(
+        "FROM {}\nRUN [\"/tini\", \"--version\"]\nCOPY built.txt /built.txt\n",
+        r("base/tini:1")
+    );
+    std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+    let build = step(
+        &rig,
+        &calls,
+        "docker build (warm)",
+        docker(&["build", "-t", &r("shop/built:1"), context.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0"),
+    );
+    assert_ok_with("docker build", &build, &rig, Some(&daemon));
+    assert!(
+        build.out.stdout.contains("tini version"),
+        "the RUN step ran: {:?}",
+        build.out
+    );
+    let push = step(
+        &rig,
+        &calls,
+        "docker push built (warm)",
+        docker(&["push", &r("shop/built:1")]),
+    );
+    assert_ok_with("docker push of the built image", &push, &rig, Some(&daemon));
+
+    // Every login was the SA; two cold starts, two token requests, nothing else.
+    assert_all_sa(&rig, CI_ROBOT);
+    assert_eq!(rig.stackit.requests(), 2);
+    report("docker engine, linked SA", &rig, &calls);
+}
+
+#[test]
+fn e2e_docker_engine_robot_login_then_pull() {
+    let dockerd = some!(tool("dockerd", DOCKERD_HOW));
+    let rig = some!(Rig::start());
+    rig.robot(&["pull", "push"]);
+    let work = tempfile::tempdir().unwrap();
+    let image = OciImage::write(&work.path().join("src"), "docker engine, robot\n");
+    rig.seed(&image, "shop/app:1");
+    let calls = HelperCalls::install(&rig);
+    let daemon = Dockerd::start(&dockerd);
+    let docker = |args: &[&str]| rig.docker(args).env("DOCKER_HOST", daemon.host());
+    let reference = format!("{}/shop/app:1", rig.host());
+    rig.harbor.clear_requests();
+
+    // With a daemon, docker login has the engine check the secret at the registry, then
+    // hands it to our store.
+    let login = step(
+        &rig,
+        &calls,
+        "docker login robot",
+        docker(&["login", "-u", ROBOT, "--password-stdin", rig.host()]).stdin(format!("{ROBOT_SECRET}\n")),
+    );
+    assert_ok_with("docker login", &login, &rig, Some(&daemon));
+    assert!(login.out.stdout.contains("Login Succeeded"), "{:?}", login.out);
+    assert_eq!(login.count("store"), 1, "{:?}", login.calls);
+    assert_eq!(rig.helper(&["list"]).run().json()[rig.host()], json!(ROBOT));
+    let config = std::fs::read_to_string(rig.docker_config()).unwrap();
+    assert!(!config.contains(ROBOT_SECRET), "{config}");
+
+    let pull = step(&rig, &calls, "docker pull robot", docker(&["pull", &reference]));
+    assert_ok_with("docker pull", &pull, &rig, Some(&daemon));
+    let seen = logins(&rig.harbor);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|(u, p)| u == ROBOT && p == ROBOT),
+        "{seen:?}"
+    );
+    assert_eq!(rig.stackit.requests(), 0, "no SA key, no STACKIT token");
+
+    let logout = step(&rig, &calls, "docker logout", docker(&["logout", rig.host()]));
+    assert_ok_with("docker logout", &logout, &rig, Some(&daemon));
+    assert!(logout.count("erase") >= 1, "{:?}", logout.calls);
+    assert_eq!(rig.helper(&["list"]).run().json().get(rig.host()), None);
+    report("docker engine, robot login", &rig, &calls);
+}
