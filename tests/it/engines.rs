@@ -4,11 +4,13 @@
 //! STACKIT token requests and helper calls it caused (docs/e2e.md has the measured numbers).
 
 use crate::support::engines::{
-    DOCKER_INIT_HOW, DOCKERD_HOW, Dockerd, HelperCalls, Step, cold_cache, logins, step, tar,
+    BUILDAH_HOW, Containers, DOCKER_INIT_HOW, DOCKERD_HOW, Dockerd, HelperCalls, PODMAN_HOW, Step, cold_cache, logins,
+    step, tar,
 };
 use crate::support::harbor::{project_robot, system_robot};
 use crate::support::rig::{HANG_GUARD, OciImage, ROBOT, ROBOT_SECRET, Rig, tool};
 use crate::support::sa;
+use base64::Engine;
 use serde_json::json;
 use std::io::Write;
 
@@ -30,7 +32,11 @@ const CI_ROBOT: &str = "robot$ci";
 const BASE_SEEDER: &str = "robot$base+seed";
 const BASE_SEEDER_SECRET: &str = "BaseSeed1secret";
 
-/// The step succeeded; on failure, show everything each side saw (the engine's log too).
+fn assert_ok(what: &str, step: &Step, rig: &Rig) {
+    assert_ok_with(what, step, rig, None);
+}
+
+/// [`assert_ok`] that also shows the Docker engine's log on failure.
 fn assert_ok_with(what: &str, step: &Step, rig: &Rig, daemon: Option<&Dockerd>) {
     assert_eq!(
         step.out.code,
@@ -277,4 +283,223 @@ fn e2e_docker_engine_robot_login_then_pull() {
     assert!(logout.count("erase") >= 1, "{:?}", logout.calls);
     assert_eq!(rig.helper(&["list"]).run().json().get(rig.host()), None);
     report("docker engine, robot login", &rig, &calls);
+}
+
+/// The auth file, parsed (`{}` while it does not exist).
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .map(|t| serde_json::from_str(&t).expect("auth file is JSON"))
+        .unwrap_or_else(|_| json!({}))
+}
+
+#[test]
+fn e2e_podman_pulls_and_pushes_with_credhelpers_from_docker_config() {
+    let podman = some!(tool("podman", PODMAN_HOW));
+    let mut rig = some!(Rig::linked(&["pull", "push"]));
+    let work = tempfile::tempdir().unwrap();
+    let image = OciImage::write(&work.path().join("src"), "podman, docker config\n");
+    rig.seed(&image, "shop/app:1");
+    let c = Containers::new(&mut rig);
+    let calls = HelperCalls::install(&rig);
+    let podman = |args: &[&str]| c.podman(&rig, &podman, args);
+    let r = |reference: &str| format!("{}/{reference}", rig.host());
+    rig.harbor.clear_requests();
+
+    // Only Docker's config.json maps the registry to us (the rig's credHelpers entry); there is
+    // no containers auth file.
+    let pull = step(
+        &rig,
+        &calls,
+        "podman pull (cold)",
+        podman(&["pull", "--tls-verify=false", &r("shop/app:1")]),
+    );
+    assert_ok("podman pull", &pull, &rig);
+    assert_eq!(pull.tokens, 1, "one token request for a whole podman pull");
+    let tagged = podman(&["tag", &r("shop/app:1"), &r("shop/app:2")]).run_within(HANG_GUARD);
+    assert_eq!(tagged.code, 0, "{tagged:?}");
+    cold_cache(&rig);
+    let push = step(
+        &rig,
+        &calls,
+        "podman push (cold)",
+        podman(&["push", "--tls-verify=false", &r("shop/app:2")]),
+    );
+    assert_ok("podman push", &push, &rig);
+    assert_eq!(push.tokens, 1, "one token request for a whole podman push");
+
+    assert!(!c.auth_json().exists(), "podman wrote no auth file of its own");
+    assert_all_sa(&rig, ROBOT);
+    assert_eq!(rig.stackit.requests(), 2);
+    report("podman, Docker config", &rig, &calls);
+}
+
+#[test]
+fn e2e_podman_login_logout_and_pull_push_through_containers_auth_json() {
+    let podman = some!(tool("podman", PODMAN_HOW));
+    let mut rig = some!(Rig::start());
+    rig.robot(&["pull", "push"]);
+    let work = tempfile::tempdir().unwrap();
+    let image = OciImage::write(&work.path().join("src"), "podman, auth.json\n");
+    rig.seed(&image, "shop/app:1");
+    let c = Containers::new(&mut rig);
+    let calls = HelperCalls::install(&rig);
+    let host = rig.host().to_string();
+    let app = format!("{host}/shop/app:1");
+    let podman = |rig: &Rig, args: &[&str]| c.podman(rig, &podman, args);
+    let login = |rig: &Rig| {
+        podman(
+            rig,
+            &["login", "--tls-verify=false", "-u", ROBOT, "--password-stdin", &host],
+        )
+        .stdin(format!("{ROBOT_SECRET}\n"))
+    };
+    let logout = |rig: &Rig| podman(rig, &["logout", &host]);
+    let pull = |rig: &Rig| podman(rig, &["pull", "--tls-verify=false", &app]);
+
+    // With the helper only in Docker's config, podman login does not call store: it writes the
+    // secret into its own auth file, and logout deletes it there (docs/e2e.md).
+    let s = step(&rig, &calls, "podman login robot (Docker config only)", login(&rig));
+    assert_ok("podman login", &s, &rig);
+    assert_eq!(s.count("store"), 0, "{:?}", s.calls);
+    assert!(read_json(&c.auth_json())["auths"][&host]["auth"].is_string());
+    let s = step(&rig, &calls, "podman logout (Docker config only)", logout(&rig));
+    assert_ok("podman logout", &s, &rig);
+    assert_eq!(s.count("erase"), 0, "{:?}", s.calls);
+    assert_eq!(read_json(&c.auth_json())["auths"].get(&host), None);
+
+    // configure-docker --containers maps the registry in the containers auth file too; then
+    // Docker's config is emptied, so from here on only auth.json sends podman to us.
+    let out = rig.helper(&["configure-docker", "--containers"]).run();
+    assert_eq!(out.code, 0, "{out:?}");
+    assert_eq!(read_json(&c.auth_json())["credHelpers"][&host], "stackit");
+    rig.write_docker_config(&json!({}));
+
+    // podman login hands the robot secret to our store, a pull gets it back from get, and
+    // podman logout calls erase; the secret is never in podman's or Docker's files.
+    let s = step(&rig, &calls, "podman login robot (auth.json)", login(&rig));
+    assert_ok("podman login", &s, &rig);
+    assert_eq!(s.count("store"), 1, "{:?}", s.calls);
+    assert_eq!(rig.helper(&["list"]).run().json()[&host], json!(ROBOT));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{ROBOT}:{ROBOT_SECRET}"));
+    for file in [c.auth_json(), rig.docker_config()] {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        assert!(
+            !text.contains(ROBOT_SECRET) && !text.contains(&basic),
+            "{}: {text}",
+            file.display()
+        );
+    }
+    rig.harbor.clear_requests();
+    let s = step(&rig, &calls, "podman pull robot (auth.json)", pull(&rig));
+    assert_ok("podman pull with the stored robot", &s, &rig);
+    let seen = logins(&rig.harbor);
+    assert!(
+        !seen.is_empty() && seen.iter().all(|(u, p)| u == ROBOT && p == ROBOT),
+        "{seen:?}"
+    );
+    let s = step(&rig, &calls, "podman logout (auth.json)", logout(&rig));
+    assert_ok("podman logout", &s, &rig);
+    assert!(s.count("erase") >= 1, "{:?}", s.calls);
+    assert_eq!(rig.helper(&["list"]).run().json().get(&host), None);
+    assert_eq!(rig.stackit.requests(), 0, "no SA key, no STACKIT token");
+
+    // With DOCKER_CONFIG set, podman takes $DOCKER_CONFIG/config.json as its only auth file and
+    // never reads auth.json: the login lands in Docker's (now empty) config as a stored secret.
+    let docker_config = rig.env.path(".docker");
+    let s = step(
+        &rig,
+        &calls,
+        "podman login robot (DOCKER_CONFIG set)",
+        login(&rig).env("DOCKER_CONFIG", &docker_config),
+    );
+    assert_ok("podman login", &s, &rig);
+    assert_eq!(s.count("store"), 0, "{:?}", s.calls);
+    assert!(rig.docker_config_json()["auths"][&host]["auth"].is_string());
+    let s = step(
+        &rig,
+        &calls,
+        "podman logout (DOCKER_CONFIG set)",
+        logout(&rig).env("DOCKER_CONFIG", &docker_config),
+    );
+    assert_ok("podman logout", &s, &rig);
+    assert_eq!(rig.docker_config_json()["auths"].get(&host), None);
+
+    // The robot is linked and the SA key configured: the same auth.json entry now gets the SA.
+    rig.link();
+    rig.with_key();
+    let removed = podman(&rig, &["rmi", &app]).run_within(HANG_GUARD);
+    assert_eq!(removed.code, 0, "{removed:?}");
+    rig.harbor.clear_requests();
+    let s = step(&rig, &calls, "podman pull SA (auth.json, cold)", pull(&rig));
+    assert_ok("podman pull as the SA", &s, &rig);
+    assert_eq!(s.tokens, 1, "one token request for a whole podman pull");
+    let app2 = format!("{host}/shop/app:2");
+    let tagged = podman(&rig, &["tag", &app, &app2]).run_within(HANG_GUARD);
+    assert_eq!(tagged.code, 0, "{tagged:?}");
+    cold_cache(&rig);
+    let args = ["push", "--tls-verify=false", &app2];
+    let s = step(&rig, &calls, "podman push SA (auth.json, cold)", podman(&rig, &args));
+    assert_ok("podman push as the SA", &s, &rig);
+    assert_eq!(s.tokens, 1, "one token request for a whole podman push");
+    assert_all_sa(&rig, ROBOT);
+    report("podman, containers auth.json", &rig, &calls);
+}
+
+#[test]
+fn e2e_buildah_from_and_push() {
+    let buildah = some!(tool("buildah", BUILDAH_HOW));
+    let mut rig = some!(Rig::linked(&["pull", "push"]));
+    let work = tempfile::tempdir().unwrap();
+    let image = OciImage::write(&work.path().join("src"), "buildah\n");
+    rig.seed(&image, "shop/app:1");
+    let c = Containers::new(&mut rig);
+    let calls = HelperCalls::install(&rig);
+    let buildah = |args: &[&str]| c.buildah(&rig, &buildah, args);
+    let r = |reference: &str| format!("{}/{reference}", rig.host());
+    rig.harbor.clear_requests();
+
+    // A working container from the served registry, a file added, committed and pushed back.
+    let from = step(
+        &rig,
+        &calls,
+        "buildah from (cold)",
+        buildah(&["from", "--name", "work", "--tls-verify=false", &r("shop/app:1")]),
+    );
+    assert_ok("buildah from", &from, &rig);
+    assert_eq!(from.tokens, 1, "one token request for a whole buildah from");
+    let file = work.path().join("built.txt");
+    std::fs::write(&file, "built by buildah\n").unwrap();
+    let out = buildah(&["copy", "work", file.to_str().unwrap(), "/built.txt"]).run_within(HANG_GUARD);
+    assert_eq!(out.code, 0, "{out:?}");
+    let commit = step(
+        &rig,
+        &calls,
+        "buildah commit",
+        buildah(&["commit", "work", &r("shop/built:1")]),
+    );
+    assert_ok("buildah commit", &commit, &rig);
+    cold_cache(&rig);
+    let push = step(
+        &rig,
+        &calls,
+        "buildah push (cold)",
+        buildah(&["push", "--tls-verify=false", &r("shop/built:1")]),
+    );
+    assert_ok("buildah push", &push, &rig);
+    assert_eq!(push.tokens, 1, "one token request for a whole buildah push");
+
+    // The pushed image is the base plus the new layer.
+    let out = rig
+        .skopeo(&[
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &rig.docker_ref("shop/built:1"),
+        ])
+        .run_within(HANG_GUARD);
+    assert_eq!(out.code, 0, "{out:?}");
+    let manifest: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(manifest["layers"].as_array().map(Vec::len), Some(2), "{manifest}");
+    assert_all_sa(&rig, ROBOT);
+    report("buildah", &rig, &calls);
 }

@@ -196,18 +196,31 @@ fn read(path: &Path) -> String {
 
 /// Private storage and configuration for podman and buildah, under the rig's HOME: vfs storage
 /// in `--root`/`--runroot`, empty `containers.conf` and `registries.conf`, a storage.conf, and a
-/// signature policy that accepts everything. The machine's `/etc/containers` is never read.
+/// signature policy that accepts everything. Of the machine's `/etc/containers` they then read
+/// only the `registries.conf.d` drop-ins, which hold short-name aliases (always read, whatever
+/// the environment says; they do not apply to the fully qualified names used here).
 pub struct Containers {
     dir: PathBuf,
 }
 
 impl Containers {
-    /// Creates the files and switches the rig's environment over for podman and buildah:
-    /// - `_CONTAINERS_ROOTLESS_UID` goes: as root with it set, podman and buildah would take
-    ///   themselves for rootless. Their blob-info cache lives under `--root` anyway;
-    /// - `REGISTRY_AUTH_FILE` goes, so they look for credentials the way they do for users:
-    ///   `$XDG_RUNTIME_DIR/containers/auth.json` first, then Docker's config.json;
-    /// - `XDG_RUNTIME_DIR` is a private dir under HOME.
+    /// Creates the files and sets the rig's environment up as a podman user's would be:
+    /// - `REGISTRY_AUTH_FILE` goes, so podman and buildah look for credentials the way they do
+    ///   for users: `$XDG_RUNTIME_DIR/containers/auth.json` first, then Docker's config.json
+    ///   (skopeo, which the rig also runs, then reads the same files);
+    /// - `DOCKER_CONFIG` goes too: podman 4.3 and buildah 1.28 take `$DOCKER_CONFIG/config.json`
+    ///   as their only auth file when it is set (docs/e2e.md). Docker's config stays where it
+    ///   was, in `$HOME/.docker`, where podman, Docker and the helper all find it by default;
+    /// - `XDG_RUNTIME_DIR` is a private dir under HOME (`configure-docker --containers` and
+    ///   podman agree on the auth file through it);
+    /// - `CONTAINERS_CONF`, `CONTAINERS_REGISTRIES_CONF` and `CONTAINERS_STORAGE_CONF` name the
+    ///   files here, and `TMPDIR` keeps big temporary blobs out of `/var/tmp`;
+    /// - the policy is `$HOME/.config/containers/policy.json`, which containers/image prefers
+    ///   to `/etc/containers/policy.json`. `--signature-policy` would not do: podman 4.3's push
+    ///   reads the machine's policy despite it;
+    /// - `_CONTAINERS_ROOTLESS_UID` stays as the rig set it for skopeo: podman and buildah run
+    ///   fine as root with it and keep their blob-info cache under `XDG_DATA_HOME` instead of
+    ///   `/var/lib/containers/cache`, which `--root` does not move.
     pub fn new(rig: &mut Rig) -> Containers {
         let dir = rig.env.path("containers");
         for sub in ["root", "runroot", "tmp", "run"] {
@@ -222,14 +235,13 @@ impl Containers {
             dir.join("root").display()
         );
         std::fs::write(dir.join("storage.conf"), storage).expect("storage.conf");
-        std::fs::write(
-            dir.join("policy.json"),
+        rig.env.write(
+            ".config/containers/policy.json",
             r#"{"default":[{"type":"insecureAcceptAnything"}]}"#,
-        )
-        .expect("policy.json");
-        rig.env.remove_var("_CONTAINERS_ROOTLESS_UID");
-        rig.env.remove_var("REGISTRY_AUTH_FILE");
+        );
         let s = |p: PathBuf| p.to_str().expect("UTF-8 temp path").to_string();
+        rig.env.remove_var("REGISTRY_AUTH_FILE");
+        rig.env.remove_var("DOCKER_CONFIG");
         rig.env.set_var("XDG_RUNTIME_DIR", &s(dir.join("run")));
         rig.env.set_var("CONTAINERS_CONF", &s(dir.join("containers.conf")));
         rig.env
@@ -244,27 +256,31 @@ impl Containers {
         self.dir.join("run/containers/auth.json")
     }
 
-    /// `--signature-policy …`, which pull, push, from and commit need instead of
-    /// `/etc/containers/policy.json`.
-    pub fn policy(&self) -> String {
-        self.dir.join("policy.json").display().to_string()
-    }
-
     /// podman with private storage, no systemd and no event log.
     pub fn podman(&self, rig: &Rig, program: &Path, args: &[&str]) -> TestCommand {
-        let mut all = self.storage_flags();
-        all.extend(["--cgroup-manager", "cgroupfs", "--events-backend", "none", "--tmpdir"].map(String::from));
-        all.push(self.dir.join("tmp").display().to_string());
-        all.extend(args.iter().map(|a| a.to_string()));
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let tmp = self.dir.join("tmp").display().to_string();
+        let mut flags = self.storage_flags();
+        flags.extend(
+            [
+                "--cgroup-manager",
+                "cgroupfs",
+                "--events-backend",
+                "none",
+                "--tmpdir",
+                &tmp,
+            ]
+            .map(String::from),
+        );
+        flags.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = flags.iter().map(String::as_str).collect();
         rig.env.program(program, &all)
     }
 
     /// buildah with private storage.
     pub fn buildah(&self, rig: &Rig, program: &Path, args: &[&str]) -> TestCommand {
-        let mut all = self.storage_flags();
-        all.extend(args.iter().map(|a| a.to_string()));
-        let all: Vec<&str> = all.iter().map(String::as_str).collect();
+        let mut flags = self.storage_flags();
+        flags.extend(args.iter().map(|a| a.to_string()));
+        let all: Vec<&str> = flags.iter().map(String::as_str).collect();
         rig.env.program(program, &all)
     }
 
