@@ -234,6 +234,35 @@ fn e2e_docker_engine_pushes_pulls_builds_and_is_refused_where_it_may_only_read()
     );
     assert_ok_with("docker push of the built image", &push, &rig, Some(&daemon));
 
+    // A broken identity (the key file is gone) is an error, not "not found". The engine's
+    // clients carry on anonymously and the registry refuses them; the user sees our reason
+    // only because the helper also prints it to stderr (docs/e2e.md).
+    let missing = work.path().join("missing-key.json");
+    let ours = format!(
+        "docker-credential-stackit: error: cannot read the file named by STACKIT_SERVICE_ACCOUNT_KEY_PATH {}",
+        missing.display()
+    );
+    cold_cache(&rig);
+    let pull = docker(&["pull", &r("shop/app:1")]).env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &missing);
+    let s = step(&rig, &calls, "docker pull, key file missing", pull);
+    assert_ne!(s.out.code, 0, "{:?}", s.out);
+    assert!(
+        s.out.stderr.contains(&ours) && s.out.stderr.contains("denied"),
+        "{:?}",
+        s.out
+    );
+    let build = docker(&["build", "--pull", "-t", &r("shop/built:2"), context.to_str().unwrap()])
+        .env("DOCKER_BUILDKIT", "0")
+        .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &missing);
+    let s = step(&rig, &calls, "docker build, key file missing", build);
+    assert_ne!(s.out.code, 0, "{:?}", s.out);
+    assert!(
+        s.out.stderr.contains(&ours) && s.out.stderr.contains("denied"),
+        "{:?}",
+        s.out
+    );
+    assert_eq!(s.tokens, 0);
+
     // Every login was the SA; two cold starts, two token requests, nothing else.
     assert_all_sa(&rig, CI_ROBOT);
     assert_eq!(rig.stackit.requests(), 2);
@@ -327,6 +356,26 @@ fn e2e_podman_pulls_and_pushes_with_credhelpers_from_docker_config() {
     assert_ok("podman push", &push, &rig);
     assert_eq!(push.tokens, 1, "one token request for a whole podman push");
 
+    // A broken identity (the key file is gone): podman stops before asking the registry and
+    // quotes our one-line reason (as skopeo does), after our own stderr line.
+    let missing = work.path().join("missing-key.json");
+    let reason = format!(
+        "cannot read the file named by STACKIT_SERVICE_ACCOUNT_KEY_PATH {}",
+        missing.display()
+    );
+    cold_cache(&rig);
+    let pull =
+        podman(&["pull", "--tls-verify=false", &r("shop/app:1")]).env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &missing);
+    let s = step(&rig, &calls, "podman pull, key file missing", pull);
+    assert_ne!(s.out.code, 0, "{:?}", s.out);
+    assert!(
+        s.out.stderr.contains(&format!(
+            "error getting credentials - err: exit status 1, out: `{reason}"
+        )),
+        "{:?}",
+        s.out
+    );
+    assert_eq!(s.tokens, 0);
     assert!(!c.auth_json().exists(), "podman wrote no auth file of its own");
     assert_all_sa(&rig, ROBOT);
     assert_eq!(rig.stackit.requests(), 2);
