@@ -214,6 +214,9 @@ fn e2e_docker_engine_pushes_pulls_builds_and_is_refused_where_it_may_only_read()
         r("base/tini:1")
     );
     std::fs::write(context.join("Dockerfile"), dockerfile).unwrap();
+    // A second credHelpers entry, as configure-docker writes it: the classic builder asks for
+    // the credentials of every configured registry up front, whether the build needs them or not.
+    rig.write_docker_config(&json!({"credHelpers": {rig.host(): "stackit", "registry.onstackit.cloud": "stackit"}}));
     let build = step(
         &rig,
         &calls,
@@ -221,6 +224,15 @@ fn e2e_docker_engine_pushes_pulls_builds_and_is_refused_where_it_may_only_read()
         docker(&["build", "-t", &r("shop/built:1"), context.to_str().unwrap()]).env("DOCKER_BUILDKIT", "0"),
     );
     assert_ok_with("docker build", &build, &rig, Some(&daemon));
+    assert_eq!(build.count("get"), 2, "{:?}", build.calls);
+    assert!(
+        build
+            .calls
+            .iter()
+            .any(|c| c.starts_with("get registry.onstackit.cloud ")),
+        "{:?}",
+        build.calls
+    );
     assert!(
         build.out.stdout.contains("tini version"),
         "the RUN step ran: {:?}",
