@@ -246,6 +246,24 @@ fn e2e_docker_engine_pushes_pulls_builds_and_is_refused_where_it_may_only_read()
     );
     assert_ok_with("docker push of the built image", &push, &rig, Some(&daemon));
 
+    // docker login without -u, through the engine: Docker logs in with what get returns and
+    // stores it again, which our store accepts for the SA's own e-mail.
+    let login = step(
+        &rig,
+        &calls,
+        "docker login, no -u (warm)",
+        docker(&["login", rig.host()]),
+    );
+    assert_ok_with("docker login", &login, &rig, Some(&daemon));
+    assert!(login.out.stdout.contains("Login Succeeded"), "{:?}", login.out);
+    assert_eq!(
+        (login.count("get"), login.calls.last().map(String::as_str)),
+        (1, Some(format!("store {} -> 0", sa().iss).as_str())),
+        "{:?}",
+        login.calls
+    );
+    assert_eq!(rig.helper(&["list"]).run().json()[rig.host()], json!(sa().iss));
+
     // A broken identity (the key file is gone) is an error, not "not found". The engine's
     // clients carry on anonymously and the registry refuses them; the user sees our reason
     // only because the helper also prints it to stderr (docs/e2e.md).
