@@ -60,7 +60,7 @@ fn main() {
     let Some(Identity::Key(identity)) = settings.identity(DEFAULT_REGISTRY).expect("identity") else {
         panic!("the bench key is not a key identity");
     };
-    let signed = assertion::sign(&identity, exchange::unix_now()).expect("sign");
+    let signed = assertion::sign(&identity, docker_credential_stackit::clock::unix_now()).expect("sign");
     let form = format!(
         "grant_type={}&assertion={}",
         exchange::GRANT_TYPE.replace(':', "%3A"),

@@ -830,25 +830,26 @@ impl<'a> CredentialsLoader<'a> {
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
 fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
-    let read = crate::key::open_for_reading(path).and_then(|f| {
-        let mut text = String::new();
-        std::io::Read::read_to_string(&mut std::io::Read::take(f, MAX_CONFIG_FILE + 1), &mut text).map(|_| text)
-    });
-    let text = match read {
-        Ok(t) if t.len() as u64 > MAX_CONFIG_FILE => {
+    let text = match crate::fs::read_file_capped(path, MAX_CONFIG_FILE) {
+        Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|_| {
+            Error::Config(format!(
+                "cannot read config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG): it is not UTF-8 text",
+                path.display()
+            ))
+        })?,
+        Ok(None) => {
             return Err(Error::Config(format!(
                 "config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG) is larger than {} KiB; it is not a docker-credential-stackit config",
                 path.display(),
                 MAX_CONFIG_FILE / 1024
             )));
         }
-        Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(ConfigFile::default()),
         Err(e) => {
             return Err(Error::Config(format!(
                 "cannot read config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {}",
                 path.display(),
-                crate::key::io_reason(&e)
+                crate::fs::io_reason(&e)
             )));
         }
     };

@@ -25,6 +25,8 @@ pub const BINARY: &str = "docker-credential-stackit";
 
 /// Docker and containers/image both write their files with tab indentation; new files match.
 const DEFAULT_INDENT: &[u8] = b"\t";
+/// Auth files larger than this are not edited (real ones are a few KiB).
+const MAX_FILE: u64 = 16 * 1024 * 1024;
 
 /// Usage of `configure-docker`, printed by `configure-docker --help`.
 pub const USAGE: &str = "\
@@ -404,13 +406,12 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
             )));
         }
         Ok(meta) => {
-            let text = std::fs::read_to_string(&target).map_err(|e| {
-                Error::Io(format!(
-                    "cannot read {}: {}; nothing was changed",
-                    target.display(),
-                    crate::key::io_reason(&e)
-                ))
-            })?;
+            let unreadable =
+                |why: String| Error::Io(format!("cannot read {}: {why}; nothing was changed", target.display()));
+            let bytes = crate::fs::read_file_capped(&target, MAX_FILE)
+                .map_err(|e| unreadable(crate::fs::io_reason(&e)))?
+                .ok_or_else(|| unreadable(format!("it is larger than {} MiB", MAX_FILE / 1024 / 1024)))?;
+            let text = String::from_utf8(bytes).map_err(|_| unreadable("it is not UTF-8 text".into()))?;
             (Some(text), Some(meta))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
@@ -418,7 +419,7 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
             return Err(Error::Io(format!(
                 "cannot inspect {}: {}",
                 target.display(),
-                crate::key::io_reason(&e)
+                crate::fs::io_reason(&e)
             )));
         }
     };
@@ -499,16 +500,16 @@ fn write_atomically(target: &Path, text: &str, meta: Option<&Metadata>) -> Resul
         Error::Io(format!(
             "cannot {what} {}: {}; nothing was changed",
             target.display(),
-            crate::key::io_reason(&e)
+            crate::fs::io_reason(&e)
         ))
     };
     if !dir.exists() {
         // Docker creates ~/.docker with 0700 too; it may hold plain-text secrets.
-        crate::token::cache::create_private_dir(&dir).map_err(|e| {
+        crate::fs::create_private_dir(&dir).map_err(|e| {
             Error::Io(format!(
                 "cannot create the directory {}: {}",
                 dir.display(),
-                crate::key::io_reason(&e)
+                crate::fs::io_reason(&e)
             ))
         })?;
     }

@@ -881,7 +881,7 @@ pub fn url_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::exchange::{parse_http_date, parse_rfc3339};
+    use crate::clock::{parse_http_date, parse_rfc3339};
 
     #[test]
     fn dates_round_trip() {

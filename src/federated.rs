@@ -6,11 +6,12 @@
 //! only obtains the federated token and reads its claims (unverified: the IdP verifies). It
 //! refuses a token that is missing, not a JWT, or already expired before any request is made.
 
+use crate::clock::unix_now;
 use crate::error::{Error, Result};
-use crate::key::io_reason;
+use crate::fs::io_reason;
+use crate::jwt::jwt_claims;
+use crate::redact::sanitize;
 use crate::secret::Secret;
-use crate::token::exchange::{jwt_claims, sanitize, unix_now};
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -97,7 +98,7 @@ impl TokenSource {
 
     fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
         let fail = |why: String| Error::Key(format!("cannot read the federated token {}: {why}", self.describe()));
-        let file = crate::key::open_for_reading(path).map_err(|e| {
+        let bytes = crate::fs::read_file_capped(path, MAX_TOKEN).map_err(|e| {
             fail(match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
@@ -105,13 +106,7 @@ impl TokenSource {
                 _ => io_reason(&e),
             })
         })?;
-        let mut bytes = Vec::new();
-        file.take(MAX_TOKEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| fail(io_reason(&e)))?;
-        if bytes.len() as u64 > MAX_TOKEN {
-            return Err(fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)));
-        }
+        let bytes = bytes.ok_or_else(|| fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let mut bytes = e.into_bytes();
             zeroize::Zeroize::zeroize(&mut bytes);
@@ -186,24 +181,14 @@ fn utc_time(t: u64) -> String {
 
 /// The GitHub Actions request URL with `audience=` added unless the URL already has one.
 pub fn github_request_url(url: &str) -> String {
-    let (base, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let has_audience = base
+    let has_audience = url
         .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("audience=")));
-    let mut out = base.to_string();
-    if !has_audience {
-        out.push(if base.contains('?') { '&' } else { '?' });
-        out.push_str("audience=");
-        out.push_str(STACKIT_AUDIENCE);
+        .is_some_and(|(_, q)| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "audience"));
+    if has_audience {
+        url.to_string()
+    } else {
+        crate::http::with_query(url, &[("audience", STACKIT_AUDIENCE)])
     }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
 }
 
 /// Asks the GitHub Actions OIDC endpoint for a token with STACKIT's audience. The request token
@@ -247,7 +232,7 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         };
         return Err(fail(format!(
             "HTTP {status}{}{hint}",
-            crate::token::exchange::body_note(status, &body)
+            crate::http::body_note(status, &body)
         )));
     }
     #[derive(serde::Deserialize)]

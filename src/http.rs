@@ -78,6 +78,14 @@ impl Client {
     }
 }
 
+/// `url` with `pairs` added to its query (an existing query is kept), form-encoded.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", query.finish())
+}
+
 /// True when `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
 fn targets_loopback(url: &str) -> bool {
     url.parse::<ureq::http::Uri>()
@@ -109,6 +117,20 @@ fn proxy_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Op
         return Ok(ureq::Proxy::try_from_env());
     }
     Ok(None)
+}
+
+/// `": <sanitised body>"` for an error message about an HTTP answer with `status`, or nothing
+/// for an empty body. A 2xx body is never shown, sanitised or not: a success carries credentials
+/// (a token endpoint's or a registry token service's), and redaction is a second line of defence,
+/// not a licence to print them.
+pub fn body_note(status: u16, body: &str) -> String {
+    if (200..300).contains(&status) {
+        return String::new();
+    }
+    match crate::redact::sanitize(body) {
+        t if t.is_empty() => String::new(),
+        t => format!(": {t}"),
+    }
 }
 
 /// True when `e` is a TLS failure (bad certificate, handshake), which retrying cannot fix.

@@ -20,13 +20,14 @@
 //! [`EMAIL_ANNOTATION`], that token is exchanged for that STACKIT service account, cached per
 //! federated subject like any federated identity. Without them the node's identity answers.
 
+use crate::clock::unix_now;
 use crate::config::{FederatedSpec, Identity, Settings, load_federated_identity};
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::TokenSource;
 use crate::secret::Secret;
 use crate::server;
-use crate::token::{self, Token, exchange::unix_now};
+use crate::token::{self, Token};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 

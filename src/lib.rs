@@ -12,17 +12,22 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod docker_config;
 pub mod error;
+#[cfg(feature = "fake")]
 pub mod fake;
 pub mod federated;
+pub mod fs;
 pub mod http;
+pub mod jwt;
 pub mod key;
 pub mod kubelet;
 pub mod log;
 pub mod protocol;
+pub mod redact;
 pub mod robots;
 pub mod secret;
 pub mod server;

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
         "token" => token(rest),
         "kubelet" => kubelet_plugin(rest),
         "check" => run_check(rest),
-        "demo" => finish_human(demo::run()),
+        "demo" => finish_human(demo::run(&mut std::io::stdout())),
         "configure-docker" => finish_human(docker_config::run(rest)),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => print(USAGE),

@@ -18,9 +18,9 @@ fuzz_target!(|data: &[u8]| {
         // Never cached for more than a day, whatever the token claims.
         assert!(expires_at <= now.saturating_add(24 * 3600), "{expires_at} vs {now}");
     }
-    let clean = exchange::sanitize(body);
+    let clean = docker_credential_stackit::redact::sanitize(body);
     assert!(!clean.chars().any(char::is_control), "{clean:?}");
     assert!(clean.chars().count() <= 301);
-    let _ = exchange::parse_http_date(body);
-    let _ = exchange::jwt_claim_u64(body, "exp");
+    let _ = docker_credential_stackit::clock::parse_http_date(body);
+    let _ = docker_credential_stackit::jwt::jwt_claim_u64(body, "exp");
 });

@@ -4,11 +4,11 @@
 
 use super::Step;
 use super::codes;
+use crate::clock::{parse_rfc3339, unix_now};
 use crate::config::{FederatedSpec, Identity, IdentitySpec, KeySpec, Settings, Source};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
 use crate::token;
-use crate::token::exchange::{parse_rfc3339, unix_now};
 use crate::validate::robot::human_duration;
 use crate::validate::{Finding, SaIdentity};
 use aws_lc_rs::encoding::AsDer;

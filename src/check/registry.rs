@@ -10,14 +10,23 @@
 use super::codes;
 use super::identity::{Login, skew_finding};
 use super::{Step, Target};
+use crate::clock::{parse_http_date, unix_now};
 use crate::config::Settings;
+use crate::http::body_note;
+use crate::redact::sanitize;
 use crate::secret::Secret;
 use crate::server;
-use crate::token::exchange::{body_note, parse_http_date, sanitize, unix_now};
 use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
 use base64::Engine;
 use serde_json::Value;
 use std::time::Instant;
+
+/// What a path segment escapes: everything but RFC 3986 unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Answers larger than this are refused (a robot list of 100 is far smaller).
 const MAX_BODY: u64 = 1024 * 1024;
@@ -82,13 +91,16 @@ impl Session {
             query.push(("scope", scope));
         }
         query.push(("account", self.login.username.as_str()));
-        let url = with_query(&self.realm, &query);
+        let url = crate::http::with_query(&self.realm, &query);
         get(&self.agent, self.deadline, &url, Some(&self.login), &[])
     }
 
     /// Harbor's numeric id for `project`.
     pub fn project_id(&self, project: &str) -> Result<i64, String> {
-        let reply = self.api_get(&format!("/api/v2.0/projects/{}", encode(project)))?;
+        let reply = self.api_get(&format!(
+            "/api/v2.0/projects/{}",
+            percent_encoding::utf8_percent_encode(project, PATH_SEGMENT)
+        ))?;
         if reply.status != 200 {
             return Err(format!("HTTP {}", reply.status));
         }
@@ -626,23 +638,6 @@ fn network_hint(host: &str) -> String {
     )
 }
 
-fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
-    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{}", query.join("&"))
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -730,12 +725,15 @@ mod tests {
     #[test]
     fn query_encoding() {
         assert_eq!(
-            with_query(
+            crate::http::with_query(
                 "http://h/t",
                 &[("scope", "repository:a/b:pull,push"), ("account", "robot$x+y")]
             ),
             "http://h/t?scope=repository%3Aa%2Fb%3Apull%2Cpush&account=robot%24x%2By"
         );
-        assert_eq!(with_query("http://h/t?a=1", &[("b", "2")]), "http://h/t?a=1&b=2");
+        assert_eq!(
+            crate::http::with_query("http://h/t?a=1", &[("b", "2")]),
+            "http://h/t?a=1&b=2"
+        );
     }
 }
