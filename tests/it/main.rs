@@ -8,6 +8,7 @@ mod cache;
 mod check;
 mod configure_docker;
 mod e2e;
+mod engines;
 mod exchange;
 mod faults;
 mod harbor;
