@@ -4,8 +4,9 @@
 //!
 //! Usage: cargo run --release --example fake_stackit -- DIR
 
-use docker_credential_stackit::config::{Env, Identity, Settings};
+use docker_credential_stackit::config::{Env, Settings};
 use docker_credential_stackit::fake::{Account, FakeStackit};
+use docker_credential_stackit::identity::Identity;
 use docker_credential_stackit::server_url::DEFAULT_REGISTRY;
 use docker_credential_stackit::token::{assertion, exchange};
 use std::io::{BufRead, Write};

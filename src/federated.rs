@@ -195,7 +195,7 @@ pub fn github_request_url(url: &str) -> String {
 /// goes only to that URL, over https (plain http only to loopback), and is never printed.
 fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
     let origin = "ACTIONS_ID_TOKEN_REQUEST_URL";
-    let url = crate::config::check_endpoint(url, origin)?;
+    let url = crate::identity::check_endpoint(url, origin)?;
     let url = github_request_url(&url);
     let host = url
         .split("://")

@@ -21,10 +21,11 @@
 //! federated subject like any federated identity. Without them the node's identity answers.
 
 use crate::clock::unix_now;
-use crate::config::{FederatedSpec, Identity, Settings, load_federated_identity};
+use crate::config::Settings;
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::TokenSource;
+use crate::identity::{FederatedSpec, Identity, load_federated};
 use crate::secret::Secret;
 use crate::server_url;
 use crate::token::{self, Token};
@@ -299,7 +300,7 @@ fn pod_identity(settings: &Settings, request: &Request) -> Result<Option<Identit
         username: None,
     };
     debug!("answering with the pod's own federated identity {email}");
-    load_federated_identity(&spec).map(|f| Some(Identity::Federated(f)))
+    load_federated(&spec).map(|f| Some(Identity::Federated(f)))
 }
 
 /// The whole verb: request text in, response JSON out. Settings are loaded only for a

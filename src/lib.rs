@@ -22,6 +22,7 @@ pub mod fake;
 pub mod federated;
 pub mod fs;
 pub mod http;
+pub mod identity;
 pub mod jwt;
 pub mod key;
 pub mod kubelet;

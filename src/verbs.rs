@@ -3,6 +3,7 @@
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::identity;
 use crate::protocol::{self, Credentials};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
@@ -63,9 +64,7 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
     let host = served_host(settings, &url)?;
     match settings.identity_spec(&host)? {
         Some(spec) => {
-            let identity = settings
-                .load_identity(&spec)
-                .inspect_err(|_| keeping_robot(settings, &host))?;
+            let identity = identity::load(&spec).inspect_err(|_| keeping_robot(settings, &host))?;
             let token = token::access_token(settings, &identity).inspect_err(|_| keeping_robot(settings, &host))?;
             discard_robot(settings, &host, deadline);
             debug!(
@@ -113,8 +112,7 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
     }
     match settings.identity_spec(&host)? {
         Some(spec) => {
-            let own = settings
-                .load_identity(&spec)
+            let own = identity::load(&spec)
                 .map(|i| i.username() == creds.username)
                 .unwrap_or(false);
             if own {

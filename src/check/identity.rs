@@ -5,7 +5,8 @@
 use super::Step;
 use super::codes;
 use crate::clock::{parse_rfc3339, unix_now};
-use crate::config::{FederatedSpec, Identity, IdentitySpec, KeySpec, Settings, Source};
+use crate::config::Settings;
+use crate::identity::{self, FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
 use crate::token;
@@ -116,7 +117,7 @@ fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> Identi
         credential: None,
         expected: None,
     };
-    let identity = match crate::config::load_federated_identity(spec) {
+    let identity = match identity::load_federated(spec) {
         Ok(identity) => identity,
         Err(e) => {
             let finding = Finding::error(
@@ -208,7 +209,7 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
         findings.extend(shared_mode(pk));
     }
 
-    let identity = match settings.load_key_identity(spec) {
+    let identity = match identity::load_key(spec) {
         Ok(identity) => identity,
         Err(e) => {
             findings.push(Finding::error(

@@ -240,7 +240,8 @@ fn read_form(conn: &mut TcpStream) -> Option<Vec<(String, String)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{Env, Identity, Settings};
+    use crate::config::{Env, Settings};
+    use crate::identity::Identity;
 
     fn checker(account: &DemoAccount) -> Checker {
         Checker {

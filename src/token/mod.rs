@@ -8,9 +8,10 @@ pub mod cache;
 pub mod exchange;
 
 use crate::clock::unix_now;
-use crate::config::{Identity, Settings};
+use crate::config::Settings;
 use crate::error::{Error, Result};
 use crate::fs::LockError;
+use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::{debug, info, warn};
 use cache::{Cache, CachedToken, Freshness};
