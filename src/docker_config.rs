@@ -757,12 +757,12 @@ fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
     ops
 }
 
-/// `configure-docker ARGS`: parses the arguments, edits the files, reports on stdout (changes)
+/// `configure-docker ARGS`: parses the arguments, edits the files, reports to `out` (changes; the binary passes stdout)
 /// and stderr (warnings).
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: &[String], out: &mut dyn Write) -> Result<()> {
     let opts = Options::parse(args)?;
     if opts.help {
-        print!("{USAGE}");
+        let _ = write!(out, "{USAGE}");
         return Ok(());
     }
     let hosts = if !opts.registries.is_empty() {
@@ -796,10 +796,9 @@ pub fn run(args: &[String]) -> Result<()> {
         prepared.push((path.clone(), prepare(&path, &req)?));
     }
 
-    let mut stdout = std::io::stdout().lock();
     for (path, p) in prepared {
         let Some(p) = p else {
-            let _ = writeln!(stdout, "{}: does not exist; nothing to unconfigure", path.display());
+            let _ = writeln!(out, "{}: does not exist; nothing to unconfigure", path.display());
             continue;
         };
         for w in &p.edit.warnings {
@@ -808,7 +807,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let unchanged = p.old.as_deref() == Some(p.new.as_str()) || p.edit.changes.is_empty();
         if unchanged {
             let _ = writeln!(
-                stdout,
+                out,
                 "{}: {}; nothing changed",
                 p.path.display(),
                 already(&p.edit, &opts)
@@ -826,9 +825,9 @@ pub fn run(args: &[String]) -> Result<()> {
             } else {
                 "/dev/null".into()
             };
-            let _ = writeln!(stdout, "Would change {shown} (dry run, nothing written):");
+            let _ = writeln!(out, "Would change {shown} (dry run, nothing written):");
             let _ = write!(
-                stdout,
+                out,
                 "{}",
                 masked_diff(p.old.as_deref().unwrap_or(""), &p.new, &old_name, &shown)
             );
@@ -836,9 +835,9 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         write_atomically(&p.target, &p.new, p.meta.as_ref())?;
         let verb = if p.old.is_some() { "Updated" } else { "Created" };
-        let _ = writeln!(stdout, "{verb} {shown}:");
+        let _ = writeln!(out, "{verb} {shown}:");
         for c in &p.edit.changes {
-            let _ = writeln!(stdout, "  {c}");
+            let _ = writeln!(out, "  {c}");
         }
     }
     // Docker runs the helper from PATH; a missing binary only shows up later as a failed pull.

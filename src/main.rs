@@ -81,7 +81,7 @@ fn main() -> ExitCode {
         "kubelet" => kubelet_plugin(rest),
         "check" => run_check(rest),
         "demo" => finish_human(demo::run(&mut std::io::stdout())),
-        "configure-docker" => finish_human(docker_config::run(rest)),
+        "configure-docker" => finish_human(docker_config::run(rest, &mut std::io::stdout())),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => print(USAGE),
         "" => usage_error("no command given"),
