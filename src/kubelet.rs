@@ -247,17 +247,19 @@ pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
         );
         return Ok(Response::no_credentials());
     };
-    let identity = match pod_identity(settings, request)? {
-        Some(identity) => identity,
-        None => settings.identity(&host)?.ok_or_else(|| {
+    // A pod's own identity that fails is an error, never the node's credentials: otherwise a
+    // pod whose federation is refused would pull with whatever the node may pull.
+    let (identity, token) = match pod_identity(settings, request)? {
+        Some(identity) => {
+            let token = token::access_token(settings, &identity)?;
+            (identity, token)
+        }
+        None => crate::verbs::identity_token(settings, &host)?.ok_or_else(|| {
             Error::Config(format!(
                 "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH in this provider's env in the kubelet's CredentialProviderConfig, or configure per-pod identity (see packaging/kubernetes/README.md)"
             ))
         })?,
     };
-    // A pod's own identity that fails is an error, never the node's credentials: otherwise a
-    // pod whose federation is refused would pull with whatever the node may pull.
-    let token = token::access_token(settings, &identity)?;
     debug!(
         "{registry}: answering as {} with a {} token",
         identity.username(),

@@ -3,12 +3,12 @@
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::identity;
+use crate::identity::{self, Identity};
 use crate::protocol::{self, Credentials};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
 use crate::server_url::{self, DEFAULT_REGISTRY};
-use crate::token;
+use crate::token::{self, Token};
 use crate::{debug, info, warn};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -57,15 +57,25 @@ fn keeping_robot(settings: &Settings, host: &str) {
     }
 }
 
+/// The identity serving `host` (already known to be served) and an access token for it, from
+/// the cache or freshly minted; `None` when no identity is configured for the host. `get`,
+/// `token` and the kubelet's node identity all answer through this one path.
+pub fn identity_token(settings: &Settings, host: &str) -> Result<Option<(Identity, Token)>> {
+    let Some(spec) = settings.identity_spec(host)? else {
+        return Ok(None);
+    };
+    let identity = identity::load(&spec)?;
+    let token = token::access_token(settings, &identity)?;
+    Ok(Some((identity, token)))
+}
+
 /// `get`: the credentials Docker should use for the server URL on stdin.
 pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
     let deadline = Instant::now() + settings.timeout;
     let url = protocol::server_url(input)?;
     let host = served_host(settings, &url)?;
-    match settings.identity_spec(&host)? {
-        Some(spec) => {
-            let identity = identity::load(&spec).inspect_err(|_| keeping_robot(settings, &host))?;
-            let token = token::access_token(settings, &identity).inspect_err(|_| keeping_robot(settings, &host))?;
+    match identity_token(settings, &host).inspect_err(|_| keeping_robot(settings, &host))? {
+        Some((identity, token)) => {
             discard_robot(settings, &host, deadline);
             debug!(
                 "{host}: answering as {} with a {} token",
@@ -198,10 +208,10 @@ pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
             "{host} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file"
         )));
     }
-    let identity = settings.identity(&host)?.ok_or_else(|| {
+    let (_, token) = identity_token(settings, &host)?.ok_or_else(|| {
         Error::Config(format!(
             "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON, or STACKIT_SERVICE_ACCOUNT_EMAIL and STACKIT_FEDERATED_TOKEN_FILE for a keyless identity"
         ))
     })?;
-    Ok(token::access_token(settings, &identity)?.secret)
+    Ok(token.secret)
 }
