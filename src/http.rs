@@ -59,22 +59,21 @@ impl Client {
 
     /// A GET request to `url`.
     pub fn get(&self, url: &str) -> ureq::RequestBuilder<WithoutBody> {
-        let request = self.agent.get(url);
-        if targets_loopback(url) {
-            request.config().proxy(None).build()
-        } else {
-            request
-        }
+        direct_to_loopback(url, self.agent.get(url))
     }
 
     /// A POST request to `url`.
     pub fn post(&self, url: &str) -> ureq::RequestBuilder<WithBody> {
-        let request = self.agent.post(url);
-        if targets_loopback(url) {
-            request.config().proxy(None).build()
-        } else {
-            request
-        }
+        direct_to_loopback(url, self.agent.post(url))
+    }
+}
+
+/// `request` without a proxy when `url` is on loopback.
+fn direct_to_loopback<B>(url: &str, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    if targets_loopback(url) {
+        request.config().proxy(None).build()
+    } else {
+        request
     }
 }
 
