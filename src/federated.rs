@@ -203,27 +203,20 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         .and_then(|r| r.split(['/', '?']).next())
         .unwrap_or("");
     let fail = |why: String| Error::Token(format!("cannot get the GitHub Actions OIDC token from {host}: {why}"));
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()));
-    }
     let client = crate::http::Client::from_env()?;
-    let mut response = client
+    let request = client
         .get(&url)
-        .config()
-        .timeout_global(Some(left))
-        .build()
         .header("Accept", "application/json")
-        .header("Authorization", &format!("Bearer {}", request_token.expose()))
-        .call()
-        .map_err(|e| fail(sanitize(&e.to_string())))?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_TOKEN)
-        .read_to_string()
-        .map_err(|e| fail(sanitize(&e.to_string())))?;
+        .header("Authorization", &format!("Bearer {}", request_token.expose()));
+    let answer = crate::http::bounded(request, deadline, MAX_TOKEN, |r| r.call()).map_err(|e| match e {
+        crate::http::SendError::NoTimeLeft => fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
+        crate::http::SendError::Failed(e) => fail(sanitize(&e.to_string())),
+    })?;
+    let status = answer.status;
+    let body = answer.body.map_err(|e| match e {
+        crate::http::BodyError::TooLarge => fail(format!("the answer is larger than {} KiB", MAX_TOKEN / 1024)),
+        crate::http::BodyError::Read(e) => fail(sanitize(&e.to_string())),
+    })?;
     if !(200..300).contains(&status) {
         let hint = if status == 401 || status == 403 {
             "; the job needs `permissions: id-token: write`"

@@ -77,6 +77,69 @@ fn direct_to_loopback<B>(url: &str, request: ureq::RequestBuilder<B>) -> ureq::R
     }
 }
 
+/// An HTTP answer, read within a size limit.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: ureq::http::HeaderMap,
+    /// The body, or why it was not read whole.
+    pub body: Result<String, BodyError>,
+}
+
+impl Answer {
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Why an answer's body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It was larger than the limit.
+    TooLarge,
+    /// The connection failed while reading it.
+    Read(ureq::Error),
+}
+
+/// Why no answer came.
+#[derive(Debug)]
+pub enum SendError {
+    /// The deadline had already passed; nothing was sent.
+    NoTimeLeft,
+    /// Connecting, TLS or the request itself failed.
+    Failed(ureq::Error),
+}
+
+/// Sends `request` with the time left until `deadline` as its whole timeout (connect, TLS,
+/// answer) and reads at most `limit` bytes of the answer: the one way every request is bounded.
+/// `send` finishes the request (`call()`, `send_form(…)`).
+pub fn bounded<B>(
+    request: ureq::RequestBuilder<B>,
+    deadline: std::time::Instant,
+    limit: u64,
+    send: impl FnOnce(ureq::RequestBuilder<B>) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Answer, SendError> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return Err(SendError::NoTimeLeft);
+    }
+    let request = request.config().timeout_global(Some(left)).build();
+    let mut response = send(request).map_err(SendError::Failed)?;
+    let body = match response.body_mut().with_config().limit(limit).read_to_string() {
+        Ok(text) => Ok(text),
+        Err(ureq::Error::BodyExceedsLimit(_)) => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Read(e)),
+    };
+    Ok(Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body,
+    })
+}
+
 /// `url` with `pairs` added to its query (an existing query is kept), form-encoded.
 pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());

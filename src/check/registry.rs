@@ -12,7 +12,7 @@ use super::identity::{Login, skew_finding};
 use super::{Step, Target};
 use crate::clock::{parse_http_date, unix_now};
 use crate::config::Settings;
-use crate::http::body_note;
+use crate::http::{BodyError, SendError, body_note};
 use crate::redact::sanitize;
 use crate::secret::Secret;
 use crate::server_url;
@@ -556,16 +556,7 @@ fn get(
     login: Option<&Login>,
     headers: &[(&str, &str)],
 ) -> Result<Reply, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into());
-    }
-    let mut request = agent
-        .get(url)
-        .config()
-        .timeout_global(Some(left))
-        .build()
-        .header("Accept", "application/json");
+    let mut request = agent.get(url).header("Accept", "application/json");
     let authorization = login.map(basic);
     if let Some(value) = &authorization {
         request = request.header("Authorization", value.expose());
@@ -573,25 +564,22 @@ fn get(
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
-    let mut response = request.call().map_err(|e| describe(&e))?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+    let answer = match crate::http::bounded(request, deadline, MAX_BODY, |r| r.call()) {
+        Ok(answer) => answer,
+        Err(SendError::NoTimeLeft) => return Err("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
+        Err(SendError::Failed(e)) => return Err(describe(&e)),
     };
-    let date = header("date").and_then(|d| parse_http_date(&d));
-    let challenge = header("www-authenticate");
-    let status = response.status().as_u16();
-    let body = match response.body_mut().with_config().limit(MAX_BODY).read_to_string() {
+    let status = answer.status;
+    let date = answer.header("date").and_then(parse_http_date);
+    let challenge = answer.header("www-authenticate").map(str::to_string);
+    let body = match answer.body {
         Ok(b) => b,
-        Err(ureq::Error::BodyExceedsLimit(_)) => {
+        Err(BodyError::TooLarge) => {
             return Err(format!("it answered with more than {} KiB", MAX_BODY / 1024));
         }
         // An unreadable error body should not hide the status.
         Err(_) if !(200..300).contains(&status) => String::new(),
-        Err(e) => return Err(describe(&e)),
+        Err(BodyError::Read(e)) => return Err(describe(&e)),
     };
     Ok(Reply {
         status,

@@ -3,7 +3,7 @@
 
 use crate::clock::{parse_http_date, unix_now};
 use crate::error::{Error, Result};
-use crate::http::body_note;
+use crate::http::{BodyError, SendError, body_note};
 use crate::jwt::jwt_claim_u64;
 use crate::redact::sanitize;
 use crate::secret::Secret;
@@ -76,12 +76,10 @@ pub fn exchange(endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Result<M
         attempt += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(Error::Token(format!(
-                "token endpoint {endpoint}: no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)"
-            )));
+            return Err(no_time_left(endpoint));
         }
         debug!("POST {endpoint} (attempt {attempt}, {:.1}s left)", left.as_secs_f64());
-        let (reason, wait) = match try_once(&agent, endpoint, grant, left) {
+        let (reason, wait) = match try_once(&agent, endpoint, grant, deadline) {
             Attempt::Done(m) => return Ok(m),
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry(reason, wait) => (reason, wait),
@@ -103,14 +101,9 @@ pub fn exchange(endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Result<M
     }
 }
 
-fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, left: Duration) -> Attempt {
-    let request = agent
-        .post(endpoint)
-        .config()
-        .timeout_global(Some(left))
-        .build()
-        .header("Accept", "application/json");
-    let response = match grant {
+fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Attempt {
+    let request = agent.post(endpoint).header("Accept", "application/json");
+    let answer = crate::http::bounded(request, deadline, MAX_BODY, |request| match grant {
         Grant::Assertion(assertion) => {
             request.send_form([("grant_type", GRANT_TYPE), ("assertion", assertion.expose())])
         }
@@ -120,23 +113,21 @@ fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, left:
             ("client_assertion", token.expose()),
             ("client_id", email),
         ]),
+    });
+    let answer = match answer {
+        Ok(a) => a,
+        Err(SendError::NoTimeLeft) => {
+            return Attempt::Fatal(no_time_left(endpoint));
+        }
+        Err(SendError::Failed(e)) => return network_error(endpoint, e),
     };
-    let mut response = match response {
-        Ok(r) => r,
-        Err(e) => return network_error(endpoint, e),
-    };
-    let status = response.status().as_u16();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
-    let retry_after = header("retry-after").and_then(|v| parse_retry_after(&v, unix_now()));
-    let location = header("location");
-    let server_date = header("date").and_then(|d| parse_http_date(&d));
-    let body = response.body_mut().with_config().limit(MAX_BODY).read_to_string();
+    let status = answer.status;
+    let retry_after = answer
+        .header("retry-after")
+        .and_then(|v| parse_retry_after(v, unix_now()));
+    let location = answer.header("location").map(str::to_string);
+    let server_date = answer.header("date").and_then(parse_http_date);
+    let body = answer.body;
 
     match status {
         200..=299 => match body {
@@ -148,11 +139,11 @@ fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, left:
                 }),
                 Err(e) => Attempt::Fatal(e),
             },
-            Err(ureq::Error::BodyExceedsLimit(_)) => Attempt::Fatal(Error::Token(format!(
+            Err(BodyError::TooLarge) => Attempt::Fatal(Error::Token(format!(
                 "token endpoint {endpoint} answered with more than {} KiB; refusing it",
                 MAX_BODY / 1024
             ))),
-            Err(e) => Attempt::Retry(
+            Err(BodyError::Read(e)) => Attempt::Retry(
                 format!("token endpoint {endpoint}: reading the answer failed: {}", describe(&e)),
                 None,
             ),
@@ -175,6 +166,12 @@ fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, left:
         ),
         _ => Attempt::Fatal(rejection(endpoint, status, body.ok().as_deref().unwrap_or(""), grant)),
     }
+}
+
+fn no_time_left(endpoint: &str) -> Error {
+    Error::Token(format!(
+        "token endpoint {endpoint}: no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)"
+    ))
 }
 
 /// The prefix std puts on a failed `getaddrinfo`, followed by `gai_strerror`'s text. ureq
