@@ -515,8 +515,8 @@ impl<'a> CredentialsLoader<'a> {
         };
         let text = match read_key_file(&path, origin) {
             Ok(t) => t,
-            Err(_) if !explicit && !path.exists() => return Ok(None),
-            Err(e) => return Err(Error::Config(e.to_string())),
+            Err(Error::File(e)) if !explicit && e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
         };
         let file: CredentialsFile = serde_json::from_str(text.expose()).map_err(|e| {
             Error::Config(format!(

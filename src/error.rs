@@ -26,6 +26,10 @@ pub enum Error {
     /// The service account key or private key cannot be used.
     #[error("{0}")]
     Key(String),
+    /// A file the user named (a key, a PEM, the credentials file) cannot be read; keeps the
+    /// cause, so callers decide on it rather than on the text.
+    #[error(transparent)]
+    File(#[from] FileError),
     /// The token endpoint could not be reached or refused the key.
     #[error("{0}")]
     Token(String),
@@ -39,3 +43,47 @@ pub enum Error {
 
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A file that could not be read, and why.
+#[derive(Debug, thiserror::Error)]
+#[error("{}", self.message())]
+pub struct FileError {
+    /// What the file is, e.g. "the file named by STACKIT_SERVICE_ACCOUNT_KEY_PATH".
+    pub what: String,
+    /// The path.
+    pub path: std::path::PathBuf,
+    /// Why it cannot be used.
+    pub problem: FileProblem,
+}
+
+/// Why a file cannot be used.
+#[derive(Debug)]
+pub enum FileProblem {
+    /// Opening or reading failed (missing, permission denied, ...).
+    Unreadable(std::io::Error),
+    /// It is larger than this many bytes, so it is not what it should be.
+    TooLarge(u64),
+    /// It is not UTF-8 text.
+    NotText,
+}
+
+impl FileError {
+    /// Whether the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(&self.problem, FileProblem::Unreadable(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    fn message(&self) -> String {
+        let (what, path) = (&self.what, self.path.display());
+        match &self.problem {
+            FileProblem::Unreadable(e) => format!("cannot read {what} {path}: {}", crate::fs::io_reason(e)),
+            FileProblem::TooLarge(limit) => {
+                format!(
+                    "{what} {path} is larger than {} KiB; it is not a key file",
+                    limit / 1024
+                )
+            }
+            FileProblem::NotText => format!("{what} {path} is not text (invalid UTF-8); it is not a key file"),
+        }
+    }
+}

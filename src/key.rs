@@ -4,8 +4,8 @@
 //! `tokenEndpoint` and `validUntil` optional) and strict where a mistake would only show up later
 //! as an opaque 400 from the token endpoint (`kid`, `iss`, `sub`, `aud` must be present).
 
-use crate::error::{Error, Result};
-use crate::fs::{io_reason, open_for_reading, read_capped};
+use crate::error::{Error, FileError, FileProblem, Result};
+use crate::fs::{open_for_reading, read_capped};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::Path;
@@ -129,29 +129,21 @@ impl ServiceAccountKey {
 
 /// Reads a key or PEM file, bounded by [`MAX_KEY_FILE`], naming `origin` in errors.
 pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
-    let file = open_for_reading(path)
-        .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?;
+    let fail = |problem| FileError {
+        what: origin.to_string(),
+        path: path.to_path_buf(),
+        problem,
+    };
+    let file = open_for_reading(path).map_err(|e| fail(FileProblem::Unreadable(e)))?;
     warn_if_shared(&file, path);
     let bytes = read_capped(file, MAX_KEY_FILE)
-        .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?
-        .ok_or_else(|| {
-            Error::Key(format!(
-                "{origin} {} is larger than {} KiB; it is not a key file",
-                path.display(),
-                MAX_KEY_FILE / 1024
-            ))
-        })?;
-    match String::from_utf8(bytes) {
-        Ok(text) => Ok(Secret::new(text)),
-        Err(e) => {
-            let mut bytes = e.into_bytes();
-            zeroize::Zeroize::zeroize(&mut bytes);
-            Err(Error::Key(format!(
-                "{origin} {} is not text (invalid UTF-8); it is not a key file",
-                path.display()
-            )))
-        }
-    }
+        .map_err(|e| fail(FileProblem::Unreadable(e)))?
+        .ok_or_else(|| fail(FileProblem::TooLarge(MAX_KEY_FILE)))?;
+    String::from_utf8(bytes).map(Secret::new).map_err(|e| {
+        let mut bytes = e.into_bytes();
+        zeroize::Zeroize::zeroize(&mut bytes);
+        Error::File(fail(FileProblem::NotText))
+    })
 }
 
 #[cfg(unix)]
