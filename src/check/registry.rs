@@ -138,16 +138,92 @@ pub fn not_served_step(host: &str) -> Step {
     )
 }
 
+/// What logging in to a registry came to, before any words are put to it.
+enum LoginProbe {
+    /// No HTTP client (a proxy variable that cannot be used).
+    NoClient(String),
+    /// `/v2/` could not be reached.
+    Unreachable(String),
+    /// `/v2/` answered 200: no login needed.
+    Open,
+    /// `/v2/` answered something other than 200 or 401.
+    UnexpectedStatus(Reply),
+    /// The 401 challenge is not `Bearer realm=…`.
+    UnexpectedChallenge(String),
+    /// The realm is plain http to a non-loopback host.
+    RealmInsecure(String),
+    /// The realm is on a host name the helper does not serve.
+    RealmNotServed { realm: String, realm_host: String },
+    /// The token service could not be reached.
+    TokenServiceUnreachable { realm: String, why: String },
+    /// The token service answered.
+    TokenService { session: Box<Session>, reply: Reply },
+}
+
+/// Step 4, the probe: `/v2/`, its challenge, the realm checks, and a login without scope.
+/// Returns the outcome and the registry's `Date` (for the clock check).
+fn probe_login(settings: &Settings, target: &Target, login: Login) -> (LoginProbe, Option<u64>) {
+    let deadline = Instant::now() + settings.timeout;
+    let v2 = format!("{}/v2/", registry_base(&target.host));
+    let agent = match crate::http::Client::from_env() {
+        Ok(agent) => agent,
+        Err(e) => return (LoginProbe::NoClient(e.to_string()), None),
+    };
+    let reply = match get(&agent, deadline, &v2, None, &[]) {
+        Ok(r) => r,
+        Err(why) => return (LoginProbe::Unreachable(why), None),
+    };
+    let date = reply.date;
+    let outcome = match reply.status {
+        200 => LoginProbe::Open,
+        401 => {
+            let challenge = reply.challenge.as_deref().unwrap_or("");
+            match parse_bearer_challenge(challenge) {
+                None => LoginProbe::UnexpectedChallenge(challenge.to_string()),
+                Some((realm, service)) => match secure_origin(&realm) {
+                    None => LoginProbe::RealmInsecure(realm),
+                    Some(api_base) => {
+                        let realm_host = server_url::normalize(&realm).unwrap_or_default();
+                        if !realm_trusted(&target.host, &realm_host, &settings.served) {
+                            LoginProbe::RealmNotServed { realm, realm_host }
+                        } else {
+                            let session = Session {
+                                agent,
+                                deadline,
+                                login,
+                                realm,
+                                service,
+                                api_base,
+                            };
+                            match session.token(None) {
+                                Ok(reply) => LoginProbe::TokenService {
+                                    session: Box::new(session),
+                                    reply,
+                                },
+                                Err(why) => LoginProbe::TokenServiceUnreachable {
+                                    realm: session.realm,
+                                    why,
+                                },
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        _ => LoginProbe::UnexpectedStatus(reply),
+    };
+    (outcome, date)
+}
+
 /// Runs step 4: `/v2/` challenge, realm, login without scope. Also compares the clock with the
 /// registry's `Date` when `measure_skew` (the token step could not).
-///
-/// Credentials go only to a realm on the registry's own host name (any port: registries often
-/// run their token service on another one) or on a host the helper serves; the Harbor API
-/// lives at the realm's origin, so this covers the API calls too.
 pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_skew: bool) -> LoginOutcome {
-    let deadline = Instant::now() + settings.timeout;
-    let base = registry_base(&target.host);
-    let v2 = format!("{base}/v2/");
+    let v2 = format!("{}/v2/", registry_base(&target.host));
+    let (outcome, date) = probe_login(settings, target, login);
+    let mut findings = Vec::new();
+    if measure_skew && let Some(f) = date.and_then(|d| skew_finding(unix_now(), d, "the registry")) {
+        findings.push(f);
+    }
     let failed = |code, message: String, hint: String| LoginOutcome {
         step: Step::ran(
             "registry",
@@ -156,79 +232,55 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
         ),
         session: None,
     };
-    let agent = match crate::http::Client::from_env() {
-        Ok(agent) => agent,
-        Err(e) => {
-            return failed(
-                codes::REGISTRY_UNREACHABLE,
-                format!("cannot reach {v2}: {e}"),
-                "fix or unset the proxy variable named above".into(),
-            );
-        }
-    };
-    let reply = match get(&agent, deadline, &v2, None, &[]) {
-        Ok(r) => r,
-        Err(why) => {
-            return failed(
-                codes::REGISTRY_UNREACHABLE,
-                format!("cannot reach {v2}: {why}"),
-                network_hint(&target.host),
-            );
-        }
-    };
-    let mut findings = Vec::new();
-    if measure_skew && let Some(f) = reply.date.and_then(|d| skew_finding(unix_now(), d, "the registry")) {
-        findings.push(f);
-    }
-    match reply.status {
-        200 => {
+    match outcome {
+        LoginProbe::NoClient(e) => failed(
+            codes::REGISTRY_UNREACHABLE,
+            format!("cannot reach {v2}: {e}"),
+            "fix or unset the proxy variable named above".into(),
+        ),
+        LoginProbe::Unreachable(why) => failed(
+            codes::REGISTRY_UNREACHABLE,
+            format!("cannot reach {v2}: {why}"),
+            network_hint(&target.host),
+        ),
+        LoginProbe::Open => {
             findings.push(Finding::info(
                 codes::REGISTRY_OPEN,
                 format!("{v2} answered 200 without credentials: the registry needs no login"),
             ));
-            return LoginOutcome {
+            LoginOutcome {
                 step: Step::ran("registry", format!("{v2} needs no authentication"), findings),
                 session: None,
-            };
+            }
         }
-        401 => {}
-        status => {
-            return failed(
-                codes::REGISTRY_UNREACHABLE,
-                format!(
-                    "{v2} answered HTTP {status}{} instead of a 401 challenge",
-                    body_note(reply.status, &reply.body)
-                ),
-                format!(
-                    "check that {} is the registry host (not a proxy or web page)",
-                    target.host
-                ),
-            );
-        }
-    }
-    let challenge = reply.challenge.as_deref().unwrap_or("");
-    let Some((realm, service)) = parse_bearer_challenge(challenge) else {
-        return failed(
+        LoginProbe::UnexpectedStatus(reply) => failed(
+            codes::REGISTRY_UNREACHABLE,
+            format!(
+                "{v2} answered HTTP {}{} instead of a 401 challenge",
+                reply.status,
+                body_note(reply.status, &reply.body)
+            ),
+            format!(
+                "check that {} is the registry host (not a proxy or web page)",
+                target.host
+            ),
+        ),
+        LoginProbe::UnexpectedChallenge(challenge) => failed(
             codes::REGISTRY_UNEXPECTED_CHALLENGE,
             format!(
                 "{v2} challenges with {:?}, not Bearer realm=…,service=…",
-                sanitize(challenge)
+                sanitize(&challenge)
             ),
             "this helper works with token-auth registries such as Harbor; check the registry host".into(),
-        );
-    };
-    let Some(api_base) = secure_origin(&realm) else {
-        return failed(
+        ),
+        LoginProbe::RealmInsecure(realm) => failed(
             codes::REGISTRY_REALM_INSECURE,
             format!(
                 "the token realm {realm} is not https (plain http is only used on loopback); credentials were not sent"
             ),
             "fix the registry's token realm to use https".into(),
-        );
-    };
-    let realm_host = server_url::normalize(&realm).unwrap_or_default();
-    if !realm_trusted(&target.host, &realm_host, &settings.served) {
-        return failed(
+        ),
+        LoginProbe::RealmNotServed { realm, realm_host } => failed(
             codes::REGISTRY_REALM_NOT_SERVED,
             format!(
                 "the token realm {realm} is not on {} but on {realm_host}, which the helper does not serve; credentials were not sent",
@@ -237,27 +289,25 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
             format!(
                 "if {realm_host} is the registry's own token service, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file; otherwise the registry's challenge points elsewhere and should not get your credentials"
             ),
-        );
+        ),
+        LoginProbe::TokenServiceUnreachable { realm, why } => failed(
+            codes::REGISTRY_TOKEN_SERVICE_FAILED,
+            format!("cannot reach the token service {realm}: {why}"),
+            network_hint(&target.host),
+        ),
+        LoginProbe::TokenService { session, reply } => token_service_findings(&v2, *session, reply, findings, failed),
     }
-    let session = Session {
-        agent,
-        deadline,
-        login,
-        realm,
-        service,
-        api_base,
-    };
+}
+
+/// The findings for the token service's answer to a login without scope.
+fn token_service_findings(
+    v2: &str,
+    session: Session,
+    reply: Reply,
+    findings: Vec<Finding>,
+    failed: impl Fn(&'static str, String, String) -> LoginOutcome,
+) -> LoginOutcome {
     let who = session.login.username.clone();
-    let reply = match session.token(None) {
-        Ok(r) => r,
-        Err(why) => {
-            return failed(
-                codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                format!("cannot reach the token service {}: {why}", session.realm),
-                network_hint(&target.host),
-            );
-        }
-    };
     match reply.status {
         200 if registry_token(&reply.body).is_some() => {
             let service = session
