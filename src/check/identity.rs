@@ -404,36 +404,16 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
 }
 
-/// The PEM blocks in `text` as (label, DER); tolerates literal `\n` from environment variables.
-/// The DER is wiped on drop, since it may be a private key.
+/// The PEM blocks in `text` as (label, DER), read by the `pem` crate; tolerates literal `\n`
+/// from environment variables. The DER is wiped on drop, since it may be a private key.
 fn pem_blocks(text: &str) -> Vec<(String, Zeroizing<Vec<u8>>)> {
     let unescaped = crate::key::unescape_newlines(text);
     let text = unescaped.as_ref().map_or(text, crate::Secret::expose);
-    let mut blocks = Vec::new();
-    let mut rest = text;
-    while let Some(start) = rest.find("-----BEGIN ") {
-        let after = &rest[start + 11..];
-        let Some(label_end) = after.find("-----") else { break };
-        let label = &after[..label_end];
-        let body_start = &after[label_end + 5..];
-        let end_marker = format!("-----END {label}-----");
-        let Some(body_end) = body_start.find(&end_marker) else {
-            break;
-        };
-        let body: Zeroizing<String> = Zeroizing::new(
-            body_start[..body_end]
-                .lines()
-                // Skip RFC 1421 headers such as Proc-Type (encrypted keys are refused earlier).
-                .filter(|l| !l.contains(':'))
-                .flat_map(|l| l.split_whitespace())
-                .collect(),
-        );
-        if let Ok(der) = base64::engine::general_purpose::STANDARD.decode(body.as_bytes()) {
-            blocks.push((label.to_string(), Zeroizing::new(der)));
-        }
-        rest = &body_start[body_end + end_marker.len()..];
-    }
-    blocks
+    pem::parse_many(text)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|block| (block.tag().to_string(), Zeroizing::new(block.into_contents())))
+        .collect()
 }
 
 /// The result of step 3.
