@@ -107,12 +107,14 @@ impl TokenSource {
             })
         })?;
         let bytes = bytes.ok_or_else(|| fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)))?;
-        let text = String::from_utf8(bytes).map_err(|e| {
+        let mut text = String::from_utf8(bytes).map_err(|e| {
             let mut bytes = e.into_bytes();
             zeroize::Zeroize::zeroize(&mut bytes);
             fail("not text (invalid UTF-8); it is not a token".into())
         })?;
-        Ok(Secret::new(text.trim()))
+        let token = Secret::new(text.trim());
+        zeroize::Zeroize::zeroize(&mut text);
+        Ok(token)
     }
 
     /// Checks shape and expiry; the claims are read without verifying the signature (the IdP
