@@ -1,5 +1,6 @@
 //! The integration tests: the compiled binary, an isolated HOME, an in-process fake STACKIT
-//! token endpoint. One test binary keeps link time down.
+//! token endpoint. One test binary keeps link time down. Every process a test starts goes
+//! through the strict builder in `tests/support/cmd.rs`.
 
 #[path = "../support/mod.rs"]
 mod support;
@@ -9,10 +10,10 @@ mod check;
 mod configure_docker;
 mod e2e;
 mod exchange;
-mod faults;
 mod harbor;
 mod identity;
 mod kubelet;
+mod locks;
 mod protocol;
 mod robots;
 mod secrets;
