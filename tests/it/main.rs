@@ -5,6 +5,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod builder;
 mod cache;
 mod check;
 mod configure_docker;
