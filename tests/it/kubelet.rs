@@ -68,7 +68,7 @@ struct Node {
 impl Node {
     fn new() -> Node {
         let fake = FakeStackit::start().unwrap();
-        let account = Account::generate("node-puller");
+        let account = crate::support::keys::account("node-puller", 11);
         fake.register(&account);
         let env = TestEnv::empty();
         let key = env.write("sa-key.json", account.key_json(true, None).expose());

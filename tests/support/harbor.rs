@@ -440,7 +440,7 @@ fn add_project(state: &State, name: &str) -> i64 {
 
 impl Signer {
     fn generate() -> Signer {
-        let rsa = RsaKey::generate();
+        let rsa = super::keys::pooled(10);
         let pem = rsa.pkcs8_pem();
         let key_pair =
             rcgen::KeyPair::from_pem_and_sign_algo(pem.expose(), &rcgen::PKCS_RSA_SHA256).expect("rcgen RSA key");

@@ -8,6 +8,7 @@
 pub mod cmd;
 pub mod gate;
 pub mod harbor;
+pub mod keys;
 pub mod registry;
 pub mod rig;
 
@@ -27,13 +28,14 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_docker-credential-stackit")
 }
 
-/// Three service accounts, generated once per test run (RSA generation is slow-ish).
+/// Three service accounts, made once per test process with keys from the pool ([`keys`]).
 pub fn accounts() -> &'static [Account] {
     static ACCOUNTS: OnceLock<Vec<Account>> = OnceLock::new();
     ACCOUNTS.get_or_init(|| {
         ["ci-pusher", "reader", "third"]
             .iter()
-            .map(|n| Account::generate(n))
+            .enumerate()
+            .map(|(slot, n)| keys::account(n, slot))
             .collect()
     })
 }
