@@ -11,6 +11,7 @@ mod check;
 mod configure_docker;
 mod e2e;
 mod exchange;
+mod fuzz_corpus;
 mod harbor;
 mod identity;
 mod kubelet;
