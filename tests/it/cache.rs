@@ -625,11 +625,7 @@ fn read_only_cache_scenario(how: ReadOnly) {
     }
     let get = || {
         let get = env.get(HOST);
-        if as_nobody {
-            get.run_as(NOBODY.0, NOBODY.1)
-        } else {
-            get
-        }
+        if as_nobody { get.run_as(NOBODY.0, NOBODY.1) } else { get }
     };
     let lock = |locked: bool| match &tmpfs {
         Some(t) => t.remount(if locked { "ro" } else { "rw" }),
