@@ -13,7 +13,7 @@ use base64::Engine;
 use docker_credential_stackit::fake::Reply;
 use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// `let rig = rig!(E2e::…);` or `let docker = rig!(rig.docker(…));`: the value, or return early
 /// when a tool is missing outside CI (it has already said so loudly; under `CI=true` it panics
@@ -262,21 +262,18 @@ fn e2e_robot_linked_later_legacy_secret_stops_and_sa_takes_over() {
 #[test]
 fn e2e_expired_access_token_is_replaced_before_the_registry_sees_it() {
     let rig = rig!(E2e::linked(&["pull", "push"]));
-    // Short enough to run out during the test; long enough for one push to finish with it.
-    rig.stackit.set_lifetime(10);
     let work = tempfile::tempdir().unwrap();
     let image = OciImage::write(&work.path().join("src"), "scenario 5\n");
 
     assert_ok("first push", &rig.push(&image, "shop/app:1"), &rig);
     assert_eq!(rig.stackit.requests(), 1);
     let first = rig.tokens_seen().last().cloned().expect("the fake Harbor saw a token");
+    assert_eq!(rig.env.cache_entry()["access_token"], first.as_str(), "cached");
 
-    // Let the first token expire: the fake Harbor (like STACKIT's) would now refuse it.
-    let guard = Instant::now();
-    while rig.stackit.verify_access_token(&first).is_some() {
-        assert!(guard.elapsed() < Duration::from_secs(60), "hang guard");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // An hour later, without waiting an hour: the cached token has run out by this machine's
+    // clock, and the fake Harbor (like STACKIT's) now refuses it.
+    rig.env.age_cache(3700, -100);
+    rig.expire_at_harbor(&first);
 
     rig.harbor.clear_requests();
     let pulled = work.path().join("pulled");

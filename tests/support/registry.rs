@@ -167,10 +167,12 @@ impl E2e {
     /// configured yet: see [`Rig::with_key`].
     pub fn start() -> Option<E2e> {
         let tools = tools()?;
-        let (stackit, harbor, seen) = Rig::fakes();
-        harbor.add_robot(project_robot("shop", "seed", &["pull", "push"]), SEEDER_SECRET);
-        let registry = Registry::start(&tools.registry, &harbor);
-        let mut rig = Rig::assemble(stackit, harbor, seen, registry.host());
+        let fakes = Rig::fakes();
+        fakes
+            .harbor
+            .add_robot(project_robot("shop", "seed", &["pull", "push"]), SEEDER_SECRET);
+        let registry = Registry::start(&tools.registry, &fakes.harbor);
+        let mut rig = Rig::assemble(fakes, registry.host());
         rig.env = super::rig::isolate_clients(rig.env);
         Some(E2e { rig, tools, registry })
     }

@@ -25,14 +25,16 @@ pub struct Rig {
     host: String,
     /// Every STACKIT access token the fake Harbor was shown, in order.
     seen: Arc<Mutex<Vec<String>>>,
+    /// Tokens the fake Harbor treats as expired (see [`Rig::expire_at_harbor`]).
+    expired: Arc<Mutex<Vec<String>>>,
 }
 
 impl Rig {
     /// The fakes, with the fake Harbor's own host served and wired; no key configured.
     pub fn bare() -> Rig {
-        let (stackit, harbor, seen) = Rig::fakes();
-        let host = harbor.host();
-        Rig::assemble(stackit, harbor, seen, &host)
+        let fakes = Rig::fakes();
+        let host = fakes.harbor.host();
+        Rig::assemble(fakes, &host)
     }
 
     /// [`Rig::bare`] with the first test account's key configured.
@@ -51,30 +53,54 @@ impl Rig {
     }
 
     /// A fake STACKIT endpoint and a fake Harbor that checks its tokens (and records them).
-    pub fn fakes() -> (Arc<FakeStackit>, FakeHarbor, Arc<Mutex<Vec<String>>>) {
+    pub fn fakes() -> Fakes {
         let stackit = Arc::new(super::fake());
         let seen = Arc::new(Mutex::new(Vec::new()));
+        let expired: Arc<Mutex<Vec<String>>> = Arc::new(Mutex::new(Vec::new()));
         let verifier: Verifier = {
-            let (stackit, seen) = (stackit.clone(), seen.clone());
+            let (stackit, seen, expired) = (stackit.clone(), seen.clone(), expired.clone());
             Arc::new(move |token: &str| {
                 seen.lock().unwrap_or_else(|p| p.into_inner()).push(token.to_string());
+                if expired
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .any(|t| t == token)
+                {
+                    return None;
+                }
                 stackit.verify_access_token(token)
             })
         };
         let harbor = FakeHarbor::start(HarborConfig::default(), Some(verifier));
-        (stackit, harbor, seen)
-    }
-
-    /// A rig from its parts, serving and wiring `host` (e.g. a real registry's).
-    pub fn assemble(stackit: Arc<FakeStackit>, harbor: FakeHarbor, seen: Arc<Mutex<Vec<String>>>, host: &str) -> Rig {
-        let env = wired(TestEnv::empty(), host).var("STACKIT_TOKEN_BASEURL", &stackit.url());
-        Rig {
+        Fakes {
             stackit,
             harbor,
+            seen,
+            expired,
+        }
+    }
+
+    /// A rig from its fakes, serving and wiring `host` (e.g. a real registry's).
+    pub fn assemble(fakes: Fakes, host: &str) -> Rig {
+        let env = wired(TestEnv::empty(), host).var("STACKIT_TOKEN_BASEURL", &fakes.stackit.url());
+        Rig {
+            stackit: fakes.stackit,
+            harbor: fakes.harbor,
             env,
             host: host.to_string(),
-            seen,
+            seen: fakes.seen,
+            expired: fakes.expired,
         }
+    }
+
+    /// From now on the fake Harbor refuses `token` as expired, as it would once the token's
+    /// `exp` has passed (without the test waiting for that).
+    pub fn expire_at_harbor(&self, token: &str) {
+        self.expired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(token.to_string());
     }
 
     /// The served registry host, `127.0.0.1:PORT`.
@@ -156,6 +182,14 @@ impl Rig {
     pub fn robots_file(&self) -> PathBuf {
         self.env.path(".local/share/docker-credential-stackit/robots.json")
     }
+}
+
+/// The fakes before they are wired to a host ([`Rig::fakes`], [`Rig::assemble`]).
+pub struct Fakes {
+    pub stackit: Arc<FakeStackit>,
+    pub harbor: FakeHarbor,
+    seen: Arc<Mutex<Vec<String>>>,
+    expired: Arc<Mutex<Vec<String>>>,
 }
 
 /// Serves `host` and maps it to the helper in Docker's config (`$DOCKER_CONFIG/config.json`
