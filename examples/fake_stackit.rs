@@ -4,9 +4,10 @@
 //!
 //! Usage: cargo run --release --example fake_stackit -- DIR
 
-use docker_credential_stackit::config::{Env, Identity, Settings};
+use docker_credential_stackit::config::{Env, Settings};
 use docker_credential_stackit::fake::{Account, FakeStackit};
-use docker_credential_stackit::server::DEFAULT_REGISTRY;
+use docker_credential_stackit::identity::Identity;
+use docker_credential_stackit::server_url::DEFAULT_REGISTRY;
 use docker_credential_stackit::token::{assertion, exchange};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -60,7 +61,7 @@ fn main() {
     let Some(Identity::Key(identity)) = settings.identity(DEFAULT_REGISTRY).expect("identity") else {
         panic!("the bench key is not a key identity");
     };
-    let signed = assertion::sign(&identity, exchange::unix_now()).expect("sign");
+    let signed = assertion::sign(&identity, docker_credential_stackit::clock::unix_now()).expect("sign");
     let form = format!(
         "grant_type={}&assertion={}",
         exchange::GRANT_TYPE.replace(':', "%3A"),

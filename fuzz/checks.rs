@@ -166,16 +166,16 @@ pub fn sa_key(data: &[u8]) {
 /// Server URL normalisation: never panics, idempotent, and only maps text that contains the
 /// served host onto it.
 pub fn server_url(data: &[u8]) {
-    use docker_credential_stackit::server::{self, DEFAULT_REGISTRY};
+    use docker_credential_stackit::server_url::{self, DEFAULT_REGISTRY};
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    let _ = server::is_loopback(s);
-    let Some(key) = server::normalize(s) else {
+    let _ = server_url::is_loopback(s);
+    let Some(key) = server_url::normalize(s) else {
         return;
     };
     assert_eq!(
-        server::normalize(&key).as_deref(),
+        server_url::normalize(&key).as_deref(),
         Some(key.as_str()),
         "idempotent for {s:?}"
     );
@@ -204,9 +204,9 @@ pub fn token_response(data: &[u8]) {
         // Never cached for more than a day, whatever the token claims.
         assert!(expires_at <= now.saturating_add(24 * 3600), "{expires_at} vs {now}");
     }
-    let clean = exchange::sanitize(body);
+    let clean = docker_credential_stackit::redact::sanitize(body);
     assert!(!clean.chars().any(char::is_control), "{clean:?}");
     assert!(clean.chars().count() <= 301);
-    let _ = exchange::parse_http_date(body);
-    let _ = exchange::jwt_claim_u64(body, "exp");
+    let _ = docker_credential_stackit::clock::parse_http_date(body);
+    let _ = docker_credential_stackit::jwt::jwt_claim_u64(body, "exp");
 }

@@ -9,7 +9,7 @@
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::server;
+use crate::server_url;
 use crate::warn;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -25,6 +25,8 @@ pub const BINARY: &str = "docker-credential-stackit";
 
 /// Docker and containers/image both write their files with tab indentation; new files match.
 const DEFAULT_INDENT: &[u8] = b"\t";
+/// Auth files larger than this are not edited (real ones are a few KiB).
+const MAX_FILE: u64 = 16 * 1024 * 1024;
 
 /// Usage of `configure-docker`, printed by `configure-docker --help`.
 pub const USAGE: &str = "\
@@ -104,7 +106,7 @@ impl Options {
                 }
             };
             if let Some(host) = host {
-                let norm = server::normalize(host)
+                let norm = server_url::normalize(host)
                     .ok_or_else(|| Error::Usage(format!("--registry {host:?} is not a registry host[:port]")))?;
                 if !opts.registries.contains(&norm) {
                     opts.registries.push(norm);
@@ -303,7 +305,7 @@ fn stale_auths(doc: &mut Map<String, Value>, req: &Request, hosts: &[String], ou
         .iter()
         .filter(|(_, entry)| holds_secret(entry))
         .filter_map(|(key, _)| {
-            let host = server::normalize(key)?;
+            let host = server_url::normalize(key)?;
             hosts.contains(&host).then(|| (key.clone(), host))
         })
         .collect();
@@ -404,13 +406,12 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
             )));
         }
         Ok(meta) => {
-            let text = std::fs::read_to_string(&target).map_err(|e| {
-                Error::Io(format!(
-                    "cannot read {}: {}; nothing was changed",
-                    target.display(),
-                    crate::key::io_reason(&e)
-                ))
-            })?;
+            let unreadable =
+                |why: String| Error::Io(format!("cannot read {}: {why}; nothing was changed", target.display()));
+            let bytes = crate::fs::read_file_capped(&target, MAX_FILE)
+                .map_err(|e| unreadable(crate::fs::io_reason(&e)))?
+                .ok_or_else(|| unreadable(format!("it is larger than {} MiB", MAX_FILE / 1024 / 1024)))?;
+            let text = String::from_utf8(bytes).map_err(|_| unreadable("it is not UTF-8 text".into()))?;
             (Some(text), Some(meta))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
@@ -418,7 +419,7 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
             return Err(Error::Io(format!(
                 "cannot inspect {}: {}",
                 target.display(),
-                crate::key::io_reason(&e)
+                crate::fs::io_reason(&e)
             )));
         }
     };
@@ -499,16 +500,16 @@ fn write_atomically(target: &Path, text: &str, meta: Option<&Metadata>) -> Resul
         Error::Io(format!(
             "cannot {what} {}: {}; nothing was changed",
             target.display(),
-            crate::key::io_reason(&e)
+            crate::fs::io_reason(&e)
         ))
     };
     if !dir.exists() {
         // Docker creates ~/.docker with 0700 too; it may hold plain-text secrets.
-        crate::token::cache::create_private_dir(&dir).map_err(|e| {
+        crate::fs::create_private_dir(&dir).map_err(|e| {
             Error::Io(format!(
                 "cannot create the directory {}: {}",
                 dir.display(),
-                crate::key::io_reason(&e)
+                crate::fs::io_reason(&e)
             ))
         })?;
     }
@@ -756,12 +757,12 @@ fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
     ops
 }
 
-/// `configure-docker ARGS`: parses the arguments, edits the files, reports on stdout (changes)
+/// `configure-docker ARGS`: parses the arguments, edits the files, reports to `out` (changes; the binary passes stdout)
 /// and stderr (warnings).
-pub fn run(args: &[String]) -> Result<()> {
+pub fn run(args: &[String], out: &mut dyn Write) -> Result<()> {
     let opts = Options::parse(args)?;
     if opts.help {
-        print!("{USAGE}");
+        let _ = write!(out, "{USAGE}");
         return Ok(());
     }
     let hosts = if !opts.registries.is_empty() {
@@ -795,10 +796,9 @@ pub fn run(args: &[String]) -> Result<()> {
         prepared.push((path.clone(), prepare(&path, &req)?));
     }
 
-    let mut stdout = std::io::stdout().lock();
     for (path, p) in prepared {
         let Some(p) = p else {
-            let _ = writeln!(stdout, "{}: does not exist; nothing to unconfigure", path.display());
+            let _ = writeln!(out, "{}: does not exist; nothing to unconfigure", path.display());
             continue;
         };
         for w in &p.edit.warnings {
@@ -807,7 +807,7 @@ pub fn run(args: &[String]) -> Result<()> {
         let unchanged = p.old.as_deref() == Some(p.new.as_str()) || p.edit.changes.is_empty();
         if unchanged {
             let _ = writeln!(
-                stdout,
+                out,
                 "{}: {}; nothing changed",
                 p.path.display(),
                 already(&p.edit, &opts)
@@ -825,9 +825,9 @@ pub fn run(args: &[String]) -> Result<()> {
             } else {
                 "/dev/null".into()
             };
-            let _ = writeln!(stdout, "Would change {shown} (dry run, nothing written):");
+            let _ = writeln!(out, "Would change {shown} (dry run, nothing written):");
             let _ = write!(
-                stdout,
+                out,
                 "{}",
                 masked_diff(p.old.as_deref().unwrap_or(""), &p.new, &old_name, &shown)
             );
@@ -835,9 +835,9 @@ pub fn run(args: &[String]) -> Result<()> {
         }
         write_atomically(&p.target, &p.new, p.meta.as_ref())?;
         let verb = if p.old.is_some() { "Updated" } else { "Created" };
-        let _ = writeln!(stdout, "{verb} {shown}:");
+        let _ = writeln!(out, "{verb} {shown}:");
         for c in &p.edit.changes {
-            let _ = writeln!(stdout, "  {c}");
+            let _ = writeln!(out, "  {c}");
         }
     }
     // Docker runs the helper from PATH; a missing binary only shows up later as a failed pull.

@@ -134,6 +134,33 @@ fn pkcs8_inner(der: &[u8]) -> Option<&[u8]> {
     (tag == 0x04).then_some(inner)
 }
 
+/// An OIDC issuer for federated tokens (a CI system or a cluster's service-account issuer).
+pub struct FakeIssuer {
+    /// The issuer URL (`iss`).
+    pub url: String,
+    key: RsaKey,
+}
+
+impl FakeIssuer {
+    /// A new issuer with its own key pair.
+    pub fn new(url: &str) -> FakeIssuer {
+        FakeIssuer {
+            url: url.to_string(),
+            key: RsaKey::generate(),
+        }
+    }
+
+    /// A federated token (RS256) for `subject` and `audience`, expiring `exp_in` seconds from
+    /// now (negative: already expired).
+    pub fn token(&self, subject: &str, audience: &str, exp_in: i64) -> String {
+        let t = now();
+        let claims = json!({"iss": self.url, "sub": subject, "aud": audience, "iat": t,
+            "exp": t.saturating_add_signed(exp_in), "jti": crate::token::assertion::uuid_v4().unwrap_or_default()});
+        self.key
+            .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-issuer", &claims)
+    }
+}
+
 /// A service account known to the fake endpoint, with its key pair.
 pub struct Account {
     /// Key id (`credentials.kid`).
@@ -230,6 +257,11 @@ struct State {
     assertions: Mutex<Vec<Value>>,
     received: Mutex<Vec<Secret>>,
     issued: Mutex<Vec<Secret>>,
+    issuers: Mutex<Vec<(String, Vec<u8>)>>,
+    federation: Mutex<Vec<(String, String, String)>>,
+    federated: Mutex<Vec<Value>>,
+    github: Mutex<Option<(String, String)>>,
+    github_requests: Mutex<Vec<String>>,
     signer: RsaKey,
     lifetime: AtomicUsize,
     delay_ms: AtomicUsize,
@@ -262,6 +294,11 @@ impl FakeStackit {
             assertions: Mutex::new(Vec::new()),
             received: Mutex::new(Vec::new()),
             issued: Mutex::new(Vec::new()),
+            issuers: Mutex::new(Vec::new()),
+            federation: Mutex::new(Vec::new()),
+            federated: Mutex::new(Vec::new()),
+            github: Mutex::new(None),
+            github_requests: Mutex::new(Vec::new()),
             signer: RsaKey::generate(),
             lifetime: AtomicUsize::new(3600),
             delay_ms: AtomicUsize::new(0),
@@ -355,6 +392,44 @@ impl FakeStackit {
         self.lock(&self.state.issued).clone()
     }
 
+    /// Trusts federated tokens signed by `issuer` (STACKIT's "federated identity provider").
+    pub fn trust(&self, issuer: &FakeIssuer) {
+        self.lock(&self.state.issuers)
+            .push((issuer.url.clone(), issuer.key.public_der()));
+    }
+
+    /// A federation rule: `email` may be used by tokens from `issuer_url` with subject `subject`.
+    pub fn allow(&self, email: &str, issuer_url: &str, subject: &str) {
+        self.lock(&self.state.federation)
+            .push((email.to_string(), issuer_url.to_string(), subject.to_string()));
+    }
+
+    /// The claims of every federated token that was exchanged, with the `client_id` under
+    /// `"client_id"`, in order.
+    pub fn federated_exchanges(&self) -> Vec<Value> {
+        self.lock(&self.state.federated).clone()
+    }
+
+    /// Serves a GitHub Actions OIDC endpoint at [`FakeStackit::github_url`]: a GET with
+    /// `Authorization: Bearer <request_token>` gets `{"value": <token>}`, anything else 401.
+    pub fn serve_github(&self, request_token: &str, token: &str) {
+        *self.lock(&self.state.github) = Some((request_token.to_string(), token.to_string()));
+    }
+
+    /// The GitHub Actions request URL (with a query of its own, as GitHub's has).
+    pub fn github_url(&self) -> String {
+        format!(
+            "{}://{}/github/token?api-version=2.0",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    /// The request lines of every request to the GitHub endpoint, in order.
+    pub fn github_requests(&self) -> Vec<String> {
+        self.lock(&self.state.github_requests).clone()
+    }
+
     /// Verifies an access token this endpoint issued; returns its claims if valid and unexpired.
     pub fn verify_access_token(&self, token: &str) -> Option<Value> {
         let (header, claims) = verify_jwt(
@@ -441,6 +516,11 @@ fn serve(mut stream: impl Read + Write, state: &State) {
     let Some((request_line, headers, body)) = read_request(&mut stream) else {
         return;
     };
+    if request_line.starts_with("GET /github/") {
+        let (status, body) = github(state, &request_line, &headers);
+        write_response(&mut stream, status, "application/json", body.as_bytes(), &[]);
+        return;
+    }
     state.requests.fetch_add(1, Ordering::SeqCst);
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
@@ -501,6 +581,24 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         }
         std::thread::sleep(pause);
     }
+}
+
+/// The fake GitHub Actions OIDC endpoint: checks the bearer token and answers the configured
+/// federated token.
+fn github(state: &State, request_line: &str, headers: &[(String, String)]) -> (u16, String) {
+    lock(&state.github_requests).push(request_line.to_string());
+    let Some((request_token, token)) = lock(&state.github).clone() else {
+        return (404, json!({"message": "not configured"}).to_string());
+    };
+    let auth = headers
+        .iter()
+        .find(|(k, _)| k == "authorization")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("");
+    if auth != format!("Bearer {request_token}") {
+        return (401, json!({"message": "Bad credentials"}).to_string());
+    }
+    (200, json!({"count": 1, "value": token}).to_string())
 }
 
 /// Records why an assertion was refused and answers like STACKIT does.
@@ -614,6 +712,10 @@ fn issue(
         .filter_map(|kv| kv.split_once('=').map(|(k, v)| (url_decode(k), url_decode(v))))
         .collect();
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    if field("grant_type").as_deref() == Some(crate::federated::GRANT_TYPE) {
+        let (sub, email) = verify_federated(state, &field)?;
+        return Ok(mint(state, &sub, &email, shape));
+    }
     if field("grant_type").as_deref() != Some(crate::token::exchange::GRANT_TYPE) {
         return Err(format!("grant_type {:?} is not jwt-bearer", field("grant_type")));
     }
@@ -645,16 +747,82 @@ fn issue(
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .push(json!({"header": header, "claims": claims}));
+    let (sub, email) = (account.sub.clone(), account.iss.clone());
+    drop(accounts);
+    Ok(mint(state, &sub, &email, shape))
+}
+
+/// Checks a federated exchange as STACKIT's IdP does: the assertion type, a JWT signed by a
+/// trusted issuer, STACKIT's audience, not expired, and a federation rule for `client_id` that
+/// names the token's issuer and subject. Returns the subject and e-mail.
+fn verify_federated(state: &State, field: &dyn Fn(&str) -> Option<String>) -> Result<(String, String), String> {
+    if field("client_assertion_type").as_deref() != Some(crate::federated::CLIENT_ASSERTION_TYPE) {
+        return Err(format!(
+            "client_assertion_type {:?} is not workload-jwt",
+            field("client_assertion_type")
+        ));
+    }
+    let email = field("client_id").ok_or("no client_id")?;
+    let jwt = field("client_assertion").ok_or("no client_assertion")?;
+    lock(&state.received).push(Secret::new(jwt.clone()));
+    let claims = decode_part(&jwt, 1)?;
+    let iss = claims["iss"].as_str().unwrap_or("").to_string();
+    let public_der = lock(&state.issuers)
+        .iter()
+        .find(|(url, _)| *url == iss)
+        .map(|(_, der)| der.clone())
+        .ok_or_else(|| format!("issuer {iss:?} is not a trusted federated identity provider"))?;
+    let (header, claims) = verify_jwt(&jwt, &public_der, &signature::RSA_PKCS1_2048_8192_SHA256)?;
+    if header["alg"] != "RS256" {
+        return Err(format!("federated token header {header} is not RS256"));
+    }
+    let audience_ok = match &claims["aud"] {
+        Value::String(a) => a == crate::federated::STACKIT_AUDIENCE,
+        Value::Array(list) => list.iter().any(|a| a == crate::federated::STACKIT_AUDIENCE),
+        _ => false,
+    };
+    if !audience_ok {
+        return Err(format!(
+            "audience {} is not {}",
+            claims["aud"],
+            crate::federated::STACKIT_AUDIENCE
+        ));
+    }
+    if claims["exp"].as_u64().unwrap_or(0) <= now() {
+        return Err("the federated token has expired".into());
+    }
+    let sub = claims["sub"].as_str().unwrap_or("").to_string();
+    let allowed = lock(&state.federation)
+        .iter()
+        .any(|(e, i, s)| *e == email && *i == iss && *s == sub);
+    if !allowed {
+        return Err(format!("no federation rule lets {iss} subject {sub:?} act as {email}"));
+    }
+    let mut record = claims.clone();
+    record["client_id"] = json!(email);
+    lock(&state.federated).push(record);
+    // STACKIT's access token names the service account, not the workload: its id when the
+    // e-mail belongs to a registered account (Harbor's robot link holds that id).
+    let id = lock(&state.accounts)
+        .iter()
+        .find(|a| a.iss == email)
+        .map(|a| a.sub.clone())
+        .unwrap_or(sub);
+    Ok((id, email))
+}
+
+/// Issues an access token for `sub`/`email` in the requested [`Shape`].
+fn mint(state: &State, sub: &str, email: &str, shape: Option<Shape>) -> String {
     let lifetime = state.lifetime.load(Ordering::SeqCst) as u64;
     let t = now();
-    let mut claims = json!({"iss": "https://fake-stackit.invalid", "sub": account.sub, "email": account.iss,
+    let mut claims = json!({"iss": "https://fake-stackit.invalid", "sub": sub, "email": email,
         "aud": "stackit", "iat": t, "exp": t + lifetime, "jti": crate::token::assertion::uuid_v4().unwrap_or_default()});
     match shape {
         None => {}
         Some(Shape::Opaque) => {
             let opaque = format!("opaque-{}", crate::token::assertion::uuid_v4().unwrap_or_default());
             lock(&state.issued).push(Secret::new(opaque.clone()));
-            return Ok(json!({"access_token": opaque, "token_type": "Bearer", "expires_in": lifetime}).to_string());
+            return json!({"access_token": opaque, "token_type": "Bearer", "expires_in": lifetime}).to_string();
         }
         Some(Shape::NoExp) => {
             if let Some(c) = claims.as_object_mut() {
@@ -667,7 +835,7 @@ fn issue(
         .signer
         .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-stackit", &claims);
     lock(&state.issued).push(Secret::new(token.clone()));
-    Ok(json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": "openid"}).to_string())
+    json!({"access_token": token, "token_type": "Bearer", "expires_in": lifetime, "scope": "openid"}).to_string()
 }
 
 fn decode_part(jwt: &str, index: usize) -> Result<Value, String> {
@@ -723,7 +891,7 @@ pub fn url_decode(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::token::exchange::{parse_http_date, parse_rfc3339};
+    use crate::clock::{parse_http_date, parse_rfc3339};
 
     #[test]
     fn dates_round_trip() {

@@ -6,11 +6,12 @@
 //! only obtains the federated token and reads its claims (unverified: the IdP verifies). It
 //! refuses a token that is missing, not a JWT, or already expired before any request is made.
 
+use crate::clock::unix_now;
 use crate::error::{Error, Result};
-use crate::key::io_reason;
+use crate::fs::io_reason;
+use crate::jwt::jwt_claims;
+use crate::redact::sanitize;
 use crate::secret::Secret;
-use crate::token::exchange::{jwt_claims, sanitize, unix_now};
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -97,7 +98,7 @@ impl TokenSource {
 
     fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
         let fail = |why: String| Error::Key(format!("cannot read the federated token {}: {why}", self.describe()));
-        let file = crate::key::open_for_reading(path).map_err(|e| {
+        let bytes = crate::fs::read_file_capped(path, MAX_TOKEN).map_err(|e| {
             fail(match e.kind() {
                 std::io::ErrorKind::NotFound => {
                     "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
@@ -105,13 +106,7 @@ impl TokenSource {
                 _ => io_reason(&e),
             })
         })?;
-        let mut bytes = Vec::new();
-        file.take(MAX_TOKEN + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| fail(io_reason(&e)))?;
-        if bytes.len() as u64 > MAX_TOKEN {
-            return Err(fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)));
-        }
+        let bytes = bytes.ok_or_else(|| fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)))?;
         let text = String::from_utf8(bytes).map_err(|e| {
             let mut bytes = e.into_bytes();
             zeroize::Zeroize::zeroize(&mut bytes);
@@ -150,8 +145,9 @@ impl TokenSource {
             && exp <= now
         {
             return Err(bad(&format!(
-                "expired {}s ago (exp {exp}); whatever writes it (the kubelet's projected volume, the CI job) has stopped refreshing it",
-                now - exp
+                "expired {}s ago, at {}; whatever writes it (the kubelet's projected volume, the CI job) has stopped refreshing it",
+                now - exp,
+                utc_time(exp)
             )));
         }
         Ok(FederatedToken {
@@ -164,33 +160,42 @@ impl TokenSource {
     }
 }
 
+/// `2026-11-29T17:00:00Z` for unix seconds `t` (or the number itself if out of range).
+fn utc_time(t: u64) -> String {
+    match i64::try_from(t)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    {
+        Some(d) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        None => format!("unix time {t}"),
+    }
+}
+
 /// The GitHub Actions request URL with `audience=` added unless the URL already has one.
 pub fn github_request_url(url: &str) -> String {
-    let (base, fragment) = match url.split_once('#') {
-        Some((b, f)) => (b, Some(f)),
-        None => (url, None),
-    };
-    let has_audience = base
+    let has_audience = url
         .split_once('?')
-        .is_some_and(|(_, q)| q.split('&').any(|p| p.starts_with("audience=")));
-    let mut out = base.to_string();
-    if !has_audience {
-        out.push(if base.contains('?') { '&' } else { '?' });
-        out.push_str("audience=");
-        out.push_str(STACKIT_AUDIENCE);
+        .is_some_and(|(_, q)| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "audience"));
+    if has_audience {
+        url.to_string()
+    } else {
+        crate::http::with_query(url, &[("audience", STACKIT_AUDIENCE)])
     }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
 }
 
 /// Asks the GitHub Actions OIDC endpoint for a token with STACKIT's audience. The request token
 /// goes only to that URL, over https (plain http only to loopback), and is never printed.
 fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
     let origin = "ACTIONS_ID_TOKEN_REQUEST_URL";
-    let url = crate::config::check_endpoint(url, origin)?;
+    let url = crate::identity::check_endpoint(url, origin)?;
     let url = github_request_url(&url);
     let host = url
         .split("://")
@@ -198,27 +203,20 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         .and_then(|r| r.split(['/', '?']).next())
         .unwrap_or("");
     let fail = |why: String| Error::Token(format!("cannot get the GitHub Actions OIDC token from {host}: {why}"));
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err(fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()));
-    }
     let client = crate::http::Client::from_env()?;
-    let mut response = client
+    let request = client
         .get(&url)
-        .config()
-        .timeout_global(Some(left))
-        .build()
         .header("Accept", "application/json")
-        .header("Authorization", &format!("Bearer {}", request_token.expose()))
-        .call()
-        .map_err(|e| fail(sanitize(&e.to_string())))?;
-    let status = response.status().as_u16();
-    let body = response
-        .body_mut()
-        .with_config()
-        .limit(MAX_TOKEN)
-        .read_to_string()
-        .map_err(|e| fail(sanitize(&e.to_string())))?;
+        .header("Authorization", &format!("Bearer {}", request_token.expose()));
+    let answer = crate::http::bounded(request, deadline, MAX_TOKEN, |r| r.call()).map_err(|e| match e {
+        crate::http::SendError::NoTimeLeft => fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
+        crate::http::SendError::Failed(e) => fail(sanitize(&e.to_string())),
+    })?;
+    let status = answer.status;
+    let body = answer.body.map_err(|e| match e {
+        crate::http::BodyError::TooLarge => fail(format!("the answer is larger than {} KiB", MAX_TOKEN / 1024)),
+        crate::http::BodyError::Read(e) => fail(sanitize(&e.to_string())),
+    })?;
     if !(200..300).contains(&status) {
         let hint = if status == 401 || status == 403 {
             "; the job needs `permissions: id-token: write`"
@@ -227,7 +225,7 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         };
         return Err(fail(format!(
             "HTTP {status}{}{hint}",
-            crate::token::exchange::body_note(status, &body)
+            crate::http::body_note(status, &body)
         )));
     }
     #[derive(serde::Deserialize)]
@@ -244,6 +242,12 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expiry_times_are_written_in_utc() {
+        assert_eq!(utc_time(784_111_777), "1994-11-06T08:49:37Z");
+        assert_eq!(utc_time(u64::MAX), format!("unix time {}", u64::MAX));
+    }
 
     #[test]
     fn the_audience_is_added_and_the_query_kept() {

@@ -59,31 +59,98 @@ impl Client {
 
     /// A GET request to `url`.
     pub fn get(&self, url: &str) -> ureq::RequestBuilder<WithoutBody> {
-        let request = self.agent.get(url);
-        if targets_loopback(url) {
-            request.config().proxy(None).build()
-        } else {
-            request
-        }
+        direct_to_loopback(url, self.agent.get(url))
     }
 
     /// A POST request to `url`.
     pub fn post(&self, url: &str) -> ureq::RequestBuilder<WithBody> {
-        let request = self.agent.post(url);
-        if targets_loopback(url) {
-            request.config().proxy(None).build()
-        } else {
-            request
-        }
+        direct_to_loopback(url, self.agent.post(url))
     }
+}
+
+/// `request` without a proxy when `url` is on loopback.
+fn direct_to_loopback<B>(url: &str, request: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+    if targets_loopback(url) {
+        request.config().proxy(None).build()
+    } else {
+        request
+    }
+}
+
+/// An HTTP answer, read within a size limit.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status code.
+    pub status: u16,
+    /// The response headers.
+    pub headers: ureq::http::HeaderMap,
+    /// The body, or why it was not read whole.
+    pub body: Result<String, BodyError>,
+}
+
+impl Answer {
+    /// A header's value, if present and text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// Why an answer's body was not read.
+#[derive(Debug)]
+pub enum BodyError {
+    /// It was larger than the limit.
+    TooLarge,
+    /// The connection failed while reading it.
+    Read(ureq::Error),
+}
+
+/// Why no answer came.
+#[derive(Debug)]
+pub enum SendError {
+    /// The deadline had already passed; nothing was sent.
+    NoTimeLeft,
+    /// Connecting, TLS or the request itself failed.
+    Failed(ureq::Error),
+}
+
+/// Sends `request` with the time left until `deadline` as its whole timeout (connect, TLS,
+/// answer) and reads at most `limit` bytes of the answer: the one way every request is bounded.
+/// `send` finishes the request (`call()`, `send_form(…)`).
+pub fn bounded<B>(
+    request: ureq::RequestBuilder<B>,
+    deadline: std::time::Instant,
+    limit: u64,
+    send: impl FnOnce(ureq::RequestBuilder<B>) -> Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<Answer, SendError> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return Err(SendError::NoTimeLeft);
+    }
+    let request = request.config().timeout_global(Some(left)).build();
+    let mut response = send(request).map_err(SendError::Failed)?;
+    let body = match response.body_mut().with_config().limit(limit).read_to_string() {
+        Ok(text) => Ok(text),
+        Err(ureq::Error::BodyExceedsLimit(_)) => Err(BodyError::TooLarge),
+        Err(e) => Err(BodyError::Read(e)),
+    };
+    Ok(Answer {
+        status: response.status().as_u16(),
+        headers: response.headers().clone(),
+        body,
+    })
+}
+
+/// `url` with `pairs` added to its query (an existing query is kept), form-encoded.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs);
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{}", query.finish())
 }
 
 /// True when `url`'s host is loopback (`localhost`, 127.0.0.0/8, `::1`).
 fn targets_loopback(url: &str) -> bool {
-    url.parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|uri| uri.host().map(crate::server::is_loopback))
-        .unwrap_or(false)
+    crate::server_url::origin(url).is_some_and(|o| crate::server_url::is_loopback(&o.host))
 }
 
 /// The proxy the first set proxy variable names (with `NO_PROXY` applied), or an error naming
@@ -109,6 +176,20 @@ fn proxy_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Op
         return Ok(ureq::Proxy::try_from_env());
     }
     Ok(None)
+}
+
+/// `": <sanitised body>"` for an error message about an HTTP answer with `status`, or nothing
+/// for an empty body. A 2xx body is never shown, sanitised or not: a success carries credentials
+/// (a token endpoint's or a registry token service's), and redaction is a second line of defence,
+/// not a licence to print them.
+pub fn body_note(status: u16, body: &str) -> String {
+    if (200..300).contains(&status) {
+        return String::new();
+    }
+    match crate::redact::sanitize(body) {
+        t if t.is_empty() => String::new(),
+        t => format!(": {t}"),
+    }
 }
 
 /// True when `e` is a TLS failure (bad certificate, handshake), which retrying cannot fix.

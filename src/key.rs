@@ -5,9 +5,9 @@
 //! as an opaque 400 from the token endpoint (`kid`, `iss`, `sub`, `aud` must be present).
 
 use crate::error::{Error, Result};
+use crate::fs::{io_reason, open_for_reading, read_capped};
 use crate::secret::Secret;
 use serde::Deserialize;
-use std::io::Read;
 use std::path::Path;
 
 /// Key files and PEM files larger than this are refused: a real key is about 4 KB.
@@ -127,48 +127,20 @@ impl ServiceAccountKey {
     }
 }
 
-/// Opens `path` for reading without blocking on a FIFO that has no writer: a key or config
-/// path pointing at one would otherwise hang every `docker pull`. Reads then block as usual, so
-/// process substitution (`STACKIT_SERVICE_ACCOUNT_KEY_PATH=<(vault read ...)`) still works;
-/// a FIFO nobody writes to reads as empty.
-pub(crate) fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        let fd = file.as_raw_fd();
-        // SAFETY: fcntl on a descriptor this function owns; failures leave it non-blocking,
-        // which only matters for pipes (a read may then fail with EAGAIN: an error, no hang).
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-            }
-        }
-    }
-    Ok(file)
-}
-
 /// Reads a key or PEM file, bounded by [`MAX_KEY_FILE`], naming `origin` in errors.
 pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
     let file = open_for_reading(path)
         .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?;
     warn_if_shared(&file, path);
-    let mut bytes = Vec::new();
-    file.take(MAX_KEY_FILE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?;
-    if bytes.len() as u64 > MAX_KEY_FILE {
-        return Err(Error::Key(format!(
-            "{origin} {} is larger than {} KiB; it is not a key file",
-            path.display(),
-            MAX_KEY_FILE / 1024
-        )));
-    }
+    let bytes = read_capped(file, MAX_KEY_FILE)
+        .map_err(|e| Error::Key(format!("cannot read {origin} {}: {}", path.display(), io_reason(&e))))?
+        .ok_or_else(|| {
+            Error::Key(format!(
+                "{origin} {} is larger than {} KiB; it is not a key file",
+                path.display(),
+                MAX_KEY_FILE / 1024
+            ))
+        })?;
     match String::from_utf8(bytes) {
         Ok(text) => Ok(Secret::new(text)),
         Err(e) => {
@@ -179,15 +151,6 @@ pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
                 path.display()
             )))
         }
-    }
-}
-
-/// A short reason for an I/O error without the OS error number noise.
-pub(crate) fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".into(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
-        _ => e.to_string(),
     }
 }
 

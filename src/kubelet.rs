@@ -20,13 +20,15 @@
 //! [`EMAIL_ANNOTATION`], that token is exchanged for that STACKIT service account, cached per
 //! federated subject like any federated identity. Without them the node's identity answers.
 
-use crate::config::{FederatedSpec, Identity, Settings, load_federated_identity};
+use crate::clock::unix_now;
+use crate::config::Settings;
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::TokenSource;
+use crate::identity::{FederatedSpec, Identity, load_federated};
 use crate::secret::Secret;
-use crate::server;
-use crate::token::{self, Token, exchange::unix_now};
+use crate::server_url;
+use crate::token::{self, Token};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -238,24 +240,26 @@ impl Response {
 /// Answers a parsed request: credentials for served hosts, an empty answer for the rest.
 pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
     let registry = registry_of(&request.image);
-    let Some(host) = server::normalize(registry).filter(|h| settings.serves(h)) else {
+    let Some(host) = server_url::normalize(registry).filter(|h| settings.serves(h)) else {
         debug!(
             "{registry} is not served (served: {}); answering without credentials",
             settings.served.join(", ")
         );
         return Ok(Response::no_credentials());
     };
-    let identity = match pod_identity(settings, request)? {
-        Some(identity) => identity,
-        None => settings.identity(&host)?.ok_or_else(|| {
+    // A pod's own identity that fails is an error, never the node's credentials: otherwise a
+    // pod whose federation is refused would pull with whatever the node may pull.
+    let (identity, token) = match pod_identity(settings, request)? {
+        Some(identity) => {
+            let token = token::access_token(settings, &identity)?;
+            (identity, token)
+        }
+        None => crate::verbs::identity_token(settings, &host)?.ok_or_else(|| {
             Error::Config(format!(
                 "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH in this provider's env in the kubelet's CredentialProviderConfig, or configure per-pod identity (see packaging/kubernetes/README.md)"
             ))
         })?,
     };
-    // A pod's own identity that fails is an error, never the node's credentials: otherwise a
-    // pod whose federation is refused would pull with whatever the node may pull.
-    let token = token::access_token(settings, &identity)?;
     debug!(
         "{registry}: answering as {} with a {} token",
         identity.username(),
@@ -298,7 +302,7 @@ fn pod_identity(settings: &Settings, request: &Request) -> Result<Option<Identit
         username: None,
     };
     debug!("answering with the pod's own federated identity {email}");
-    load_federated_identity(&spec).map(|f| Some(Identity::Federated(f)))
+    load_federated(&spec).map(|f| Some(Identity::Federated(f)))
 }
 
 /// The whole verb: request text in, response JSON out. Settings are loaded only for a

@@ -12,20 +12,26 @@
 #![warn(missing_docs)]
 
 pub mod check;
+pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod docker_config;
 pub mod error;
+#[cfg(feature = "fake")]
 pub mod fake;
 pub mod federated;
+pub mod fs;
 pub mod http;
+pub mod identity;
+pub mod jwt;
 pub mod key;
 pub mod kubelet;
 pub mod log;
 pub mod protocol;
+pub mod redact;
 pub mod robots;
 pub mod secret;
-pub mod server;
+pub mod server_url;
 pub mod token;
 pub mod validate;
 pub mod verbs;

@@ -2,10 +2,8 @@
 //! account identity, in one 0600 JSON file under the user data directory.
 
 use crate::error::{Error, Result};
+use crate::fs::{LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic};
 use crate::secret::Secret;
-use crate::token::cache::{
-    LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic,
-};
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;

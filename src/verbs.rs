@@ -3,11 +3,12 @@
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::identity::{self, Identity};
 use crate::protocol::{self, Credentials};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
-use crate::server::{self, DEFAULT_REGISTRY};
-use crate::token;
+use crate::server_url::{self, DEFAULT_REGISTRY};
+use crate::token::{self, Token};
 use crate::{debug, info, warn};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -20,7 +21,7 @@ fn robot_store(settings: &Settings) -> Result<RobotStore> {
 
 /// A served host, or `NotFound` for anything else (Docker then goes on anonymously).
 fn served_host(settings: &Settings, url: &str) -> Result<String> {
-    let Some(host) = server::normalize(url) else {
+    let Some(host) = server_url::normalize(url) else {
         debug!("{url:?} is not a registry host");
         return Err(Error::NotFound);
     };
@@ -56,17 +57,25 @@ fn keeping_robot(settings: &Settings, host: &str) {
     }
 }
 
+/// The identity serving `host` (already known to be served) and an access token for it, from
+/// the cache or freshly minted; `None` when no identity is configured for the host. `get`,
+/// `token` and the kubelet's node identity all answer through this one path.
+pub fn identity_token(settings: &Settings, host: &str) -> Result<Option<(Identity, Token)>> {
+    let Some(spec) = settings.identity_spec(host)? else {
+        return Ok(None);
+    };
+    let identity = identity::load(&spec)?;
+    let token = token::access_token(settings, &identity)?;
+    Ok(Some((identity, token)))
+}
+
 /// `get`: the credentials Docker should use for the server URL on stdin.
 pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
     let deadline = Instant::now() + settings.timeout;
     let url = protocol::server_url(input)?;
     let host = served_host(settings, &url)?;
-    match settings.identity_spec(&host)? {
-        Some(spec) => {
-            let identity = settings
-                .load_identity(&spec)
-                .inspect_err(|_| keeping_robot(settings, &host))?;
-            let token = token::access_token(settings, &identity).inspect_err(|_| keeping_robot(settings, &host))?;
+    match identity_token(settings, &host).inspect_err(|_| keeping_robot(settings, &host))? {
+        Some((identity, token)) => {
             discard_robot(settings, &host, deadline);
             debug!(
                 "{host}: answering as {} with a {} token",
@@ -100,7 +109,7 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
 /// ignores the service account's own login (which `docker login` stores after `get`).
 pub fn store(settings: &Settings, input: &str) -> Result<()> {
     let creds = protocol::credentials(input)?;
-    let Some(host) = server::normalize(&creds.server_url) else {
+    let Some(host) = server_url::normalize(&creds.server_url) else {
         return Err(Error::Input(format!(
             "store: {:?} is not a registry host[:port]",
             creds.server_url
@@ -113,8 +122,7 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
     }
     match settings.identity_spec(&host)? {
         Some(spec) => {
-            let own = settings
-                .load_identity(&spec)
+            let own = identity::load(&spec)
                 .map(|i| i.username() == creds.username)
                 .unwrap_or(false);
             if own {
@@ -142,7 +150,7 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
 /// there is nothing to erase, because `docker logout` calls it twice.
 pub fn erase(settings: &Settings, input: &str) -> Result<()> {
     let url = protocol::server_url(input)?;
-    let Some(host) = server::normalize(&url) else {
+    let Some(host) = server_url::normalize(&url) else {
         return Ok(());
     };
     if robot_store(settings)?.remove(&host, Instant::now() + settings.timeout)? {
@@ -191,17 +199,19 @@ pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
 pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
     let host = match server {
         None => DEFAULT_REGISTRY.to_string(),
-        Some(s) => server::normalize(s).ok_or_else(|| Error::Usage(format!("{s:?} is not a registry host[:port]")))?,
+        Some(s) => {
+            server_url::normalize(s).ok_or_else(|| Error::Usage(format!("{s:?} is not a registry host[:port]")))?
+        }
     };
     if !settings.serves(&host) {
         return Err(Error::Config(format!(
             "{host} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file"
         )));
     }
-    let identity = settings.identity(&host)?.ok_or_else(|| {
+    let (_, token) = identity_token(settings, &host)?.ok_or_else(|| {
         Error::Config(format!(
             "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON, or STACKIT_SERVICE_ACCOUNT_EMAIL and STACKIT_FEDERATED_TOKEN_FILE for a keyless identity"
         ))
     })?;
-    Ok(token::access_token(settings, &identity)?.secret)
+    Ok(token.secret)
 }

@@ -7,10 +7,9 @@
 
 use super::codes;
 use super::{Environment, Step};
-use crate::server;
+use crate::server_url;
 use crate::validate::Finding;
 use serde_json::{Map, Value};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub use crate::docker_config::{BINARY, HELPER_NAME};
@@ -145,18 +144,13 @@ fn containers_auth_files(env: &Environment) -> Vec<PathBuf> {
 
 /// `Ok(None)` when the file does not exist; `Err` says what is wrong with it.
 fn read_json(path: &Path) -> Result<Option<Map<String, Value>>, String> {
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
+    let bytes = match crate::fs::read_file_capped(path, MAX_CONFIG) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => return Err(format!("is larger than {} KiB", MAX_CONFIG / 1024)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot be read: {}", crate::key::io_reason(&e))),
+        Err(e) => return Err(format!("cannot be read: {}", crate::fs::io_reason(&e))),
     };
-    let mut text = String::new();
-    file.take(MAX_CONFIG + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if text.len() as u64 > MAX_CONFIG {
-        return Err(format!("is larger than {} KiB", MAX_CONFIG / 1024));
-    }
+    let text = String::from_utf8(bytes).map_err(|_| "cannot be read: it is not UTF-8 text".to_string())?;
     if text.trim().is_empty() {
         return Ok(Some(Map::new()));
     }
@@ -189,7 +183,7 @@ fn check_docker_config(doc: &Map<String, Value>, host: &str, path: &Path, findin
         None => {
             let near = helpers.and_then(|h| {
                 h.keys()
-                    .find(|k| k.as_str() != host && server::normalize(k).as_deref() == Some(host))
+                    .find(|k| k.as_str() != host && server_url::normalize(k).as_deref() == Some(host))
             });
             match near {
                 Some(key) => findings.push(Finding::error(
@@ -234,7 +228,7 @@ fn stored_login(doc: &Map<String, Value>, host: &str) -> Option<String> {
         let holds_secret = ["auth", "password", "identitytoken", "registrytoken"]
             .iter()
             .any(|f| entry.get(f).and_then(Value::as_str).is_some_and(|v| !v.is_empty()));
-        (holds_secret && server::normalize(key).as_deref() == Some(host)).then(|| key.clone())
+        (holds_secret && server_url::normalize(key).as_deref() == Some(host)).then(|| key.clone())
     })
 }
 

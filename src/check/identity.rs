@@ -4,11 +4,12 @@
 
 use super::Step;
 use super::codes;
-use crate::config::{FederatedSpec, Identity, IdentitySpec, KeySpec, Settings, Source};
+use crate::clock::{parse_rfc3339, unix_now};
+use crate::config::Settings;
+use crate::identity::{self, FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
 use crate::token;
-use crate::token::exchange::{parse_rfc3339, unix_now};
 use crate::validate::robot::human_duration;
 use crate::validate::{Finding, SaIdentity};
 use aws_lc_rs::encoding::AsDer;
@@ -111,41 +112,32 @@ pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
 /// Step 2 for a federated identity: the e-mail, where the token comes from and what it claims.
 /// A GitHub Actions token is fetched here too, to show its claims; it is never printed.
 fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> IdentityOutcome {
-    let failed = |message: String, findings: Vec<Finding>| IdentityOutcome {
-        step: Step::ran("identity", message, findings),
-        credential: None,
-        expected: None,
-    };
-    let identity = match crate::config::load_federated_identity(spec) {
-        Ok(identity) => identity,
+    // The token is read (a file) or fetched (GitHub Actions, which needs the job's permission);
+    // either way a failure is one finding that names the source.
+    let loaded = identity::load_federated(spec).and_then(|identity| {
+        let token = match &identity.token {
+            Some(t) => t.clone(),
+            None => spec.source.fetch(std::time::Instant::now() + settings.timeout)?,
+        };
+        Ok((identity, token))
+    });
+    let (identity, token) = match loaded {
+        Ok(pair) => pair,
         Err(e) => {
-            let finding = Finding::error(
-                codes::FEDERATED_TOKEN_INVALID,
-                e.to_string(),
-                "fix the token source named in the message; the token must be the OIDC token (a JWT) of a workload STACKIT trusts",
-            );
-            return failed(
-                format!("the federated identity {} cannot be used", spec.email),
-                vec![finding],
-            );
-        }
-    };
-    let token = match &identity.token {
-        Some(t) => Ok(t.clone()),
-        None => spec.source.fetch(std::time::Instant::now() + settings.timeout),
-    };
-    let token = match token {
-        Ok(t) => t,
-        Err(e) => {
-            let finding = Finding::error(
-                codes::FEDERATED_TOKEN_INVALID,
-                e.to_string(),
-                "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write)",
-            );
-            return failed(
-                format!("the federated identity {} cannot be used", spec.email),
-                vec![finding],
-            );
+            let hint = if spec.source.needs_network() {
+                "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write)"
+            } else {
+                "fix the token source named in the message; the token must be the OIDC token (a JWT) of a workload STACKIT trusts"
+            };
+            return IdentityOutcome {
+                step: Step::ran(
+                    "identity",
+                    format!("the federated identity {} cannot be used", spec.email),
+                    vec![Finding::error(codes::FEDERATED_TOKEN_INVALID, e.to_string(), hint)],
+                ),
+                credential: None,
+                expected: None,
+            };
         }
     };
     let expiry = match token.expires_at {
@@ -208,7 +200,7 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
         findings.extend(shared_mode(pk));
     }
 
-    let identity = match settings.load_key_identity(spec) {
+    let identity = match identity::load_key(spec) {
         Ok(identity) => identity,
         Err(e) => {
             findings.push(Finding::error(

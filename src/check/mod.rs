@@ -31,9 +31,9 @@ pub mod target;
 pub use report::{Counts, Report, Status, Step};
 pub use target::Target;
 
+use crate::clock::unix_now;
 use crate::config::Settings;
 use crate::error::{Error, Result};
-use crate::token::exchange::unix_now;
 use crate::validate::{Finding, SaIdentity};
 use std::ffi::OsString;
 use std::path::PathBuf;

@@ -10,14 +10,23 @@
 use super::codes;
 use super::identity::{Login, skew_finding};
 use super::{Step, Target};
+use crate::clock::{parse_http_date, unix_now};
 use crate::config::Settings;
+use crate::http::{BodyError, SendError, body_note};
+use crate::redact::sanitize;
 use crate::secret::Secret;
-use crate::server;
-use crate::token::exchange::{body_note, parse_http_date, sanitize, unix_now};
+use crate::server_url;
 use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
 use base64::Engine;
 use serde_json::Value;
 use std::time::Instant;
+
+/// What a path segment escapes: everything but RFC 3986 unreserved characters.
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Answers larger than this are refused (a robot list of 100 is far smaller).
 const MAX_BODY: u64 = 1024 * 1024;
@@ -82,13 +91,16 @@ impl Session {
             query.push(("scope", scope));
         }
         query.push(("account", self.login.username.as_str()));
-        let url = with_query(&self.realm, &query);
+        let url = crate::http::with_query(&self.realm, &query);
         get(&self.agent, self.deadline, &url, Some(&self.login), &[])
     }
 
     /// Harbor's numeric id for `project`.
     pub fn project_id(&self, project: &str) -> Result<i64, String> {
-        let reply = self.api_get(&format!("/api/v2.0/projects/{}", encode(project)))?;
+        let reply = self.api_get(&format!(
+            "/api/v2.0/projects/{}",
+            percent_encoding::utf8_percent_encode(project, PATH_SEGMENT)
+        ))?;
         if reply.status != 200 {
             return Err(format!("HTTP {}", reply.status));
         }
@@ -214,13 +226,13 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
             "fix the registry's token realm to use https".into(),
         );
     };
-    let realm_host = server::normalize(&realm).unwrap_or_default();
+    let realm_host = server_url::normalize(&realm).unwrap_or_default();
     if !realm_trusted(&target.host, &realm_host, &settings.served) {
         return failed(
             codes::REGISTRY_REALM_NOT_SERVED,
             format!(
                 "the token realm {realm} is not on {} but on {realm_host}, which the helper does not serve; credentials were not sent",
-                host_part(&target.host)
+                server_url::host_name(&target.host)
             ),
             format!(
                 "if {realm_host} is the registry's own token service, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file; otherwise the registry's challenge points elsewhere and should not get your credentials"
@@ -453,7 +465,7 @@ fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
 
 /// `http://` for loopback registries (as Docker treats them), `https://` for the rest.
 pub fn registry_base(host: &str) -> String {
-    let scheme = if server::is_loopback(host_part(host)) {
+    let scheme = if server_url::is_loopback(server_url::host_name(host)) {
         "http"
     } else {
         "https"
@@ -461,37 +473,23 @@ pub fn registry_base(host: &str) -> String {
     format!("{scheme}://{host}")
 }
 
-/// `host` of `host[:port]`, keeping IPv6 brackets.
-fn host_part(hostport: &str) -> &str {
-    if hostport.starts_with('[') {
-        hostport.split_inclusive(']').next().unwrap_or(hostport)
-    } else {
-        hostport.split(':').next().unwrap_or(hostport)
-    }
-}
-
 /// Whether credentials for `registry` (`host[:port]`) may go to a token realm on `realm`
 /// (`host[:port]`, normalised): its host name is the registry's or a served host's, whatever
 /// the port. Docker itself sends credentials to any realm; check is stricter because it is
 /// pointed at hosts nobody vetted.
 fn realm_trusted(registry: &str, realm: &str, served: &[String]) -> bool {
-    let name = host_part(realm);
-    !name.is_empty() && (name == host_part(registry) || served.iter().any(|s| host_part(s) == name))
+    let name = server_url::host_name(realm);
+    !name.is_empty()
+        && (name == server_url::host_name(registry) || served.iter().any(|s| server_url::host_name(s) == name))
 }
 
 /// `scheme://host[:port]` of an https URL, or of an http URL to a loopback host; `None` for
 /// anything that would send credentials in the clear over the network.
 fn secure_origin(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    let scheme = scheme.to_ascii_lowercase();
-    let authority = rest.split(['/', '?', '#']).next()?;
-    if authority.contains('@') {
-        return None;
-    }
-    let host = server::normalize(authority)?;
-    match scheme.as_str() {
-        "https" => Some(format!("https://{authority}")),
-        "http" if server::is_loopback(host_part(&host)) => Some(format!("http://{authority}")),
+    let o = server_url::origin(url).filter(|o| !o.has_userinfo)?;
+    match o.scheme.as_str() {
+        "https" => Some(format!("https://{}", o.authority)),
+        "http" if server_url::is_loopback(&o.host) => Some(format!("http://{}", o.authority)),
         _ => None,
     }
 }
@@ -558,16 +556,7 @@ fn get(
     login: Option<&Login>,
     headers: &[(&str, &str)],
 ) -> Result<Reply, String> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    if left.is_zero() {
-        return Err("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into());
-    }
-    let mut request = agent
-        .get(url)
-        .config()
-        .timeout_global(Some(left))
-        .build()
-        .header("Accept", "application/json");
+    let mut request = agent.get(url).header("Accept", "application/json");
     let authorization = login.map(basic);
     if let Some(value) = &authorization {
         request = request.header("Authorization", value.expose());
@@ -575,25 +564,22 @@ fn get(
     for (k, v) in headers {
         request = request.header(*k, *v);
     }
-    let mut response = request.call().map_err(|e| describe(&e))?;
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
+    let answer = match crate::http::bounded(request, deadline, MAX_BODY, |r| r.call()) {
+        Ok(answer) => answer,
+        Err(SendError::NoTimeLeft) => return Err("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
+        Err(SendError::Failed(e)) => return Err(describe(&e)),
     };
-    let date = header("date").and_then(|d| parse_http_date(&d));
-    let challenge = header("www-authenticate");
-    let status = response.status().as_u16();
-    let body = match response.body_mut().with_config().limit(MAX_BODY).read_to_string() {
+    let status = answer.status;
+    let date = answer.header("date").and_then(parse_http_date);
+    let challenge = answer.header("www-authenticate").map(str::to_string);
+    let body = match answer.body {
         Ok(b) => b,
-        Err(ureq::Error::BodyExceedsLimit(_)) => {
+        Err(BodyError::TooLarge) => {
             return Err(format!("it answered with more than {} KiB", MAX_BODY / 1024));
         }
         // An unreadable error body should not hide the status.
         Err(_) if !(200..300).contains(&status) => String::new(),
-        Err(e) => return Err(describe(&e)),
+        Err(BodyError::Read(e)) => return Err(describe(&e)),
     };
     Ok(Reply {
         status,
@@ -624,23 +610,6 @@ fn network_hint(host: &str) -> String {
     format!(
         "check the host {host} and the network; behind a proxy set HTTPS_PROXY (and NO_PROXY), with a private CA set SSL_CERT_FILE"
     )
-}
-
-fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
-    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={}", encode(v))).collect();
-    let sep = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{sep}{}", query.join("&"))
-}
-
-/// Percent-encodes everything but RFC 3986 unreserved characters.
-fn encode(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            b => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]
@@ -730,12 +699,15 @@ mod tests {
     #[test]
     fn query_encoding() {
         assert_eq!(
-            with_query(
+            crate::http::with_query(
                 "http://h/t",
                 &[("scope", "repository:a/b:pull,push"), ("account", "robot$x+y")]
             ),
             "http://h/t?scope=repository%3Aa%2Fb%3Apull%2Cpush&account=robot%24x%2By"
         );
-        assert_eq!(with_query("http://h/t?a=1", &[("b", "2")]), "http://h/t?a=1&b=2");
+        assert_eq!(
+            crate::http::with_query("http://h/t?a=1", &[("b", "2")]),
+            "http://h/t?a=1&b=2"
+        );
     }
 }

@@ -8,7 +8,6 @@ use crate::validate::{
     self, Finding, LinkLookup, LinkPointers, LinkSource, Options, Robot, SaIdentity, check_link, check_needs,
     needs_for_scope, read_link,
 };
-use std::io::Read;
 use std::path::Path;
 
 /// Robot files larger than this are not robot JSON.
@@ -116,14 +115,10 @@ pub fn step(
 }
 
 fn read_robot_file(path: &Path) -> Result<Vec<Robot>, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot be read: {}", crate::key::io_reason(&e)))?;
-    let mut text = String::new();
-    file.take(MAX_ROBOT_FILE + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| format!("cannot be read: {e}"))?;
-    if text.len() as u64 > MAX_ROBOT_FILE {
-        return Err(format!("is larger than {} MiB", MAX_ROBOT_FILE / 1024 / 1024));
-    }
+    let bytes = crate::fs::read_file_capped(path, MAX_ROBOT_FILE)
+        .map_err(|e| format!("cannot be read: {}", crate::fs::io_reason(&e)))?
+        .ok_or_else(|| format!("is larger than {} MiB", MAX_ROBOT_FILE / 1024 / 1024))?;
+    let text = String::from_utf8(bytes).map_err(|_| "cannot be read: it is not UTF-8 text".to_string())?;
     parse_robots(&text)
 }
 

@@ -1,7 +1,7 @@
 //! What `check` looks at: a registry host, optionally a repository on it, and the actions.
 
 use crate::error::{Error, Result};
-use crate::server::{self, DEFAULT_REGISTRY};
+use crate::server_url::{self, DEFAULT_REGISTRY};
 
 /// The registry, repository and actions to check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,7 +40,7 @@ impl Target {
             Some((first, repo)) if looks_like_host(first) => (first, Some(repo)),
             Some(_) => (DEFAULT_REGISTRY, Some(rest)),
         };
-        let host = server::normalize(host).ok_or_else(bad)?;
+        let host = server_url::normalize(host).ok_or_else(bad)?;
         let repository = match repo.map(strip_reference) {
             None => None,
             Some(r) if valid_repository(r) => Some(r.to_string()),

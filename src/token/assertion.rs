@@ -1,7 +1,7 @@
 //! The self-signed RS512 assertion that proves possession of the service account key.
 
-use crate::config::KeyIdentity;
 use crate::error::{Error, Result};
+use crate::identity::KeyIdentity;
 use crate::key::signing_key;
 use crate::secret::Secret;
 use serde::Serialize;

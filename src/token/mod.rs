@@ -7,12 +7,14 @@ pub mod assertion;
 pub mod cache;
 pub mod exchange;
 
-use crate::config::{Identity, Settings};
+use crate::clock::unix_now;
+use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::fs::LockError;
+use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::{debug, info, warn};
-use cache::{Cache, CachedToken, Freshness, LockError};
-use exchange::unix_now;
+use cache::{Cache, CachedToken, Freshness};
 use std::time::Instant;
 
 /// An access token ready to hand out.

@@ -7,7 +7,7 @@
 
 use super::findings::{Finding, codes};
 use super::scope::{Scope, required_actions};
-use crate::token::exchange::jwt_claims;
+use crate::jwt::jwt_claims;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};

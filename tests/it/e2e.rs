@@ -5,12 +5,12 @@
 //! needed and how to run only these. skopeo and the registry are required (outside CI a missing
 //! one skips the test loudly); the Docker CLI only for the parts that use it.
 
-use crate::support::harbor::{FakeHarbor, project_robot};
+use crate::support::harbor::project_robot;
 use crate::support::registry::{E2e, OciImage, layout_manifest_digest, other_registry, read_blob, sha256_hex};
-use crate::support::rig::{ROBOT, ROBOT_SECRET};
+use crate::support::rig::{ROBOT, ROBOT_SECRET, logins as token_logins};
 use crate::support::{Output, sa};
 use base64::Engine;
-use docker_credential_stackit::fake::Reply;
+use docker_credential_stackit::fake::{FakeIssuer, Reply};
 use serde_json::{Value, json};
 use std::net::TcpListener;
 use std::time::Duration;
@@ -25,16 +25,6 @@ macro_rules! rig {
             None => return,
         }
     };
-}
-
-/// (username, principal) of every token-service request that carried Basic credentials.
-fn token_logins(harbor: &FakeHarbor) -> Vec<(String, String)> {
-    harbor
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/service/token")
-        .filter_map(|r| r.user.map(|u| (u, r.principal)))
-        .collect()
 }
 
 fn assert_ok(what: &str, out: &Output, rig: &E2e) {
@@ -466,4 +456,43 @@ fn e2e_unrelated_registry_never_sees_stackit_credentials() {
             .iter()
             .all(|r| r.user.as_deref() != Some(sa().iss.as_str()))
     );
+}
+
+#[test]
+fn e2e_keyless_identity_pushes_and_pulls_without_a_key_file() {
+    // A CI job with a federated OIDC token in a file (GitLab's id_tokens, a pod's projected
+    // token) and no key anywhere: skopeo pushes and pulls through the helper.
+    let mut rig = rig!(E2e::start());
+    rig.robot(&["pull", "push"]);
+    rig.link();
+    let issuer = FakeIssuer::new("https://gitlab.example");
+    let subject = "project_path:shop/app:ref_type:branch:ref:main";
+    rig.stackit.trust(&issuer);
+    rig.stackit.allow(&sa().iss, &issuer.url, subject);
+    let token_file = rig.env.write(
+        "ci/oidc-token",
+        &issuer.token(subject, "sts.accounts.stackit.cloud", 600),
+    );
+    rig.env.set_var("STACKIT_SERVICE_ACCOUNT_EMAIL", &sa().iss);
+    rig.env
+        .set_var("STACKIT_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap());
+    let idp = rig.stackit.url();
+    rig.env.set_var("STACKIT_IDP_TOKEN_ENDPOINT", &idp);
+
+    let work = tempfile::tempdir().unwrap();
+    let image = OciImage::write(&work.path().join("src"), "keyless\n");
+    assert_ok("push", &rig.push(&image, "shop/keyless:1"), &rig);
+    let pulled = work.path().join("pulled");
+    assert_ok("pull", &rig.pull("shop/keyless:1", &pulled), &rig);
+    assert_eq!(layout_manifest_digest(&pulled), image.manifest_digest);
+
+    let logins = token_logins(&rig.harbor);
+    assert!(!logins.is_empty());
+    for (user, principal) in &logins {
+        assert_eq!((user.as_str(), principal.as_str()), (sa().iss.as_str(), ROBOT));
+    }
+    // One exchange of the federated token for the whole push and pull.
+    assert_eq!(rig.stackit.requests(), 1);
+    assert_eq!(rig.stackit.federated_exchanges().len(), 1);
+    assert!(rig.stackit.assertions().is_empty(), "no key assertion was ever signed");
 }

@@ -322,7 +322,11 @@ fn a_pod_token_without_the_email_annotation_gets_the_nodes_identity_and_is_never
     let stdin = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"registry.onstackit.cloud/shop/app","serviceAccountToken":"pod-sa-token-do-not-print","serviceAccountAnnotations":{"example.com/registry-role":"puller"}}"#;
     // Per-pod identity needs the annotation; without it the node's identity is the normal
     // answer, not a misconfiguration worth a warning: stderr stays empty.
-    let out = node.kubelet(stdin).stdout_lacks("pod-sa-token-do-not-print").run();
+    let out = node
+        .kubelet(stdin)
+        .stdout_any()
+        .stdout_lacks("pod-sa-token-do-not-print")
+        .run();
     let r = decode(&out);
     assert_eq!(auth(&r)["registry.onstackit.cloud"].username, node.account.iss);
 }

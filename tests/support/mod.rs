@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod cmd;
+pub mod engines;
 pub mod gate;
 pub mod harbor;
 pub mod keys;

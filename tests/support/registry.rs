@@ -85,13 +85,11 @@ impl Registry {
             let config = harbor.distribution_config(&host, &dir.path().join("data"), &dir.path().join("token.crt"));
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config).expect("write the registry config");
-            // Through sh, only to send the registry's log to a file that can be read while it runs.
-            let process = Cmd::system("sh")
-                .arg("-c")
-                .arg(r#"exec "$0" serve "$1" >"$2" 2>&1"#)
-                .arg(program)
+            let process = Cmd::new(program)
+                .arg("serve")
                 .arg(&config_path)
-                .arg(dir.path().join("registry.log"))
+                .log_to(dir.path().join("registry.log"))
+                .die_with_test()
                 .spawn();
             let started = Instant::now();
             loop {
@@ -252,7 +250,7 @@ impl E2e {
 
 /// A real client's run: bounded by the hang guard; its exit status and output are for the test
 /// to judge (clients print progress and pass the helper's warnings through).
-fn client(cmd: Cmd) -> Cmd {
+pub fn client(cmd: Cmd) -> Cmd {
     cmd.deadline(HANG_GUARD).any_status().stdout_any().stderr_any()
 }
 
@@ -285,7 +283,7 @@ impl OciImage {
             std::fs::write(dir.join("blobs/sha256").join(&hex), bytes).expect("blob");
             (format!("sha256:{hex}"), bytes.len())
         };
-        let tar = tar_one_file("hello.txt", content.as_bytes());
+        let tar = tar(&[("hello.txt", 0o644, content.as_bytes())]);
         let (layer, layer_size) = put(&gzip_stored(&tar));
         let config = json!({
             "architecture": "amd64", "os": "linux", "config": {},
@@ -350,25 +348,28 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// A ustar archive with one regular file, mode 0644, mtime 0.
-fn tar_one_file(name: &str, content: &[u8]) -> Vec<u8> {
-    let mut header = [0u8; 512];
-    let mut field = |offset: usize, value: &[u8]| header[offset..offset + value.len()].copy_from_slice(value);
-    field(0, name.as_bytes());
-    field(100, b"0000644\0");
-    field(108, b"0000000\0");
-    field(116, b"0000000\0");
-    field(124, format!("{:011o}\0", content.len()).as_bytes());
-    field(136, b"00000000000\0");
-    field(148, b"        "); // the checksum counts its own field as spaces
-    field(156, b"0");
-    field(257, b"ustar\0");
-    field(263, b"00");
-    let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-    let mut out = header.to_vec();
-    out.extend_from_slice(content);
-    out.resize(out.len().div_ceil(512) * 512, 0);
+/// A ustar archive of regular files `(name, mode, content)`, mtime 0, for image layers and `docker import`.
+pub fn tar(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, mode, content) in files {
+        let mut header = [0u8; 512];
+        let mut field = |offset: usize, value: &[u8]| header[offset..offset + value.len()].copy_from_slice(value);
+        field(0, name.as_bytes());
+        field(100, format!("{mode:07o}\0").as_bytes());
+        field(108, b"0000000\0");
+        field(116, b"0000000\0");
+        field(124, format!("{:011o}\0", content.len()).as_bytes());
+        field(136, b"00000000000\0");
+        field(148, b"        "); // the checksum counts its own field as spaces
+        field(156, b"0");
+        field(257, b"ustar\0");
+        field(263, b"00");
+        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
+        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        out.extend_from_slice(&header);
+        out.extend_from_slice(content);
+        out.resize(out.len().div_ceil(512) * 512, 0);
+    }
     out.extend_from_slice(&[0u8; 1024]); // end-of-archive marker
     out
 }

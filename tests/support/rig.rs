@@ -153,6 +153,12 @@ impl Rig {
         self.seen.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
+    /// (username, principal) of every token-service request to the fake Harbor that carried
+    /// Basic credentials: who each client logged in as, and which robot that was mapped to.
+    pub fn logins(&self) -> Vec<(String, String)> {
+        logins(&self.harbor)
+    }
+
     /// Every access token the fake STACKIT endpoint has issued so far.
     pub fn issued_tokens(&self) -> Vec<String> {
         self.stackit
@@ -182,6 +188,16 @@ impl Rig {
     pub fn robots_file(&self) -> PathBuf {
         self.env.path(".local/share/docker-credential-stackit/robots.json")
     }
+}
+
+/// (username, principal) of every token-service request `harbor` saw with Basic credentials.
+pub fn logins(harbor: &FakeHarbor) -> Vec<(String, String)> {
+    harbor
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/service/token")
+        .filter_map(|r| r.user.map(|u| (u, r.principal)))
+        .collect()
 }
 
 /// The fakes before they are wired to a host ([`Rig::fakes`], [`Rig::assemble`]).

@@ -1,4 +1,6 @@
-//! Server URLs as clients send them, reduced to the `host[:port]` key the helper matches on.
+//! Server URLs as clients send them, reduced to the `host[:port]` key the helper matches on,
+//! and the one reading of absolute URLs (endpoints, realms) that decisions about where a
+//! credential may go are made on.
 //!
 //! Docker sends a bare `host[:port]`; other clients and old configs send `https://host`,
 //! `https://host/v2/`, `host:443`, upper-case names or a repository path. All of them reduce to
@@ -88,6 +90,50 @@ fn valid_host(host: &str) -> bool {
         && host
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
+}
+
+/// What the helper decides on about an absolute URL (an endpoint, a realm), read by `http::Uri`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    /// The scheme, lower-cased.
+    pub scheme: String,
+    /// The host, lower-cased, IPv6 in brackets.
+    pub host: String,
+    /// An explicit port.
+    pub port: Option<u16>,
+    /// `host[:port]` exactly as written, without user info.
+    pub authority: String,
+    /// Whether the URL carries `user@` or `user:password@`.
+    pub has_userinfo: bool,
+}
+
+/// Reads an absolute URL's scheme and authority; `None` for anything else.
+pub fn origin(url: &str) -> Option<Origin> {
+    let uri = url.trim().parse::<ureq::http::Uri>().ok()?;
+    let scheme = uri.scheme_str()?.to_ascii_lowercase();
+    let authority = uri.authority()?;
+    let host = authority.host().to_ascii_lowercase();
+    if host.is_empty() {
+        return None;
+    }
+    let raw = authority.as_str();
+    let has_userinfo = raw.contains('@');
+    Some(Origin {
+        scheme,
+        host,
+        port: authority.port_u16(),
+        authority: raw.rsplit('@').next().unwrap_or(raw).to_string(),
+        has_userinfo,
+    })
+}
+
+/// The host name of a `host[:port]` key, IPv6 brackets kept.
+pub fn host_name(hostport: &str) -> &str {
+    if hostport.starts_with('[') {
+        hostport.split_inclusive(']').next().unwrap_or(hostport)
+    } else {
+        hostport.split(':').next().unwrap_or(hostport)
+    }
 }
 
 /// True for hosts that never leave the machine: `localhost`, 127.0.0.0/8 and `::1`.
@@ -189,6 +235,34 @@ mod tests {
             let once = normalize(input).unwrap();
             assert_eq!(normalize(&once).as_deref(), Some(once.as_str()));
         }
+    }
+
+    #[test]
+    fn origins_of_absolute_urls() {
+        let o = origin("HTTPS://User:pw@Accounts.STACKIT.cloud:8443/oauth/v2/token?x=1").unwrap();
+        assert_eq!(
+            (
+                o.scheme.as_str(),
+                o.host.as_str(),
+                o.port,
+                o.authority.as_str(),
+                o.has_userinfo
+            ),
+            (
+                "https",
+                "accounts.stackit.cloud",
+                Some(8443),
+                "Accounts.STACKIT.cloud:8443",
+                true
+            )
+        );
+        let v6 = origin("http://[::1]:5000/v2/").unwrap();
+        assert_eq!((v6.host.as_str(), v6.port), ("[::1]", Some(5000)));
+        assert!(origin("token").is_none());
+        assert!(origin("/relative/path").is_none());
+        assert!(origin("http://exa mple/").is_none());
+        assert_eq!(host_name("[::1]:5000"), "[::1]");
+        assert_eq!(host_name("registry.example:5000"), "registry.example");
     }
 
     #[test]

@@ -1,40 +1,44 @@
 //! `docker-credential-stackit demo`: the whole flow on this machine, no STACKIT account needed.
 //!
-//! Starts the fake token endpoint from [`crate::fake`] on loopback, writes a throw-away service
-//! account key, and runs this very binary's `get` through the protocol twice (cold, then warm),
-//! showing what Docker would receive. It fails if the helper misbehaves, so it doubles as a
-//! smoke test of an installed binary.
+//! Starts a small token endpoint of its own ([`endpoint`]) on loopback, writes a throw-away
+//! service account key, and runs this very binary's `get` through the protocol twice (cold, then
+//! warm), showing what Docker would receive. It fails if the helper misbehaves, so it doubles as
+//! a smoke test of an installed binary.
+
+pub mod endpoint;
 
 use crate::error::{Error, Result};
-use crate::fake::{Account, FakeStackit};
-use crate::token::exchange::jwt_claims;
+use crate::jwt::jwt_claims;
+use endpoint::{DemoAccount, DemoEndpoint};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
 
-/// Runs the demo, printing each step on stdout.
-pub fn run() -> Result<()> {
+/// Runs the demo, writing each step to `out` (the binary passes stdout).
+pub fn run(out: &mut dyn Write) -> Result<()> {
     let fail = |what: &str| Error::Io(format!("demo failed: {what}"));
     let exe = std::env::current_exe().map_err(|e| fail(&format!("cannot find this binary: {e}")))?;
     let dir = tempfile::tempdir().map_err(|e| fail(&format!("cannot create a temporary directory: {e}")))?;
 
-    println!(
-        "docker-credential-stackit demo: a local fake STACKIT token endpoint, a throw-away key, the real binary.\n"
-    );
-    let account = Account::generate("demo-pusher");
-    let fake = FakeStackit::start().map_err(|e| fail(&format!("cannot start the fake endpoint: {e}")))?;
-    fake.register(&account);
+    let mut say = |text: std::fmt::Arguments<'_>| {
+        // A closed stdout must not stop the demo's checks.
+        let _ = writeln!(out, "{text}");
+    };
+    say(format_args!(
+        "docker-credential-stackit demo: a local stand-in for the STACKIT token endpoint, a throw-away key, the real binary.\n"
+    ));
+    let account = DemoAccount::generate()?;
+    let fake = DemoEndpoint::start(&account).map_err(|e| fail(&format!("cannot start the demo endpoint: {e}")))?;
     let key_path = dir.path().join("sa-key.json");
-    write_private(&key_path, account.key_json(true, None).expose())
-        .map_err(|e| fail(&format!("cannot write the key: {e}")))?;
-    println!("1. fake token endpoint:  {}", fake.url());
-    println!(
+    write_private(&key_path, account.key_json().expose()).map_err(|e| fail(&format!("cannot write the key: {e}")))?;
+    say(format_args!("1. demo token endpoint:  {}", fake.url()));
+    say(format_args!(
         "   service account key:  {} (RSA-2048, kid {})",
         key_path.display(),
         account.kid
-    );
-    println!("   service account:      {}\n", account.iss);
+    ));
+    say(format_args!("   service account:      {}\n", account.email));
 
     let run_get = |host: &str| -> Result<(bool, String, f64)> {
         let started = Instant::now();
@@ -74,12 +78,14 @@ pub fn run() -> Result<()> {
         (2, "cold: no cached token, one request to the endpoint"),
         (3, "warm: served from the cache, no network"),
     ] {
-        println!("{step}. $ printf registry.onstackit.cloud | docker-credential-stackit get      # {label}");
+        say(format_args!(
+            "{step}. $ printf registry.onstackit.cloud | docker-credential-stackit get      # {label}"
+        ));
         let (ok, out, ms) = run_get("registry.onstackit.cloud")?;
         let answer: serde_json::Value =
             serde_json::from_str(&out).map_err(|_| fail(&format!("get did not answer JSON: {out}")))?;
         let secret = answer["Secret"].as_str().unwrap_or("");
-        if !ok || answer["Username"] != account.iss.as_str() || secret.is_empty() {
+        if !ok || answer["Username"] != account.email.as_str() || secret.is_empty() {
             return Err(fail(&format!("unexpected answer: {out}")));
         }
         if first_token.is_empty() {
@@ -93,11 +99,14 @@ pub fn run() -> Result<()> {
             &secret[secret.len().saturating_sub(8)..],
             secret.len()
         );
-        println!(
+        say(format_args!(
             "   Docker receives: {{\"ServerURL\":{},\"Username\":{},\"Secret\":\"{shown}\"}}",
             answer["ServerURL"], answer["Username"]
-        );
-        println!("   took {ms:.1} ms; token requests so far: {}\n", fake.requests());
+        ));
+        say(format_args!(
+            "   took {ms:.1} ms; token requests so far: {}\n",
+            fake.requests()
+        ));
     }
     if fake.requests() != 1 {
         return Err(fail(&format!(
@@ -106,22 +115,28 @@ pub fn run() -> Result<()> {
         )));
     }
     if let Some(claims) = jwt_claims(&first_token) {
-        println!(
+        say(format_args!(
             "   the access token is a JWT: email={} sub={} exp={}\n",
             claims["email"], claims["sub"], claims["exp"]
-        );
+        ));
     }
 
-    println!("4. $ printf docker.io | docker-credential-stackit get      # a host this helper does not serve");
+    say(format_args!(
+        "4. $ printf docker.io | docker-credential-stackit get      # a host this helper does not serve"
+    ));
     let (ok, out, _) = run_get("docker.io")?;
     if ok || out != "credentials not found in native keychain" {
         return Err(fail(&format!("expected not-found for docker.io, got: {out}")));
     }
-    println!("   stdout: {out}   (exit 1; Docker goes on anonymously)\n");
-    println!("Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half.");
-    println!(
+    say(format_args!(
+        "   stdout: {out}   (exit 1; Docker goes on anonymously)\n"
+    ));
+    say(format_args!(
+        "Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half."
+    ));
+    say(format_args!(
         "Real use: set STACKIT_SERVICE_ACCOUNT_KEY_PATH to your key and run `docker-credential-stackit configure-docker`."
-    );
+    ));
     Ok(())
 }
 

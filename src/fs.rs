@@ -1,0 +1,276 @@
+//! File-system safety, shared by the token cache, the robot store, configure-docker and every
+//! reader of key, config and token files: private directories that are never symlinks, opens
+//! that never follow a planted symlink nor block on a FIFO, atomic writes, and a lock with a
+//! deadline. Nothing here knows what the files hold.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Holding this keeps the identity's lock; dropping it releases the lock.
+#[derive(Debug)]
+pub struct LockGuard {
+    _file: File,
+}
+
+/// Why the lock could not be taken.
+#[derive(Debug)]
+pub enum LockError {
+    /// Another process held it past the deadline.
+    Timeout(PathBuf),
+    /// The lock file cannot be opened or locked at all.
+    Unavailable(String),
+}
+
+/// Opens `path` for reading without blocking on a FIFO that has no writer: a key or config
+/// path pointing at one would otherwise hang every `docker pull`. Reads then block as usual, so
+/// process substitution (`STACKIT_SERVICE_ACCOUNT_KEY_PATH=<(vault read ...)`) still works;
+/// a FIFO nobody writes to reads as empty.
+pub fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let fd = file.as_raw_fd();
+        // SAFETY: fcntl on a descriptor this function owns; failures leave it non-blocking,
+        // which only matters for pipes (a read may then fail with EAGAIN: an error, no hang).
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFL);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+            }
+        }
+    }
+    Ok(file)
+}
+
+/// Reads at most `max` bytes from `file`; `Ok(None)` when there is more, so that a huge file,
+/// `/dev/zero` or a runaway pipe cannot eat memory. Callers name the limit in their message.
+pub fn read_capped(file: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= max).then_some(bytes))
+}
+
+/// [`open_for_reading`] then [`read_capped`]: the one way to read a file named by a user.
+pub fn read_file_capped(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+    read_capped(open_for_reading(path)?, max)
+}
+
+/// A short reason for an I/O error without the OS error number noise.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".into(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// Writes `bytes` to `target` atomically: a 0600 temp file named `<prefix>….tmp` in `dir` (the
+/// target's directory, so the rename stays on one file system), synced, then renamed over the
+/// target, which replaces a symlink rather than following it. A failure leaves the old file.
+pub fn write_atomic(dir: &Path, prefix: &str, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all())?;
+    tmp.persist(target).map_err(|e| e.error)?;
+    Ok(())
+}
+
+/// Takes an exclusive lock on the file at `path` (created 0600, never through a symlink),
+/// polling until `deadline` at most: std's blocking `lock` has no timeout, and a waiter must
+/// never hang Docker.
+pub fn lock_file(path: &Path, deadline: Instant) -> Result<LockGuard, LockError> {
+    let file = open_nofollow(path, true)
+        .map_err(|e| LockError::Unavailable(format!("cannot open lock file {}: {e}", path.display())))?;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(LockGuard { _file: file }),
+            Err(std::fs::TryLockError::WouldBlock) => {}
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(LockError::Unavailable(format!("cannot lock {}: {e}", path.display())));
+            }
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(LockError::Timeout(path.to_path_buf()));
+        }
+        std::thread::sleep(pause.min(deadline - now));
+        pause = (pause * 2).min(Duration::from_millis(25));
+    }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir)
+}
+
+/// Makes `dir` usable as a private directory: creates it (0700) if it is missing, refuses it if
+/// it is a symbolic link, a directory others could write to or one that belongs to someone
+/// else, and tightens our own directory to 0700 if it is merely readable by others. `link_fix`
+/// tells the user what to do instead of a symlink. The error is one line, naming `dir`.
+///
+/// A symlink is refused rather than followed: tightening its target to 0700 would silently
+/// change a directory the helper did not create (say, a shared 0755 one the user linked to), and
+/// using a looser target as it is would break the rule that token files live in a 0700
+/// directory. Refusing is what already happens to every directory that cannot be trusted, and
+/// what follows is the same: the token cache is skipped with a warning (`get` still answers),
+/// storing a robot login fails with this error.
+/// A link further up the path is the user's own layout (e.g. `~/.cache` on another disk) and is
+/// followed as usual.
+///
+/// The checks and the chmod go through one descriptor opened with `O_NOFOLLOW`, so a link put in
+/// place of the directory after it was created is refused, never chmod'ed.
+#[cfg(unix)]
+pub fn open_private_dir(dir: &Path, link_fix: &str) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+    // A trailing slash ("link/") makes the kernel follow the link despite O_NOFOLLOW; the
+    // components are the same path without it.
+    let dir: PathBuf = dir.components().collect();
+    let shown = dir.display();
+    let refuse_link = || {
+        let target = std::fs::read_link(&dir).map(|t| format!(" (to {})", t.display()));
+        format!(
+            "{shown} is a symbolic link{}; not using it, so that what it points to is never changed. Fix: {link_fix}",
+            target.unwrap_or_default()
+        )
+    };
+    match std::fs::symlink_metadata(&dir) {
+        Ok(meta) if meta.file_type().is_symlink() => return Err(refuse_link()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            create_private_dir(&dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
+        }
+        Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
+    }
+    let handle = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(&dir)
+        .map_err(|e| match std::fs::symlink_metadata(&dir) {
+            Ok(meta) if meta.file_type().is_symlink() => refuse_link(),
+            Ok(meta) if !meta.is_dir() => format!("{shown} is not a directory"),
+            _ => format!("cannot open {shown}: {e}"),
+        })?;
+    let meta = handle.metadata().map_err(|e| format!("cannot inspect {shown}: {e}"))?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if meta.uid() != uid {
+        return Err(format!(
+            "{shown} belongs to uid {}, not to you (uid {uid}); not using it",
+            meta.uid()
+        ));
+    }
+    let mode = meta.mode() & 0o777;
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{shown} is writable by other users (mode {mode:o}); not using it. Fix: chmod 700 {shown}"
+        ));
+    }
+    if mode & 0o077 != 0 {
+        // fchmod on the descriptor just checked, not chmod on the path, which could now lead elsewhere.
+        handle
+            .set_permissions(std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| format!("cannot restrict {shown} to mode 700: {e}"))?;
+    }
+    Ok(())
+}
+
+/// Creates `dir` if it is missing and checks that it is a directory; see the Unix version for
+/// the rules. Windows has no modes to keep private, so there is nothing more to check.
+#[cfg(not(unix))]
+pub fn open_private_dir(dir: &Path, _link_fix: &str) -> Result<(), String> {
+    create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!("{} is not a directory", dir.display()))
+    }
+}
+
+/// Opens a file without following a symlink at its last component; with `create`, opens it for
+/// writing and creates it 0600.
+pub fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    if create {
+        o.write(true).create(true);
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        // O_NONBLOCK: a FIFO planted in place of the file must not hang the open; regular
+        // files ignore the flag, and callers refuse anything that is not a regular file.
+        o.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).mode(0o600);
+    }
+    o.open(path)
+}
+
+/// A cache file must be a regular file owned by us and private to us.
+#[cfg(unix)]
+pub fn check_own_file(file: &File) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    if !meta.is_file() {
+        Err("not a regular file".into())
+    } else if meta.uid() != uid {
+        Err(format!("owned by uid {}, not by you", meta.uid()))
+    } else if meta.mode() & 0o077 != 0 {
+        Err(format!("mode {:o} is readable by others", meta.mode() & 0o777))
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(not(unix))]
+pub fn check_own_file(file: &File) -> Result<(), String> {
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if meta.is_file() {
+        Ok(())
+    } else {
+        Err("not a regular file".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_capped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, "12345").unwrap();
+        assert_eq!(read_file_capped(&path, 5).unwrap().as_deref(), Some(&b"12345"[..]));
+        assert_eq!(read_file_capped(&path, 4).unwrap(), None);
+        assert_eq!(
+            read_file_capped(&dir.path().join("missing"), 4).unwrap_err().kind(),
+            std::io::ErrorKind::NotFound
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_without_a_writer_reads_as_empty_instead_of_hanging() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(read_file_capped(&fifo, 10).unwrap().as_deref(), Some(&b""[..]));
+    }
+}

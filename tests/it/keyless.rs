@@ -1,0 +1,355 @@
+//! Keyless identity (workload identity federation): a federated OIDC token from a file, from
+//! GitHub Actions or from the kubelet is exchanged at the fake IdP, which verifies it against a
+//! test issuer's key, STACKIT's audience, its expiry and a federation rule.
+
+use crate::support::*;
+use docker_credential_stackit::fake::{FakeIssuer, FakeStackit, Reply};
+use serde_json::json;
+use std::sync::OnceLock;
+
+const EMAIL: &str = "ci-pusher-1a2b3c@sa.stackit.cloud";
+const AUDIENCE: &str = "sts.accounts.stackit.cloud";
+const SUBJECT: &str = "system:serviceaccount:shop:builder";
+
+/// One issuer for the whole run (RSA generation is slow-ish).
+fn issuer() -> &'static FakeIssuer {
+    static ISSUER: OnceLock<FakeIssuer> = OnceLock::new();
+    ISSUER.get_or_init(|| FakeIssuer::new("https://oidc.cluster.example"))
+}
+
+/// The fake IdP, trusting [`issuer`] for [`EMAIL`] with subject [`SUBJECT`]. It also knows the
+/// key accounts, so one endpoint can serve both kinds.
+fn idp() -> FakeStackit {
+    let fake = fake();
+    fake.trust(issuer());
+    fake.allow(EMAIL, &issuer().url, SUBJECT);
+    fake
+}
+
+/// A fresh federated token for `subject`, valid for ten minutes.
+fn token_for(subject: &str) -> String {
+    issuer().token(subject, AUDIENCE, 600)
+}
+
+/// An environment with a federated identity from a token file holding `token`.
+fn federated_env(idp: &FakeStackit, token: &str) -> TestEnv {
+    let env = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
+        .var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url());
+    let file = env.write("oidc/token", token);
+    env.var("STACKIT_FEDERATED_TOKEN_FILE", file.to_str().unwrap())
+}
+
+/// `cmd`, which must print `secret` nowhere, on top of what else it expects.
+fn never_printing(cmd: Cmd, secret: &str) -> Cmd {
+    cmd.stdout_lacks(secret).stderr_lacks(secret)
+}
+
+#[test]
+fn a_token_file_is_exchanged_for_the_service_accounts_credentials() {
+    let idp = idp();
+    let token = token_for(SUBJECT);
+    let env = federated_env(&idp, &token);
+    let creds = never_printing(env.get(HOST), &token).json();
+    assert_eq!(creds["Username"], EMAIL);
+    let claims = idp
+        .verify_access_token(creds["Secret"].as_str().unwrap())
+        .expect("a token the IdP issued");
+    assert_eq!(claims["email"], EMAIL);
+    let exchanges = idp.federated_exchanges();
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(
+        (exchanges[0]["client_id"].as_str(), exchanges[0]["sub"].as_str()),
+        (Some(EMAIL), Some(SUBJECT))
+    );
+    // Warm: the cache answers, and `list` and `token` know the identity too.
+    assert_eq!(env.get(HOST).json(), creds);
+    assert_eq!(env.cmd(&["list"]).json(), json!({"registry.onstackit.cloud": EMAIL}));
+    env.cmd(&["token"])
+        .stdout(format!("{}\n", creds["Secret"].as_str().unwrap()))
+        .run();
+    assert_eq!(idp.requests(), 1);
+}
+
+#[test]
+fn the_token_file_is_read_again_for_every_exchange() {
+    let idp = idp();
+    let env = federated_env(&idp, &token_for(SUBJECT));
+    env.get(HOST).json();
+    // The kubelet rotates the projected token; the next exchange must send the new one.
+    let rotated = token_for(SUBJECT);
+    env.write("oidc/token", &rotated);
+    env.cmd(&["erase"]).stdin(HOST).run();
+    env.get(HOST).json();
+    let sent = idp.received_assertions();
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].expose(), rotated);
+    // A rotated token of the same subject keeps using the cached access token.
+    env.write("oidc/token", &token_for(SUBJECT));
+    env.get(HOST).json();
+    assert_eq!(idp.requests(), 2);
+}
+
+#[test]
+fn bad_federated_tokens_are_errors_that_cost_no_request() {
+    let idp = idp();
+    let expired = issuer().token(SUBJECT, AUDIENCE, -120);
+    let cases: [(&str, Option<&str>, &[&str]); 4] = [
+        ("missing file", None, &["STACKIT_FEDERATED_TOKEN_FILE", "no such file"]),
+        ("not a JWT", Some("hello, I am not a token"), &["not a JWT"]),
+        ("empty", Some("\n"), &["empty"]),
+        ("expired", Some(&expired), &["expired", "ago"]),
+    ];
+    for (what, content, fragments) in cases {
+        let mut env = federated_env(&idp, "placeholder");
+        match content {
+            Some(text) => {
+                env.write("oidc/token", text);
+            }
+            None => env.set_var(
+                "STACKIT_FEDERATED_TOKEN_FILE",
+                env.path("oidc/missing").to_str().unwrap(),
+            ),
+        }
+        // assert_error also wants the reason repeated on stderr, and nothing else there.
+        let line = never_printing(env.get(HOST), &expired).assert_error(fragments);
+        assert!(line.contains(fragments[0]), "{what}: {line}");
+    }
+    // A directory where the file should be.
+    let env = federated_env(&idp, "x");
+    let dir = env.path("oidc/dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let env = env.var("STACKIT_FEDERATED_TOKEN_FILE", dir.to_str().unwrap());
+    env.get(HOST).assert_error(&["federated token"]);
+    assert_eq!(idp.requests(), 0, "no bad token reaches the IdP");
+}
+
+#[test]
+fn a_refused_exchange_names_the_federation_rules_and_prints_no_token() {
+    let idp = idp();
+    let stranger = token_for("system:serviceaccount:other:intruder");
+    let env = federated_env(&idp, &stranger);
+    never_printing(env.get(HOST), &stranger).assert_error(&[
+        "HTTP 400",
+        EMAIL,
+        "federated identity provider",
+        "subject",
+        "audience",
+    ]);
+    assert_eq!(idp.requests(), 1, "4xx is final");
+    // The wrong audience is refused the same way.
+    let env = federated_env(&idp, &issuer().token(SUBJECT, "kubernetes", 600));
+    env.get(HOST).assert_error(&["HTTP 400"]);
+}
+
+#[test]
+fn another_subject_claiming_the_same_email_never_gets_the_cached_token() {
+    let idp = idp();
+    // Two workloads on one machine, one cache directory, the same e-mail.
+    let allowed = federated_env(&idp, &token_for(SUBJECT));
+    let cache = allowed.cache_dir();
+    allowed.get(HOST).json();
+    let intruder = federated_env(&idp, &token_for("system:serviceaccount:other:intruder"))
+        .var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
+    intruder.get(HOST).assert_error(&["HTTP 400"]);
+    assert_eq!(
+        idp.requests(),
+        2,
+        "the intruder made its own exchange, which STACKIT judged"
+    );
+}
+
+#[test]
+fn parallel_gets_of_two_subjects_make_one_exchange_each() {
+    let idp = idp();
+    let second = "system:serviceaccount:shop:deployer";
+    idp.allow(EMAIL, &issuer().url, second);
+    let one = federated_env(&idp, &token_for(SUBJECT));
+    let cache = one.cache_dir();
+    let two =
+        federated_env(&idp, &token_for(second)).var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
+    let running: Vec<_> = (0..16)
+        .map(|i| {
+            let env = if i % 2 == 0 { &one } else { &two };
+            (i % 2, env.get(HOST).expect_json().spawn())
+        })
+        .collect();
+    let mut tokens = [std::collections::BTreeSet::new(), std::collections::BTreeSet::new()];
+    for (which, process) in running {
+        tokens[which].insert(secret_of(&process.wait().json()));
+    }
+    assert_eq!(idp.requests(), 2, "one exchange per subject");
+    assert_eq!((tokens[0].len(), tokens[1].len()), (1, 1));
+    assert_ne!(tokens[0], tokens[1], "each subject got its own token");
+    let subjects: std::collections::BTreeSet<_> = idp
+        .federated_exchanges()
+        .iter()
+        .map(|c| c["sub"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(subjects.len(), 2);
+}
+
+#[test]
+fn github_actions_tokens_are_requested_with_stackits_audience() {
+    let idp = idp();
+    let subject = "repo:shop/app:ref:refs/heads/main";
+    let github = FakeIssuer::new("https://token.actions.githubusercontent.com");
+    idp.trust(&github);
+    idp.allow(EMAIL, &github.url, subject);
+    idp.serve_github("gh-request-token-do-not-print", &github.token(subject, AUDIENCE, 300));
+    let env = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
+        .var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url())
+        .var("ACTIONS_ID_TOKEN_REQUEST_URL", &idp.github_url())
+        .var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token-do-not-print");
+    let answer = never_printing(env.get(HOST), "gh-request-token-do-not-print").json();
+    assert_eq!(answer["Username"], EMAIL);
+    let asked = idp.github_requests();
+    assert_eq!(asked.len(), 1);
+    assert!(
+        asked[0].contains("api-version=2.0") && asked[0].contains("audience=sts.accounts.stackit.cloud"),
+        "the existing query is kept and the audience added: {asked:?}"
+    );
+    // Warm: neither GitHub nor the IdP is asked again.
+    env.get(HOST).json();
+    assert_eq!((idp.github_requests().len(), idp.requests()), (1, 1));
+
+    // Another job (another request token) does not share the cached token.
+    let other = env.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "wrong-request-token");
+    never_printing(other.get(HOST), "wrong-request-token").assert_error(&[
+        "GitHub Actions",
+        "HTTP 401",
+        "id-token: write",
+    ]);
+    assert_eq!(idp.requests(), 1);
+}
+
+#[test]
+fn the_github_request_token_never_goes_over_plain_http_to_another_host() {
+    let env = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
+        .var("ACTIONS_ID_TOKEN_REQUEST_URL", "http://192.0.2.1/token?api-version=2.0")
+        .var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token-do-not-print");
+    never_printing(env.get(HOST), "gh-request-token-do-not-print")
+        .assert_error(&["plain http", "ACTIONS_ID_TOKEN_REQUEST_URL"]);
+}
+
+#[test]
+fn which_identity_wins() {
+    let idp = idp();
+    let fed = federated_env(&idp, &token_for(SUBJECT));
+    let key = fed.write("sa.json", sa().key_json(true, None).expose());
+    // Federated from the environment wins over a key from the environment.
+    let both = fed
+        .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+        .var("STACKIT_TOKEN_BASEURL", &idp.url());
+    assert_eq!(both.get(HOST).json()["Username"], EMAIL);
+    // The e-mail alone (no token source) leaves a key user on the key.
+    let email_only = both.unset("STACKIT_FEDERATED_TOKEN_FILE");
+    assert_eq!(email_only.get(HOST).json()["Username"], sa().iss.as_str());
+    // A config file entry for the host wins over the environment, either way round.
+    let cfg = email_only.write(
+        "cfg.json",
+        &json!({"registries": {
+            "registry.onstackit.cloud": {"serviceAccountEmail": EMAIL, "federatedTokenFile": "oidc/token"},
+            "127.0.0.1:5000": {"serviceAccountKeyPath": "sa.json"}
+        }})
+        .to_string(),
+    );
+    let token_file = email_only.path("oidc/token");
+    // The entry's federated identity wins over the key in the environment...
+    let configured = email_only.var("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap());
+    assert_eq!(configured.get(HOST).json()["Username"], EMAIL);
+    // ...and the entry's key wins over a federated identity in the environment.
+    let configured = configured.var("STACKIT_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap());
+    assert_eq!(configured.get("127.0.0.1:5000").json()["Username"], sa().iss.as_str());
+    // Both kinds in one entry is a configuration error, not a guess.
+    configured.write(
+        "cfg.json",
+        &json!({"registries": {"registry.onstackit.cloud": {"serviceAccountEmail": EMAIL, "serviceAccountKeyPath": "sa.json"}}})
+            .to_string(),
+    );
+    configured
+        .get(HOST)
+        .assert_error(&["serviceAccountKeyPath and serviceAccountEmail"]);
+}
+
+#[test]
+fn check_explains_a_federated_identity_without_printing_the_token() {
+    let idp = idp();
+    let token = token_for(SUBJECT);
+    let env = federated_env(&idp, &token);
+    let check = env.cmd(&["check", HOST, "--json"]).any_status().stdout_any();
+    let out = never_printing(check, &token).run();
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
+    let text = report.to_string();
+    for fragment in [
+        "federated.identity",
+        EMAIL,
+        SUBJECT,
+        &issuer().url,
+        AUDIENCE,
+        "expires in",
+    ] {
+        assert!(text.contains(fragment), "the report lacks {fragment:?}: {text}");
+    }
+    // A refused exchange is explained with the federation hint.
+    let env = federated_env(&idp, &token_for("someone:else"));
+    env.cmd(&["check", HOST])
+        .status(1)
+        .stdout_has("token.failed")
+        .stdout_has("federated identity provider")
+        .run();
+}
+
+#[test]
+fn a_real_shaped_key_file_works_and_a_revoked_key_is_explained() {
+    // Key files from 2026 carry the accounts.stackit.cloud audience and endpoint and extra fields.
+    let fake = fake();
+    let mut key: serde_json::Value = serde_json::from_str(sa().key_json(true, None).expose()).unwrap();
+    key["projectId"] = json!("5c3f1a4e-0000-4000-8000-000000000000");
+    key["credentials"]["tokenEndpoint"] = json!("https://accounts.stackit.cloud/oauth/v2/token");
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let path = env.write("sa.json", &key.to_string());
+    let env = env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", path.to_str().unwrap());
+    assert_eq!(env.get(HOST).json()["Username"], sa().iss.as_str());
+    // A revoked key: STACKIT answers a bare 400 invalid_grant.
+    fake.script([Reply::Status(400, r#"{"error":"invalid_grant"}"#.into(), Vec::new())]);
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1");
+    env.get(HOST).assert_error(&["HTTP 400", "revoked, expired or deleted"]);
+}
+
+#[test]
+fn the_kubelet_exchanges_a_pods_own_token_and_never_falls_back_to_the_node() {
+    let idp = idp();
+    // The node has a key of its own.
+    let node = TestEnv::with_key(&idp).var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url());
+    let request = |token: &str, annotations: serde_json::Value| {
+        json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest",
+            "image": "registry.onstackit.cloud/shop/app", "serviceAccountToken": token,
+            "serviceAccountAnnotations": annotations})
+        .to_string()
+    };
+    let annotated = json!({"workload-identity.stackit.cloud/service-account-email": EMAIL});
+    let pod_token = token_for(SUBJECT);
+    let kubelet = node.cmd(&["kubelet"]).stdin(request(&pod_token, annotated.clone()));
+    let answer = never_printing(kubelet, &pod_token).json();
+    assert_eq!(answer["auth"]["registry.onstackit.cloud"]["username"], EMAIL);
+    assert_eq!(idp.federated_exchanges().len(), 1);
+
+    // A pod whose exchange is refused gets no credentials at all, not the node's.
+    let intruder = token_for("system:serviceaccount:other:intruder");
+    let kubelet = node.cmd(&["kubelet"]).stdin(request(&intruder, annotated));
+    never_printing(kubelet, &intruder)
+        .status(1)
+        .stdout("")
+        .stderr_has("HTTP 400")
+        .run();
+
+    // Without the annotation, the node's identity answers.
+    let answer = node.cmd(&["kubelet"]).stdin(request(&intruder, json!({}))).json();
+    assert_eq!(
+        answer["auth"]["registry.onstackit.cloud"]["username"],
+        sa().iss.as_str()
+    );
+}
