@@ -623,11 +623,12 @@ fn token_endpoint_down_fails_within_the_deadline() {
         .unwrap()
         .local_addr()
         .unwrap();
-    // The deadline is 1 s; the builder's, 20 s, bounds what a broken deadline would cost.
+    // The deadline is 3 s (time for a first attempt however slowly the process starts); the
+    // builder's, 20 s, bounds what a broken deadline would cost.
     let out = rig
         .check_cmd(&[])
         .env("STACKIT_TOKEN_BASEURL", format!("http://{closed}/token"))
-        .env("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1")
+        .env("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3")
         .deadline(Duration::from_secs(20))
         .stderr_any()
         .run();

@@ -195,9 +195,10 @@ fn a_dns_failure_is_final_and_names_the_host() {
 #[test]
 fn a_slow_trickle_is_cut_off_at_the_deadline() {
     let fake = fake();
-    // About 2 KB at one byte per 100 ms: minutes, against a 2 s deadline.
+    // About 2 KB at one byte per 100 ms: minutes, against a 3 s deadline (time for the first
+    // attempt to start however slowly the process does).
     fake.script([Reply::Trickle(Duration::from_millis(100))]);
-    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "2");
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3");
     env.get(HOST)
         .deadline(Duration::from_secs(60))
         .stderr_any()
