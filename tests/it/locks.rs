@@ -90,10 +90,9 @@ fn a_warm_get_never_waits_for_the_lock() {
     // Another process refreshes (it holds the lock); a fresh cached token is still the answer,
     // at once: waiting would end in "timed out … using the cached token" on stderr, which the
     // builder's default (stderr empty) refuses.
+    // (No wall-clock bound: the warning is the deterministic sign of a wait.)
     let _held = hold_lock(&env);
-    let out = env.get(HOST).expect_json().run();
-    assert_eq!(secret_of(&out.json()), first);
-    assert!(out.elapsed < Duration::from_secs(2), "it waited: {out:?}");
+    assert_eq!(env.secret(HOST), first);
     assert_eq!(fake.requests(), 1);
 }
 
