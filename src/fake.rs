@@ -56,6 +56,16 @@ impl RsaKey {
         RsaKey { pair, pkcs8 }
     }
 
+    /// A key from its PKCS#8 DER, or `None` if that is not an RSA private key: lets the tests
+    /// reuse keys across their processes instead of generating new ones.
+    pub fn from_pkcs8_der(der: &[u8]) -> Option<RsaKey> {
+        let pair = signature::RsaKeyPair::from_pkcs8(der).ok()?;
+        Some(RsaKey {
+            pair,
+            pkcs8: der.to_vec(),
+        })
+    }
+
     /// The private key as PKCS#8 PEM (`BEGIN PRIVATE KEY`).
     pub fn pkcs8_pem(&self) -> Secret {
         Secret::new(pem("PRIVATE KEY", &self.pkcs8))

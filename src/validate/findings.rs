@@ -68,7 +68,7 @@ pub fn has_errors(findings: &[Finding]) -> bool {
 }
 
 /// The stable finding codes. The `name.*`, `perm.*`, `robot.*`, `scope.*` and `link.*` families
-/// follow the validator spec (`harbor-and-e2e-rig.md` A4); codes are only ever added, never renamed.
+/// follow the validator rules in docs/harbor.md; codes are only ever added, never renamed.
 pub mod codes {
     /// The robot name does not start with the configured prefix (error; skipped for legacy robots).
     pub const NAME_PREFIX_MISSING: &str = "name.prefix_missing";

@@ -1,35 +1,23 @@
-//! The token cache: reuse, the lock, file modes, corrupt files, stale-while-error.
+//! The token cache: reuse, expiry, file modes, files that must never be used, corrupt files,
+//! stale-while-error, erase, and cache directories that are full, read-only, foreign or odd.
+//! Many processes and the lock: `locks.rs`.
 
 use crate::support::*;
 use docker_credential_stackit::fake::Reply;
 use serde_json::{Value, json};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::path::{Path, PathBuf};
 
-fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
-}
-
-fn secret(out: &Output) -> String {
-    out.json()["Secret"].as_str().unwrap().to_string()
-}
-
-/// Rewrites the only cache file's timestamps (and optionally its token).
-fn age_cache(env: &TestEnv, issued_ago: u64, expires_in: i64) {
-    let files = env.cache_files();
-    assert_eq!(files.len(), 1, "{files:?}");
-    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&files[0]).unwrap()).unwrap();
-    v["issued_at"] = json!(now() - issued_ago);
-    v["expires_at"] = json!((now() as i64 + expires_in) as u64);
-    std::fs::write(&files[0], v.to_string()).unwrap();
+fn status(code: u16, body: &str) -> Reply {
+    Reply::Status(code, body.into(), vec![])
 }
 
 #[test]
 fn warm_get_makes_no_request_and_files_are_private() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    let first = secret(&env.get("registry.onstackit.cloud"));
+    let first = env.secret(HOST);
     for _ in 0..3 {
-        assert_eq!(secret(&env.get("registry.onstackit.cloud")), first);
+        assert_eq!(env.secret(HOST), first);
     }
     assert_eq!(fake.requests(), 1);
     assert_eq!(mode(&env.cache_dir()), 0o700);
@@ -42,29 +30,10 @@ fn warm_get_makes_no_request_and_files_are_private() {
 }
 
 #[test]
-fn fifty_processes_at_once_make_exactly_one_request() {
-    let fake = fake();
-    // Slow answers keep all fifty processes inside the cold window at once.
-    fake.set_delay(Duration::from_millis(300));
-    let env = TestEnv::with_key(&fake);
-    let running: Vec<_> = (0..50)
-        .map(|_| env.cmd(&["get"]).stdin("registry.onstackit.cloud").spawn())
-        .collect();
-    let outs: Vec<Output> = running.into_iter().map(|r| r.wait()).collect();
-    let secrets: std::collections::BTreeSet<String> = outs.iter().map(secret).collect();
-    assert_eq!(secrets.len(), 1, "every process got the same token");
-    assert_eq!(fake.requests(), 1);
-    assert_eq!(fake.rejections(), Vec::<String>::new());
-    for f in std::fs::read_dir(env.cache_dir()).unwrap() {
-        assert_eq!(mode(&f.unwrap().path()), 0o600);
-    }
-}
-
-#[test]
 fn corrupt_and_foreign_cache_files_are_replaced() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     let file = env.cache_files()[0].clone();
     for garbage in [
         "",
@@ -75,53 +44,172 @@ fn corrupt_and_foreign_cache_files_are_replaced() {
     ] {
         std::fs::write(&file, garbage).unwrap();
         let before = fake.requests();
-        let out = env.get("registry.onstackit.cloud");
-        assert_ne!(secret(&out), "x");
+        assert_ne!(env.secret(HOST), "x");
         assert_eq!(fake.requests(), before + 1, "garbage {garbage:?} is ignored");
         let v: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         assert_eq!(v["version"], 1, "and replaced by a valid file");
     }
 }
 
+/// A fresh cache entry for the test account as `env` would have written it, holding `token`.
+fn plant_entry(env: &TestEnv, path: &Path, token: &str) {
+    let mut v = valid_entry(&env.cache_files()[0]);
+    v["access_token"] = json!(token);
+    v["issued_at"] = json!(now());
+    v["expires_at"] = json!(now() + 3600);
+    std::fs::write(path, v.to_string()).unwrap();
+    set_mode(path, 0o600);
+}
+
+#[test]
+fn unsafe_cache_files_are_never_used() {
+    // Each would hand out the planted token if the helper trusted it.
+    const PLANTED: &str = "planted-token-that-must-not-be-served";
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    env.get(HOST).json();
+    let file = env.cache_files()[0].clone();
+    let mut requests = 1;
+    let mut get_fresh = |what: &str, expect_warning: Option<&str>| {
+        let mut get = env.get(HOST);
+        if let Some(w) = expect_warning {
+            get = get.stderr_has(w);
+        }
+        let token = secret_of(&get.json());
+        requests += 1;
+        assert_ne!(token, PLANTED, "{what}: the planted token was served");
+        assert!(fake.verify_access_token(&token).is_some(), "{what}");
+        assert_eq!(fake.requests(), requests, "{what}: ignored, so a new token was fetched");
+    };
+
+    // Readable by others: someone may have copied it, and the helper did not write it so.
+    plant_entry(&env, &file, PLANTED);
+    set_mode(&file, 0o644);
+    get_fresh("mode 0644", None);
+    assert_eq!(mode(&file), 0o600, "replaced by a private file");
+    assert_ne!(env.cache_entry()["access_token"], PLANTED);
+
+    // Another user's.
+    if has_cap(caps::CHOWN) {
+        plant_entry(&env, &file, PLANTED);
+        std::os::unix::fs::chown(&file, Some(NOBODY.0), Some(NOBODY.1)).unwrap();
+        get_fresh("owned by nobody", None);
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!(std::fs::metadata(&file).unwrap().uid(), unsafe { libc::geteuid() });
+    } else {
+        skip_or_fail::<()>("the other-owner case needs CAP_CHOWN (run as root)".into());
+    }
+
+    // Not a plain file: a FIFO (must not be waited on) and a directory (cannot be replaced,
+    // so the helper also says it cannot write the cache).
+    std::fs::remove_file(&file).unwrap();
+    mkfifo(&file);
+    get_fresh("a FIFO", None);
+    assert!(
+        env.cache_entry()["access_token"].is_string(),
+        "replaced by a real entry"
+    );
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    std::fs::write(file.join("access_token"), PLANTED).unwrap();
+    get_fresh("a directory", Some("cannot write the token cache"));
+}
+
+#[test]
+fn real_sized_tokens_are_cached_and_served_whole() {
+    // STACKIT's access tokens are about 2 KB; these are 2 to 4 KB, well under the cache file's
+    // 64 KiB cap.
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    for size in [2048, 4096] {
+        let token = unsigned_jwt(&json!({"exp": now() + 3600, "email": sa().iss, "pad": "p".repeat(size)}));
+        assert!(token.len() >= size, "{}", token.len());
+        fake.script([status(
+            200,
+            &json!({"access_token": token, "expires_in": 3600}).to_string(),
+        )]);
+        let before = fake.requests();
+        assert_eq!(env.secret(HOST), token, "{size}: minted");
+        assert_eq!(env.secret(HOST), token, "{size}: from the cache");
+        assert_eq!(fake.requests(), before + 1, "{size}: the second get made no request");
+        std::fs::remove_file(&env.cache_files()[0]).unwrap();
+    }
+}
+
+#[test]
+fn a_cache_file_over_the_size_cap_is_ignored() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    env.get(HOST).json();
+    let file = env.cache_files()[0].clone();
+    // A complete, fresh entry for this identity whose token makes the file just under, then
+    // just over 64 KiB: the first is used, the second is not read at all.
+    let entry_of = |token_len: usize| {
+        let mut v = valid_entry(&file);
+        v["access_token"] = json!("t".repeat(token_len));
+        v["issued_at"] = json!(now());
+        v["expires_at"] = json!(now() + 3600);
+        let overhead = v.to_string().len() - token_len;
+        (v, overhead)
+    };
+    let (_, overhead) = entry_of(0);
+    let (under, _) = entry_of(64 * 1024 - overhead - 16);
+    std::fs::write(&file, under.to_string()).unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() < 64 * 1024);
+    assert_eq!(env.secret(HOST), under["access_token"].as_str().unwrap());
+    assert_eq!(fake.requests(), 1, "an entry under the cap is used");
+
+    let (over, _) = entry_of(64 * 1024 - overhead + 16);
+    std::fs::write(&file, over.to_string()).unwrap();
+    assert!(std::fs::metadata(&file).unwrap().len() > 64 * 1024);
+    let token = env.secret(HOST);
+    assert!(fake.verify_access_token(&token).is_some(), "over the cap: ignored");
+    assert_eq!(fake.requests(), 2);
+}
+
 #[test]
 fn past_half_life_refreshes() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    let first = secret(&env.get("registry.onstackit.cloud"));
-    age_cache(&env, 3000, 600); // a 1-hour token with 10 minutes left
-    let second = secret(&env.get("registry.onstackit.cloud"));
+    let first = env.secret(HOST);
+    env.age_cache(3000, 600); // a 1-hour token with 10 minutes left
+    let second = env.secret(HOST);
     assert_eq!(fake.requests(), 2);
     assert_ne!(first, second);
-    age_cache(&env, 1000, 2600); // more than half left: reused
-    assert_eq!(secret(&env.get("registry.onstackit.cloud")), second);
+    env.age_cache(1000, 2600); // more than half left: reused
+    assert_eq!(env.secret(HOST), second);
     assert_eq!(fake.requests(), 2);
 }
 
 #[test]
 fn refresh_failure_serves_the_cached_token_with_a_warning() {
     let fake = fake();
-    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
-    let first = secret(&env.get("registry.onstackit.cloud"));
-    age_cache(&env, 3000, 600);
-    fake.script((0..20).map(|_| Reply::Status(503, "down".into(), vec![])));
-    let out = env.get("registry.onstackit.cloud");
-    assert_eq!(secret(&out), first);
-    assert!(
-        out.stderr.contains("HTTP 503") && out.stderr.contains("using the cached token"),
-        "{out:?}"
-    );
+    // 3 s: the first attempt gets its 503 however slowly the process starts.
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3");
+    let first = env.secret(HOST);
+    env.age_cache(3000, 600);
+    fake.script((0..20).map(|_| status(503, "down")));
+    let out = env
+        .get(HOST)
+        .stderr_has("HTTP 503")
+        .stderr_has("using the cached token")
+        .json();
+    assert_eq!(secret_of(&out), first);
 }
 
 #[test]
 fn a_token_with_under_a_minute_left_is_never_handed_out() {
     let fake = fake();
-    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
-    let first = secret(&env.get("registry.onstackit.cloud"));
-    age_cache(&env, 3540, 59);
-    fake.script((0..20).map(|_| Reply::Status(503, "down".into(), vec![])));
-    let out = env.get("registry.onstackit.cloud");
-    out.assert_error(&["HTTP 503"]);
-    assert!(!out.stdout.contains(&first));
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3");
+    let first = env.secret(HOST);
+    env.age_cache(3540, 59);
+    fake.script((0..20).map(|_| status(503, "down")));
+    let line = env
+        .get(HOST)
+        .stderr_has("retrying")
+        .stderr_lacks(first.as_str())
+        .assert_error(&["HTTP 503"]);
+    assert!(!line.contains(&first));
 }
 
 #[test]
@@ -129,9 +217,8 @@ fn a_short_lived_fresh_token_is_handed_out_but_not_reused() {
     let fake = fake();
     fake.set_lifetime(30);
     let env = TestEnv::with_key(&fake);
-    let a = secret(&env.get("registry.onstackit.cloud"));
-    assert!(!a.is_empty());
-    env.get("registry.onstackit.cloud").json();
+    assert!(!env.secret(HOST).is_empty());
+    env.get(HOST).json();
     assert_eq!(fake.requests(), 2);
 }
 
@@ -139,8 +226,8 @@ fn a_short_lived_fresh_token_is_handed_out_but_not_reused() {
 fn no_cache_means_no_files_and_a_request_each_time() {
     let fake = fake();
     let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1");
-    env.get("registry.onstackit.cloud").json();
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
+    env.get(HOST).json();
     assert_eq!(fake.requests(), 2);
     assert!(!env.cache_dir().exists());
 }
@@ -149,13 +236,28 @@ fn no_cache_means_no_files_and_a_request_each_time() {
 fn erase_drops_the_cached_token() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!(env.cache_files().len(), 1);
-    let out = env.cmd(&["erase"]).stdin("registry.onstackit.cloud").run();
-    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    env.cmd(&["erase"]).stdin(HOST).run();
     assert!(env.cache_files().is_empty());
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!(fake.requests(), 2);
+}
+
+#[test]
+fn erase_reports_a_cached_token_it_cannot_delete() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    env.get(HOST).json();
+    let file = env.cache_files()[0].clone();
+    // A directory in the entry's place cannot be unlinked, whoever runs the test.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+    std::fs::write(file.join("keep"), "x").unwrap();
+    env.cmd(&["erase"])
+        .stdin(HOST)
+        .assert_error(&["cannot remove the cached token", env.cache_dir().to_str().unwrap()]);
+    assert!(file.join("keep").exists());
 }
 
 #[test]
@@ -164,7 +266,7 @@ fn custom_and_unusable_cache_dirs() {
     let env = TestEnv::with_key(&fake);
     let custom = env.path("my-cache");
     let env = env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", custom.to_str().unwrap());
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!(mode(&custom), 0o700);
     assert_eq!(
         std::fs::read_dir(&custom).unwrap().count(),
@@ -178,93 +280,68 @@ fn custom_and_unusable_cache_dirs() {
         "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
         blocker.join("cache").to_str().unwrap(),
     );
-    let out = env.get("registry.onstackit.cloud");
-    out.json();
-    assert!(out.stderr.contains("token cache disabled"), "{out:?}");
+    env.get(HOST).stderr_has("token cache disabled").json();
 
     // A world-writable cache dir is refused, not used.
     let open = env.path("open-cache");
     std::fs::create_dir(&open).unwrap();
     set_mode(&open, 0o777);
-    let env = env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", open.to_str().unwrap());
-    let out = env.get("registry.onstackit.cloud");
-    out.json();
-    assert!(out.stderr.contains("writable by other users"), "{out:?}");
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", &open)
+        .stderr_has("writable by other users")
+        .json();
     assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0);
+}
+
+#[test]
+fn a_cache_dir_owned_by_another_user_or_group_writable_is_refused() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let foreign = env.path("foreign-cache");
+    std::fs::create_dir(&foreign).unwrap();
+    set_mode(&foreign, 0o700);
+    if has_cap(caps::CHOWN) {
+        std::os::unix::fs::chown(&foreign, Some(NOBODY.0), Some(NOBODY.1)).unwrap();
+        env.get(HOST)
+            .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", &foreign)
+            .stderr_has("belongs to uid 65534, not to you")
+            .stderr_has("token cache disabled")
+            .json();
+        assert_eq!(
+            std::fs::read_dir(&foreign).unwrap().count(),
+            0,
+            "nothing written into it"
+        );
+    } else {
+        skip_or_fail::<()>("the other-owner case needs CAP_CHOWN (run as root) to give a directory away".into());
+    }
+    let shared = env.path("group-cache");
+    std::fs::create_dir(&shared).unwrap();
+    set_mode(&shared, 0o770);
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", &shared)
+        .stderr_has("writable by other users")
+        .stderr_has("chmod 700")
+        .json();
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
 }
 
 #[test]
 fn a_symlinked_cache_file_is_not_followed() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     let file = env.cache_files()[0].clone();
     let victim = env.write("victim.txt", "precious");
     std::fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink(&victim, &file).unwrap();
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     assert!(
         !std::fs::symlink_metadata(&file).unwrap().file_type().is_symlink(),
         "the link was replaced, not followed"
     );
-}
-
-#[test]
-fn a_warm_get_starts_no_thread_or_process_and_opens_no_socket() {
-    let Some(strace) = crate::support::rig::tool("strace", "apt-get install strace") else {
-        return;
-    };
-    let fake = fake();
-    let env = TestEnv::with_key(&fake);
-    env.get("registry.onstackit.cloud").json();
-    let log = env.path("strace.log");
-    let log_arg = log.to_str().unwrap();
-    let trace_set = "trace=clone,clone3,fork,vfork,execve,socket,connect";
-    let cmd = env.program(strace, &["-f", "-qq", "-o", log_arg, "-e", trace_set, bin(), "get"]);
-    let out = cmd.stdin("registry.onstackit.cloud").run();
-    out.json();
-    let trace = std::fs::read_to_string(&log).unwrap();
-    let calls: Vec<&str> = trace.lines().filter(|l| !l.contains("execve(")).collect();
-    assert!(trace.contains("execve("), "strace saw the process: {trace}");
-    assert_eq!(
-        calls,
-        Vec::<&str>::new(),
-        "the warm path made no clone/fork/socket/connect call"
-    );
-    assert_eq!(fake.requests(), 1);
-}
-
-#[test]
-fn a_crowd_waiting_on_a_refused_key_reports_the_refusal_instead_of_repeating_it() {
-    let fake = fake();
-    // Slow refusals keep all twenty processes waiting on the lock while the first one asks.
-    fake.set_delay(Duration::from_millis(800));
-    // Two refusals: one for the crowd, one for the latecomer below; then tokens again.
-    fake.script((0..2).map(|_| Reply::Status(400, r#"{"error":"invalid_grant"}"#.into(), vec![])));
-    let env = TestEnv::with_key(&fake);
-    let running: Vec<_> = (0..20)
-        .map(|_| env.cmd(&["get"]).stdin("registry.onstackit.cloud").spawn())
-        .collect();
-    for out in running.into_iter().map(|r| r.wait()) {
-        out.assert_error(&["HTTP 400", "invalid_grant"]);
-    }
-    assert_eq!(fake.requests(), 1, "one refused request for the whole crowd");
-
-    // A process that starts after the failure asks again: the failure is not cached for later.
-    fake.set_delay(Duration::ZERO);
-    env.get("registry.onstackit.cloud").assert_error(&["HTTP 400"]);
-    assert_eq!(fake.requests(), 2);
-    let failure_files = || {
-        std::fs::read_dir(env.cache_dir())
-            .unwrap()
-            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "err"))
-            .count()
-    };
-    assert_eq!(failure_files(), 1);
-    // A success clears the record.
-    env.get("registry.onstackit.cloud").json();
-    assert_eq!(failure_files(), 0);
+    assert_eq!(fake.requests(), 2, "a link is not read either");
 }
 
 #[test]
@@ -280,16 +357,12 @@ fn a_symlinked_cache_dir_is_refused_and_its_target_keeps_its_mode() {
     let with_slash = format!("{}/", link.display());
     for (n, dir) in [link.to_str().unwrap(), with_slash.as_str()].into_iter().enumerate() {
         let out = env
-            .cmd(&["get"])
+            .get(HOST)
             .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", dir)
-            .stdin("registry.onstackit.cloud")
+            .stderr_has("token cache disabled")
+            .expect_json()
             .run();
-        out.json();
-        let warning: Vec<&str> = out
-            .stderr
-            .lines()
-            .filter(|l| l.contains("token cache disabled"))
-            .collect();
+        let warning: Vec<&str> = out.stderr.lines().collect();
         assert_eq!(warning.len(), 1, "one warning line: {out:?}");
         for part in [
             "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
@@ -307,4 +380,291 @@ fn a_symlinked_cache_dir_is_refused_and_its_target_keeps_its_mode() {
         assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fake.requests(), n + 1, "no cache: every get asks");
     }
+}
+
+/// One `openat` from an strace log: the path, the flags, and whether it failed.
+struct Open {
+    path: String,
+    flags: String,
+    failed: bool,
+}
+
+fn opens(trace: &str) -> Vec<Open> {
+    trace
+        .lines()
+        .filter_map(|l| {
+            let rest = &l[l.find("openat(")? + "openat(".len()..];
+            let (_, quoted) = rest.split_once('"')?;
+            let (path, after) = quoted.split_once('"')?;
+            let flags = after.trim_start_matches(", ").split([',', ')']).next()?.to_string();
+            Some(Open {
+                path: path.to_string(),
+                flags,
+                failed: l.contains(") = -1 "),
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn a_warm_get_reads_the_key_and_the_cache_file_only_and_starts_no_thread_or_process_or_socket() {
+    let Some(strace) = tool("strace", "apt-get install strace") else {
+        return;
+    };
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    env.get(HOST).json();
+    let log = env.path("strace.log");
+    let trace_set = "trace=clone,clone3,fork,vfork,execve,socket,connect,open,openat,creat";
+    env.program(
+        strace,
+        &["-f", "-qq", "-o", log.to_str().unwrap(), "-e", trace_set, bin(), "get"],
+    )
+    .stdin(HOST)
+    .json();
+    let trace = std::fs::read_to_string(&log).unwrap();
+    assert!(trace.contains("execve("), "strace saw the process: {trace}");
+    let other: Vec<&str> = trace
+        .lines()
+        .filter(|l| !l.contains("execve(") && !l.contains("openat("))
+        .collect();
+    assert_eq!(
+        other,
+        Vec::<&str>::new(),
+        "the warm path made no clone/fork/socket/connect call"
+    );
+    let opens = opens(&trace);
+    let written: Vec<&Open> = opens
+        .iter()
+        .filter(|o| o.flags.contains("O_WRONLY") || o.flags.contains("O_RDWR") || o.flags.contains("O_CREAT"))
+        .collect();
+    assert!(
+        written.is_empty(),
+        "a warm get writes nothing: {:?}",
+        written.iter().map(|o| &o.path).collect::<Vec<_>>()
+    );
+    // The files of the test's HOME it opened: the key file and the cache file, read; the
+    // config and credentials files it looked for, absent. No lock file: nothing to wait for.
+    let home = env.home.path().to_str().unwrap();
+    let mine: Vec<(String, bool)> = opens
+        .iter()
+        .filter(|o| o.path.starts_with(home))
+        .map(|o| (o.path[home.len()..].to_string(), o.failed))
+        .collect();
+    let cache_file = env.cache_files()[0].to_str().unwrap()[home.len()..].to_string();
+    let read: Vec<&str> = mine.iter().filter(|(_, f)| !f).map(|(p, _)| p.as_str()).collect();
+    // (The cache directory itself is opened to check its owner and mode.)
+    assert_eq!(
+        read,
+        ["/sa-key.json", "/.cache/docker-credential-stackit", cache_file.as_str()],
+        "{mine:?}"
+    );
+    let looked_for: Vec<&str> = mine.iter().filter(|(_, f)| *f).map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        looked_for,
+        [
+            "/.config/docker-credential-stackit/config.json",
+            "/.stackit/credentials.json",
+            "/.local/share/docker-credential-stackit/robots.json"
+        ],
+        "{mine:?}"
+    );
+    assert!(!mine.iter().any(|(p, _)| p.ends_with(".lock")), "{mine:?}");
+    assert_eq!(fake.requests(), 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// A full or read-only file system
+
+/// A tmpfs of `size` mounted at `path` for the life of the value; `None` without the privilege
+/// to mount (CAP_SYS_ADMIN).
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        if !has_cap(caps::SYS_ADMIN) {
+            return None;
+        }
+        std::fs::create_dir_all(path).ok()?;
+        let out = Cmd::system("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .arg(path)
+            .any_status()
+            .stderr_any()
+            .run();
+        // A container may have the capability but no permission to mount (seccomp, AppArmor).
+        (out.code == 0).then(|| Tmpfs(path.to_path_buf()))
+    }
+
+    fn remount(&self, how: &str) {
+        Cmd::system("mount")
+            .args(["-o", &format!("remount,{how}")])
+            .arg(&self.0)
+            .run();
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Cmd::system("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .any_status()
+            .stderr_any()
+            .spawn()
+            .wait();
+    }
+}
+
+/// Fills the file system holding `dir` until a write fails with "no space left".
+fn fill(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let block = [0u8; 4096];
+    loop {
+        match f.write_all(&block).and_then(|_| f.sync_all()) {
+            Ok(()) => {}
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}");
+                return path;
+            }
+        }
+    }
+}
+
+/// The `*.json` entry in `cache`.
+fn entry_in(cache: &Path) -> PathBuf {
+    let files = json_files(cache);
+    assert_eq!(files.len(), 1, "{files:?}");
+    files[0].clone()
+}
+
+#[test]
+fn a_full_disk_during_a_cache_write_keeps_the_old_cache() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let mount_point = env.path("small-fs");
+    let cache = mount_point.join("cache");
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
+    // Declared after `env`, so it is unmounted before the temporary HOME is removed.
+    let tmpfs = Tmpfs::mount(&mount_point, "256k");
+    // Without a small file system to fill, writes to regular files fail instead
+    // (RLIMIT_FSIZE of 16 bytes), as on a full disk.
+    let get = |env: &TestEnv| match &tmpfs {
+        Some(_) => env.get(HOST),
+        None => env.get(HOST).fsize_limit(16),
+    };
+    eprintln!(
+        "disk full simulated with {}",
+        if tmpfs.is_some() {
+            "a full 256 KiB tmpfs"
+        } else {
+            "RLIMIT_FSIZE (no CAP_SYS_ADMIN)"
+        }
+    );
+
+    let first = env.secret(HOST);
+    let entry = entry_in(&cache);
+    age_entry(&entry, 3000, 600);
+    let before = std::fs::read(&entry).unwrap();
+    let filler = tmpfs.as_ref().map(|_| fill(&mount_point));
+
+    let second = secret_of(
+        &get(&env)
+            .stderr_has("cannot write the token cache")
+            .stderr_has("continuing without it")
+            .json(),
+    );
+    assert_ne!(second, first, "the refresh still answers with the new token");
+    assert_eq!(std::fs::read(&entry).unwrap(), before, "the old entry is intact");
+    valid_entry(&entry);
+    let leftovers: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "no half-written temp files: {leftovers:?}");
+
+    // Space again: the next refresh is cached normally.
+    if let Some(f) = filler {
+        std::fs::remove_file(f).unwrap();
+    }
+    let third = env.secret(HOST);
+    assert_eq!(valid_entry(&entry)["access_token"], third.as_str());
+    assert_eq!(fake.requests(), 3);
+}
+
+/// How a test makes the cache read-only.
+#[derive(Debug, Clone, Copy)]
+enum ReadOnly {
+    /// A tmpfs remounted read-only (needs CAP_SYS_ADMIN).
+    FileSystem,
+    /// A mode 500 directory, with the helper run as a user whom modes bind: the test's own user
+    /// if it cannot bypass them, else `nobody` (root, or anyone with CAP_DAC_OVERRIDE, would
+    /// write into a mode 500 directory regardless).
+    Mode,
+}
+
+/// Warm gets read a read-only cache as usual; a refresh that cannot be stored still answers,
+/// says so, and leaves the old entry as it was.
+fn read_only_cache_scenario(how: ReadOnly) {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let mount_point = env.path("ro");
+    let cache = mount_point.join("cache");
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
+    let tmpfs = match how {
+        ReadOnly::FileSystem => Some(Tmpfs::mount(&mount_point, "256k").expect("mount a tmpfs")),
+        ReadOnly::Mode => None,
+    };
+    let as_nobody = matches!(how, ReadOnly::Mode) && has_cap(caps::DAC_OVERRIDE);
+    if as_nobody {
+        std::fs::create_dir_all(&mount_point).unwrap();
+        chown_tree(env.home.path(), NOBODY);
+    }
+    let get = || {
+        let get = env.get(HOST);
+        if as_nobody { get.run_as(NOBODY.0, NOBODY.1) } else { get }
+    };
+    let lock = |locked: bool| match &tmpfs {
+        Some(t) => t.remount(if locked { "ro" } else { "rw" }),
+        None => set_mode(&cache, if locked { 0o500 } else { 0o700 }),
+    };
+
+    let first = secret_of(&get().json());
+    let entry = entry_in(&cache);
+    lock(true);
+    // Warm: the cached token is read as usual.
+    assert_eq!(secret_of(&get().json()), first, "{how:?}");
+    // Past half-life: the refresh works, cannot be stored, and says so; the old entry stays.
+    lock(false);
+    age_entry(&entry, 3000, 600);
+    lock(true);
+    let before = std::fs::read(&entry).unwrap();
+    let second = secret_of(&get().stderr_has("cannot write the token cache").json());
+    assert_ne!(second, first, "{how:?}");
+    assert!(fake.verify_access_token(&second).is_some());
+    assert_eq!(
+        std::fs::read(&entry).unwrap(),
+        before,
+        "{how:?}: the old entry is intact"
+    );
+    lock(false);
+}
+
+#[test]
+fn a_read_only_cache_still_serves_warns_and_keeps_its_token() {
+    if has_cap(caps::SYS_ADMIN) {
+        read_only_cache_scenario(ReadOnly::FileSystem);
+    } else {
+        skip_or_fail::<()>("the read-only file system case needs CAP_SYS_ADMIN to mount a tmpfs".into());
+    }
+    if has_cap(caps::DAC_OVERRIDE) && !(has_cap(caps::SETUID) && has_cap(caps::SETGID) && has_cap(caps::CHOWN)) {
+        skip_or_fail::<()>(
+            "the mode 500 case needs a user whom modes bind: this one bypasses them but cannot switch to nobody".into(),
+        );
+        return;
+    }
+    read_only_cache_scenario(ReadOnly::Mode);
 }

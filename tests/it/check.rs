@@ -2,85 +2,62 @@
 //! an isolated HOME holding Docker's config.
 
 use crate::support::harbor::{FakeHarbor, TokenFields, project_robot, system_robot};
+use crate::support::rig::{ROBOT, ROBOT_SECRET, Rig, wired};
 use crate::support::*;
-use docker_credential_stackit::fake::FakeStackit;
 use serde_json::{Value, json};
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const STEPS: [&str; 6] = ["docker", "identity", "token", "registry", "scopes", "robot"];
 
-/// The fakes and an environment wired to them: the first test account's key, the fake Harbor
-/// served and mapped in `credHelpers`, the binary on PATH.
-struct Rig {
-    stackit: Arc<FakeStackit>,
-    harbor: FakeHarbor,
-    env: TestEnv,
+/// `check …` and its report, for the rig's image; plus the token-leak check every test can use.
+trait Checks {
+    fn check_cmd(&self, args: &[&str]) -> Cmd;
+    fn check_json(&self, args: &[&str]) -> (Output, Report);
+    fn assert_no_tokens(&self, out: &Output);
 }
 
-impl Rig {
-    fn new() -> Rig {
-        let stackit = Arc::new(fake());
-        let harbor = FakeHarbor::with_stackit(stackit.clone());
-        let env = wired(TestEnv::with_key(&stackit), &harbor.host());
-        Rig { stackit, harbor, env }
-    }
-
-    /// A rig whose robot `robot$shop+ci` may do `actions` and is linked to the test account.
-    fn linked(actions: &[&str]) -> Rig {
-        let rig = Rig::new();
-        rig.harbor.add_robot(project_robot("shop", "ci", actions), "Secret123");
-        rig.link("robot$shop+ci");
-        rig
-    }
-
-    fn link(&self, robot: &str) {
-        self.harbor.link(robot, &sa().iss, &sa().sub);
-    }
-
-    fn image(&self) -> String {
-        format!("{}/shop/app:v1", self.harbor.host())
-    }
-
-    /// `check <image> <args> --json`, parsed.
-    fn check_json(&self, args: &[&str]) -> (Output, Report) {
+impl Checks for Rig {
+    /// `check <image> --json <args>`, with nothing expected on stderr.
+    fn check_cmd(&self, args: &[&str]) -> Cmd {
         let image = self.image();
-        let mut all = vec!["check", image.as_str(), "--json"];
+        let mut all = vec![image.as_str(), "--json"];
         all.extend_from_slice(args);
-        let out = self.env.cmd(&all).run();
+        self.env.check(&all)
+    }
+
+    /// [`Checks::check_cmd`] run and parsed.
+    fn check_json(&self, args: &[&str]) -> (Output, Report) {
+        let out = self.check_cmd(args).run();
         let report = Report::parse(&out);
         (out, report)
     }
 
-    fn robot_file(&self, robot: &str) -> String {
-        let path = self.env.write("robot.json", &self.harbor.robot_json(robot));
-        path.to_str().unwrap().to_string()
-    }
-
-    /// Asserts that no output of `out` carries a JWT or the current access token.
+    /// Asserts that no output of `out` carries a JWT or any access token the fake endpoint has
+    /// issued so far.
     fn assert_no_tokens(&self, out: &Output) {
         assert_no_jwt(out);
-        let token = self.env.cmd(&["token", &self.harbor.host()]).run();
-        if token.code == 0 {
-            let token = token.stdout.trim();
+        let tokens = self.issued_tokens();
+        assert!(!tokens.is_empty(), "the scan has tokens to look for");
+        for token in tokens {
             assert!(
-                !out.stdout.contains(token) && !out.stderr.contains(token),
-                "the access token leaked: {out:?}"
+                !out.stdout.contains(&token) && !out.stderr.contains(&token),
+                "an access token leaked: {out:?}"
             );
         }
     }
 }
 
-/// Serves `host`, puts the binary first on PATH, and maps `host` to the helper in Docker's config.
-fn wired(env: TestEnv, host: &str) -> TestEnv {
-    let bin_dir = Path::new(bin()).parent().unwrap().to_str().unwrap().to_string();
-    let path = format!("{bin_dir}:{}", std::env::var("PATH").unwrap_or_default());
-    env.write(
-        ".docker/config.json",
-        &json!({"credHelpers": {host: "stackit"}}).to_string(),
-    );
-    env.var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", host).var("PATH", &path)
+/// `check` for any environment: its exit status and report are the test's to judge (with
+/// [`Report::parse`]); stderr stays empty.
+trait CheckCmd {
+    fn check(&self, args: &[&str]) -> Cmd;
+}
+
+impl CheckCmd for TestEnv {
+    fn check(&self, args: &[&str]) -> Cmd {
+        self.cmd(&[&["check"], args].concat()).any_status().stdout_any()
+    }
 }
 
 fn assert_no_jwt(out: &Output) {
@@ -194,7 +171,7 @@ fn linked_robot_with_push_passes_every_step() {
     // The human report says the same, one line per step.
     let out = rig
         .env
-        .cmd(&["check", &rig.image(), "--push", "--robot-file", &robot_file])
+        .check(&[&rig.image(), "--push", "--robot-file", &robot_file])
         .run();
     assert_eq!(out.code, 0, "{out:?}");
     for title in [
@@ -263,7 +240,7 @@ fn robots_are_listed_through_the_api_when_the_identity_may() {
     rig.harbor.add_robot(robot, "Secret123");
     rig.harbor
         .add_robot(project_robot("shop", "other", &["pull"]), "Secret456");
-    rig.link("robot$shop+ci");
+    rig.link();
     let (_, r) = rig.check_json(&["--push"]);
     assert_eq!(r.statuses(), ["ok"; 6], "{r:?}");
     assert!(
@@ -284,7 +261,7 @@ fn system_robot_with_push_but_no_pull() {
         ),
         "Secret123",
     );
-    rig.link("robot$ci");
+    rig.link_robot("robot$ci");
     let robot_file = rig.robot_file("robot$ci");
     let (_, r) = rig.check_json(&["--push", "--robot-file", &robot_file]);
     assert_eq!(r.status("scopes"), "fail", "{r:?}");
@@ -307,7 +284,7 @@ fn deny_effect_wins() {
         .unwrap()
         .push(json!({"resource": "repository", "action": "push", "effect": "deny"}));
     rig.harbor.add_robot(robot, "Secret123");
-    rig.link("robot$shop+ci");
+    rig.link();
     let robot_file = rig.robot_file("robot$shop+ci");
     let (_, r) = rig.check_json(&["--push", "--robot-file", &robot_file]);
     assert!(r.summary("scopes").contains("missing push"), "{r:?}");
@@ -414,7 +391,7 @@ fn helper_missing_from_path_and_unserved_host() {
     let rig = Rig::linked(&["pull"]);
     let out = rig
         .env
-        .cmd(&["check", &rig.image(), "--json"])
+        .check(&[&rig.image(), "--json"])
         .env("PATH", "/usr/bin:/bin")
         .env("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "other.example")
         .run();
@@ -450,7 +427,7 @@ fn unserved_host_gets_no_credentials() {
 
     let out = rig
         .env
-        .cmd(&["check", &rig.image(), "--json", "--robot-file", robot_file])
+        .check(&[&rig.image(), "--json", "--robot-file", robot_file])
         .env("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "other.example")
         .run();
     let r = Report::parse(&out);
@@ -475,9 +452,9 @@ fn unserved_host_gets_no_credentials() {
     rig.harbor.unlink("robot$shop+ci");
     let env = wired(TestEnv::empty(), &host);
     let store = json!({"ServerURL": host, "Username": "robot$shop+ci", "Secret": "Secret123"});
-    assert_eq!(env.cmd(&["store"]).stdin(store.to_string()).run().code, 0);
+    env.cmd(&["store"]).stdin(store.to_string()).run();
     let out = env
-        .cmd(&["check", &rig.image()])
+        .check(&[&rig.image()])
         .env("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "other.example")
         .run();
     assert_eq!(out.code, 1, "{out:?}");
@@ -494,7 +471,7 @@ fn token_realm_on_another_host_gets_no_credentials() {
     let registry = FakeHarbor::with_stackit(stackit.clone());
     let env = wired(TestEnv::with_key(&stackit), &registry.host());
     let image = format!("{}/shop/app", registry.host());
-    let check = |env: &TestEnv| Report::parse(&env.cmd(&["check", &image, "--json"]).run());
+    let check = |env: &TestEnv| Report::parse(&env.check(&[&image, "--json"]).run());
 
     // A token service on another port of the same host, as registries often run it.
     registry.set_realm(Some(&tokens.realm()));
@@ -548,7 +525,7 @@ fn outside_text_is_printed_with_control_characters_escaped() {
     );
     robot["name"] = json!(EVIL);
     rig.harbor.add_robot(robot, "Secret123");
-    rig.link(EVIL);
+    rig.link_robot(EVIL);
     let robot_file = rig.robot_file(EVIL);
     let no_raw_controls = |out: &Output| {
         let raw: Vec<char> = out.stdout.chars().filter(|c| *c != '\n' && c.is_control()).collect();
@@ -560,7 +537,7 @@ fn outside_text_is_printed_with_control_characters_escaped() {
         let image = rig.image();
         let mut args = vec!["check", image.as_str()];
         args.extend_from_slice(extra);
-        let out = rig.env.cmd(&args).run();
+        let out = rig.env.cmd(&args).any_status().stdout_any().run();
         no_raw_controls(&out);
         assert!(
             out.stdout.contains(
@@ -588,7 +565,8 @@ fn bad_keys_are_explained() {
     key["credentials"]["privateKey"] = json!(accounts()[1].key.pkcs8_pem().expose());
     let path = rig.env.write("sa-key.json", &key.to_string());
     set_mode(&path, 0o644);
-    let (out, r) = rig.check_json(&[]);
+    let out = rig.check_cmd(&[]).stderr_has("readable by other users").run();
+    let r = Report::parse(&out);
     assert_eq!(r.status("identity"), "fail", "{r:?}");
     assert_eq!(
         r.codes("identity"),
@@ -633,7 +611,7 @@ fn bad_keys_are_explained() {
     assert_eq!(r.statuses()[2..], ["skip"; 4], "{r:?}");
 
     let env = wired(TestEnv::empty(), &rig.harbor.host());
-    let out = env.cmd(&["check", &rig.image(), "--json"]).run();
+    let out = env.check(&[&rig.image(), "--json"]).run();
     let r = Report::parse(&out);
     assert_eq!(r.codes("identity"), ["key.none"], "{r:?}");
 }
@@ -645,14 +623,15 @@ fn token_endpoint_down_fails_within_the_deadline() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let started = Instant::now();
+    // The deadline is 3 s (time for a first attempt however slowly the process starts); the
+    // builder's, 20 s, bounds what a broken deadline would cost.
     let out = rig
-        .env
-        .cmd(&["check", &rig.image(), "--json"])
+        .check_cmd(&[])
         .env("STACKIT_TOKEN_BASEURL", format!("http://{closed}/token"))
-        .env("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1")
+        .env("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3")
+        .deadline(Duration::from_secs(20))
+        .stderr_any()
         .run();
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     let r = Report::parse(&out);
     assert_eq!(r.statuses()[2..], ["fail", "skip", "skip", "skip"], "{r:?}");
     let f = r.finding("token.failed");
@@ -674,7 +653,7 @@ fn unreachable_registry() {
         .unwrap()
         .to_string();
     let env = wired(TestEnv::with_key(&rig.stackit), &closed);
-    let out = env.cmd(&["check", &format!("{closed}/shop/app"), "--json"]).run();
+    let out = env.check(&[&format!("{closed}/shop/app"), "--json"]).run();
     let r = Report::parse(&out);
     assert_eq!(r.statuses()[3..], ["fail", "skip", "skip"], "{r:?}");
     let f = r.finding("registry.unreachable");
@@ -688,7 +667,11 @@ fn unreachable_registry() {
 fn clock_skew_against_the_token_endpoint_is_a_warning() {
     let rig = Rig::linked(&["pull"]);
     rig.stackit.set_clock_offset(-600);
-    let (out, r) = rig.check_json(&[]);
+    let out = rig
+        .check_cmd(&[])
+        .stderr_has("this machine's clock differs from the token endpoint's by 600s")
+        .run();
+    let r = Report::parse(&out);
     assert_eq!(r.status("token"), "warn", "{r:?}");
     let f = r.finding("token.clock_skew");
     assert!(
@@ -730,25 +713,19 @@ fn stored_robot_login_for_an_unlinked_robot() {
         .add_robot(project_robot("shop", "ci", &["pull", "push"]), "Secret123");
     let env = wired(TestEnv::empty(), &rig.harbor.host());
     let store = json!({"ServerURL": rig.harbor.host(), "Username": "robot$shop+ci", "Secret": "Secret123"});
-    assert_eq!(env.cmd(&["store"]).stdin(store.to_string()).run().code, 0);
+    env.cmd(&["store"]).stdin(store.to_string()).run();
 
-    let out = env.cmd(&["check", &rig.image(), "--push", "--json"]).run();
+    let out = env.check(&[&rig.image(), "--push", "--json"]).run();
     let r = Report::parse(&out);
     assert_eq!(r.statuses(), ["ok", "ok", "skip", "ok", "ok", "skip"], "{r:?}");
     assert!(r.summary("identity").contains("robot$shop+ci"), "{r:?}");
     assert!(!out.stdout.contains("Secret123"), "{out:?}");
 
     // Once linked, the robot's secret stops working, and the robot step says why.
-    rig.link("robot$shop+ci");
+    rig.link();
     let robot_file = env.write("robot.json", &rig.harbor.robot_json("robot$shop+ci"));
     let out = env
-        .cmd(&[
-            "check",
-            &rig.image(),
-            "--json",
-            "--robot-file",
-            robot_file.to_str().unwrap(),
-        ])
+        .check(&[&rig.image(), "--json", "--robot-file", robot_file.to_str().unwrap()])
         .run();
     let r = Report::parse(&out);
     assert_eq!(r.status("registry"), "fail", "{r:?}");
@@ -802,8 +779,8 @@ fn json_report_is_stable() {
 #[test]
 fn exit_codes() {
     let rig = Rig::linked(&["pull"]);
-    assert_eq!(rig.env.cmd(&["check", &rig.image()]).run().code, 0);
-    assert_eq!(rig.env.cmd(&["check", &rig.image(), "--push"]).run().code, 1);
+    assert_eq!(rig.env.check(&[&rig.image()]).run().code, 0);
+    assert_eq!(rig.env.check(&[&rig.image(), "--push"]).run().code, 1);
     for bad in [
         &["check", "a.example", "b.example"][..],
         &["check", "--pull", "--push"],
@@ -811,24 +788,21 @@ fn exit_codes() {
         &["check", "--robot-file"],
         &["check", "Not A Host!"],
     ] {
-        let out = rig.env.cmd(bad).run();
-        assert_eq!(out.code, 2, "{bad:?}: {out:?}");
-        assert!(out.stdout.contains("usage"), "{out:?}");
+        rig.env
+            .cmd(bad)
+            .status(2)
+            .stdout_has("usage")
+            .stderr_has("Usage: docker-credential-stackit <command>")
+            .run();
     }
-    let out = rig.env.cmd(&["check", "--help"]).run();
+    let out = rig.env.check(&["--help"]).run();
     assert_eq!(out.code, 0);
     assert!(out.stdout.contains("--robot-file FILE"), "{out:?}");
 
     let robot_file = rig.env.write("robot.json", "[]");
     let out = rig
         .env
-        .cmd(&[
-            "check",
-            &rig.image(),
-            "--json",
-            "--robot-file",
-            robot_file.to_str().unwrap(),
-        ])
+        .check(&[&rig.image(), "--json", "--robot-file", robot_file.to_str().unwrap()])
         .run();
     let r = Report::parse(&out);
     assert_eq!(r.codes("robot"), ["check.robot_file_invalid"], "{r:?}");
@@ -837,7 +811,7 @@ fn exit_codes() {
 #[test]
 fn registry_only_skips_the_scopes() {
     let rig = Rig::linked(&["pull"]);
-    let out = rig.env.cmd(&["check", &rig.harbor.host(), "--json"]).run();
+    let out = rig.env.check(&[&rig.harbor.host(), "--json"]).run();
     let r = Report::parse(&out);
     assert_eq!(r.statuses(), ["ok", "ok", "ok", "ok", "skip", "skip"], "{r:?}");
     assert!(r.summary("scopes").contains("no image given"), "{r:?}");
@@ -857,7 +831,7 @@ fn open_registry_needs_no_login() {
     });
     let stackit = fake();
     let env = wired(TestEnv::with_key(&stackit), &host);
-    let out = env.cmd(&["check", &format!("{host}/shop/app"), "--json"]).run();
+    let out = env.check(&[&format!("{host}/shop/app"), "--json"]).run();
     let r = Report::parse(&out);
     assert_eq!(r.statuses(), ["ok", "ok", "ok", "ok", "skip", "skip"], "{r:?}");
     assert_eq!(r.codes("registry"), ["registry.open"], "{r:?}");
@@ -886,8 +860,9 @@ fn robot_link_pointers_come_from_the_config_file() {
         "helper-config.json",
         &json!({"robotLink": {"emailPointer": "/stackit/saMail", "idPointer": "/stackit/saUuid"}}).to_string(),
     );
-    let env = rig.env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap());
-    let rig = Rig { env, ..rig };
+    let mut rig = rig;
+    rig.env
+        .set_var("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap());
     let (_, r) = rig.check_json(&["--pull", "--robot-file", file]);
     assert!(
         r.codes("robot").contains(&"link.ok"),
@@ -900,4 +875,87 @@ fn robot_link_pointers_come_from_the_config_file() {
         .write("plain-robot.json", &rig.harbor.robot_json("robot$shop+ci"));
     let (_, r) = rig.check_json(&["--pull", "--robot-file", plain.to_str().unwrap()]);
     assert!(r.codes("robot").contains(&"link.unlinked"), "{r:?}");
+}
+
+#[test]
+fn a_robot_with_neither_pull_nor_push_is_not_granted_either() {
+    // A system robot that may only read artifacts in the project: it lacks pull, and since it
+    // cannot push either, the finding is plain "not granted", not "push without pull".
+    let rig = Rig::new();
+    rig.harbor.add_robot(
+        system_robot(
+            "ci",
+            json!([{"kind": "project", "namespace": "shop", "access": [{"resource": "artifact", "action": "read"}]}]),
+        ),
+        ROBOT_SECRET,
+    );
+    rig.link_robot("robot$ci");
+    let robot_file = rig.robot_file("robot$ci");
+    for (action, codes) in [
+        ("--pull", &["link.ok", "perm.not_granted"][..]),
+        ("--push", &["link.ok", "perm.not_granted", "perm.not_granted"][..]),
+    ] {
+        let (_, r) = rig.check_json(&[action, "--robot-file", &robot_file]);
+        assert_eq!(r.status("robot"), "fail", "{r:?}");
+        assert_eq!(r.codes("robot"), codes, "{action}: {r:?}");
+    }
+}
+
+/// The first ```text block after `marker` in the README.
+fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let after = &readme[readme.find(marker).unwrap_or_else(|| panic!("README lacks {marker:?}"))..];
+    let start = after.find("```text\n").expect("a text block") + "```text\n".len();
+    let end = start + after[start..].find("```").expect("the block's end");
+    after[start..end].to_string()
+}
+
+/// `text` with what differs between runs replaced by placeholders: the fake Harbor's port, the
+/// temporary HOME, the key id and the token's remaining life.
+fn normalized(text: &str, host: &str, home: &str, kid: &str) -> String {
+    let mut out = text
+        .replace(host, "127.0.0.1:PORT")
+        .replace(home, "/tmp/HOME")
+        .replace(kid, "KEY-ID");
+    if let Some(i) = out.find("valid for ") {
+        let end = i + out[i..].find(" more").expect("valid for … more");
+        out.replace_range(i..end, "valid for LIFE");
+    }
+    out
+}
+
+#[test]
+fn the_readme_shows_the_real_check_output() {
+    let rig = Rig::linked(&["pull"]);
+    let robot_file = rig.robot_file(ROBOT);
+    // The README shows the second run: the token is cached by then.
+    rig.check_json(&["--push", "--robot-file", &robot_file]);
+    let out = rig
+        .env
+        .check(&[&rig.image().replace(":v1", ""), "--push", "--robot-file", &robot_file])
+        .status(1)
+        .run();
+    let actual = normalized(
+        &out.stdout,
+        rig.host(),
+        rig.env.home.path().to_str().unwrap(),
+        &sa().kid,
+    );
+
+    let readme = readme_block("Real output, from the test suite's fake Harbor");
+    let field = |after: &str, end: char| {
+        let i = readme
+            .find(after)
+            .unwrap_or_else(|| panic!("README block lacks {after:?}"))
+            + after.len();
+        readme[i..i + readme[i..].find(end).unwrap()].to_string()
+    };
+    let host = format!("127.0.0.1:{}", field("127.0.0.1:", '/'));
+    let home = format!("/tmp/{}", field("/tmp/", '/'));
+    let kid = field("(key ", ')');
+    let expected = normalized(&readme, &host, &home, &kid);
+    assert_eq!(
+        actual, expected,
+        "README.md's sample `check` output differs from what check prints now; update the README"
+    );
 }

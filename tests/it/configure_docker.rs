@@ -1,82 +1,50 @@
 //! `configure-docker` run as a user would: the compiled binary, an empty environment, a private
 //! HOME. Every test checks the file on disk, not just the output.
 
+use crate::support::{Cmd, Output, TestEnv, bin, is_root, skip_or_fail};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-stackit");
 const HOST: &str = "registry.onstackit.cloud";
 
-/// A throw-away HOME with `DOCKER_CONFIG` pointing into it unless a test says otherwise.
+/// A throw-away HOME (also the working directory) with only the binary's own directory on
+/// PATH, so the "not on PATH" warning stays out of the way.
 struct Sandbox {
-    dir: tempfile::TempDir,
-    env: Vec<(String, String)>,
+    env: TestEnv,
 }
 
 impl Sandbox {
     fn new() -> Sandbox {
-        let dir = tempfile::tempdir().unwrap();
-        let home = dir.path().join("home");
-        fs::create_dir(&home).unwrap();
-        let bin_dir = Path::new(BIN).parent().unwrap().to_str().unwrap().to_string();
-        let env = vec![
-            ("HOME".to_string(), home.to_str().unwrap().to_string()),
-            // The binary's own directory, so the "not on PATH" warning stays out of the way.
-            ("PATH".to_string(), bin_dir),
-        ];
-        Sandbox { dir, env }
+        let bin_dir = Path::new(bin()).parent().unwrap().to_str().unwrap().to_string();
+        Sandbox {
+            env: TestEnv::empty().var("PATH", &bin_dir),
+        }
     }
 
     fn home(&self) -> PathBuf {
-        self.dir.path().join("home")
+        self.env.home.path().to_path_buf()
     }
 
     fn path(&self, rel: &str) -> PathBuf {
-        self.dir.path().join(rel)
+        self.env.path(rel)
     }
 
-    /// `DOCKER_CONFIG` = `<sandbox>/docker`; returns its config.json path.
+    /// `DOCKER_CONFIG` = `<home>/docker`; returns its config.json path.
     fn with_docker_config(mut self) -> (Sandbox, PathBuf) {
         let dir = self.path("docker");
-        self.env.push(("DOCKER_CONFIG".into(), dir.to_str().unwrap().into()));
+        self.env.set_var("DOCKER_CONFIG", dir.to_str().unwrap());
         (self, dir.join("config.json"))
     }
 
     fn set(&mut self, k: &str, v: &str) {
-        self.env.push((k.into(), v.into()));
+        self.env.set_var(k, v);
     }
 
-    fn run(&self, args: &[&str]) -> Run {
-        let out = Command::new(BIN)
-            .arg("configure-docker")
-            .args(args)
-            .env_clear()
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.dir.path())
-            .output()
-            .unwrap();
-        Run(out)
-    }
-}
-
-struct Run(Output);
-
-impl Run {
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.0.stdout).into_owned()
-    }
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.0.stderr).into_owned()
-    }
-    fn code(&self) -> i32 {
-        self.0.status.code().unwrap_or(-1)
-    }
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(self.code(), 0, "stdout:\n{}\nstderr:\n{}", self.stdout(), self.stderr());
-        self
+    /// `configure-docker <args>`: exit 0 and nothing on stderr unless the test says otherwise;
+    /// what it printed on stdout is the test's to check.
+    fn run(&self, args: &[&str]) -> Cmd {
+        self.env.cmd(&[&["configure-docker"], args].concat()).stdout_any()
     }
 }
 
@@ -109,7 +77,7 @@ fn strays(dir: &Path, keep: &[&str]) -> Vec<String> {
 #[test]
 fn creates_docker_config_under_home_with_private_modes() {
     let sb = Sandbox::new();
-    let out = sb.run(&[]).ok();
+    let out = sb.run(&[]).run();
     let cfg = sb.home().join(".docker/config.json");
     assert_eq!(
         read(&cfg),
@@ -118,37 +86,40 @@ fn creates_docker_config_under_home_with_private_modes() {
     assert_eq!(mode(&sb.home().join(".docker")), 0o700);
     assert_eq!(mode(&cfg), 0o600);
     assert!(
-        out.stdout().starts_with(&format!("Created {}:", cfg.display())),
+        out.stdout.starts_with(&format!("Created {}:", cfg.display())),
         "{}",
-        out.stdout()
+        out.stdout
     );
     assert!(
-        out.stdout()
+        out.stdout
             .contains(&format!("credHelpers[\"{HOST}\"] = \"stackit\" (added)"))
     );
-    assert_eq!(out.stderr(), "", "a clean set-up prints no warnings");
+    assert_eq!(out.stderr, "", "a clean set-up prints no warnings");
 }
 
 #[test]
 fn configures_every_served_host_or_only_the_named_ones() {
     let (mut sb, cfg) = Sandbox::new().with_docker_config();
     sb.set("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "localhost:5000,Mirror.Example");
-    sb.run(&[]).ok();
+    sb.run(&[]).run();
     let helpers = json(&cfg)["credHelpers"].clone();
     let keys: Vec<&String> = helpers.as_object().unwrap().keys().collect();
     assert_eq!(keys, [HOST, "localhost:5000", "mirror.example"]);
 
     let (sb, cfg) = Sandbox::new().with_docker_config();
-    let out = sb.run(&["--registry", "https://Other.Example:443/v2/"]).ok();
+    let out = sb
+        .run(&["--registry", "https://Other.Example:443/v2/"])
+        .stderr_any()
+        .run();
     assert_eq!(
         json(&cfg),
         serde_json::json!({"credHelpers": {"other.example": "stackit"}})
     );
     assert!(
-        out.stderr().contains("other.example is not a served host")
-            && out.stderr().contains("DOCKER_CREDENTIAL_STACKIT_REGISTRIES"),
+        out.stderr.contains("other.example is not a served host")
+            && out.stderr.contains("DOCKER_CREDENTIAL_STACKIT_REGISTRIES"),
         "{}",
-        out.stderr()
+        out.stderr
     );
 }
 
@@ -157,7 +128,7 @@ fn keeps_unknown_keys_their_order_and_other_helpers() {
     let (sb, cfg) = Sandbox::new().with_docker_config();
     let before = "{\n\t\"psFormat\": \"table {{.ID}}\",\n\t\"credHelpers\": {\n\t\t\"gcr.io\": \"gcloud\"\n\t},\n\t\"auths\": {\n\t\t\"ghcr.io\": {\n\t\t\t\"auth\": \"eDp5\"\n\t\t}\n\t},\n\t\"zz-plugin\": {\n\t\t\"b\": [1, 2.5, null, true],\n\t\t\"a\": {}\n\t},\n\t\"aa\": \"last\"\n}\n";
     write(&cfg, before);
-    sb.run(&[]).ok();
+    sb.run(&[]).run();
     let after = read(&cfg);
     let expected = before
         .replace(
@@ -172,10 +143,10 @@ fn keeps_unknown_keys_their_order_and_other_helpers() {
 fn second_run_changes_nothing_and_says_so() {
     let (sb, cfg) = Sandbox::new().with_docker_config();
     write(&cfg, "{\"auths\":{}}");
-    sb.run(&[]).ok();
+    sb.run(&[]).run();
     let first = read(&cfg);
     let inode = fs::metadata(&cfg).unwrap().ino();
-    let out = sb.run(&[]).ok();
+    let out = sb.run(&[]).run();
     assert_eq!(read(&cfg), first);
     assert_eq!(
         fs::metadata(&cfg).unwrap().ino(),
@@ -183,7 +154,7 @@ fn second_run_changes_nothing_and_says_so() {
         "the file must not even be rewritten"
     );
     assert_eq!(
-        out.stdout(),
+        out.stdout,
         format!(
             "{}: already configured ({HOST} -> stackit); nothing changed\n",
             cfg.display()
@@ -194,24 +165,24 @@ fn second_run_changes_nothing_and_says_so() {
 #[test]
 fn dry_run_prints_a_diff_and_writes_nothing() {
     let (sb, cfg) = Sandbox::new().with_docker_config();
-    let out = sb.run(&["--dry-run"]).ok();
+    let out = sb.run(&["--dry-run"]).run();
     assert!(
         !cfg.exists() && !cfg.parent().unwrap().exists(),
         "dry run created files"
     );
-    assert!(out.stdout().contains("--- /dev/null\n"), "{}", out.stdout());
+    assert!(out.stdout.contains("--- /dev/null\n"), "{}", out.stdout);
     assert!(
-        out.stdout().contains(&format!("+\t\t\"{HOST}\": \"stackit\"\n")),
+        out.stdout.contains(&format!("+\t\t\"{HOST}\": \"stackit\"\n")),
         "{}",
-        out.stdout()
+        out.stdout
     );
 
     let before = "{\n    \"auths\": {}\n}\n";
     write(&cfg, before);
-    let out = sb.run(&["--dry-run"]).ok();
+    let out = sb.run(&["--dry-run"]).run();
     assert_eq!(read(&cfg), before);
     assert_eq!(
-        out.stdout(),
+        out.stdout,
         format!(
             "Would change {p} (dry run, nothing written):\n--- {p}\n+++ {p}\n@@ -1,3 +1,6 @@\n {{\n-    \"auths\": {{}}\n+    \"auths\": {{}},\n+    \"credHelpers\": {{\n+        \"{HOST}\": \"stackit\"\n+    }}\n }}\n",
             p = cfg.display()
@@ -245,27 +216,28 @@ fn dry_runs_mask_stored_secrets_and_write_nothing() {
          \t}}\n}}\n"
     );
     write(&cfg, &original);
-    let assert_masked = |out: &Run, what: &str| {
+    let assert_masked = |out: &Output, what: &str| {
         for s in STORED_SECRETS {
             assert!(
-                !out.stdout().contains(s) && !out.stderr().contains(s),
+                !out.stdout.contains(s) && !out.stderr.contains(s),
                 "{what} printed the stored secret {s}:\nstdout:\n{}\nstderr:\n{}",
-                out.stdout(),
-                out.stderr()
+                out.stdout,
+                out.stderr
             );
         }
     };
 
-    let out = sb.run(&["--dry-run"]).ok();
+    let stale = "still holds a stored secret";
+    let out = sb.run(&["--dry-run"]).stderr_has(stale).run();
     assert_masked(&out, "--dry-run");
     assert!(
-        out.stdout().contains("\n \t\t\t\"registrytoken\": \"<redacted>\"\n"),
+        out.stdout.contains("\n \t\t\t\"registrytoken\": \"<redacted>\"\n"),
         "the context keeps its shape:\n{}",
-        out.stdout()
+        out.stdout
     );
     assert_eq!(read(&cfg), original, "a dry run writes nothing");
 
-    let out = sb.run(&["--dry-run", "--remove-stale-auths"]).ok();
+    let out = sb.run(&["--dry-run", "--remove-stale-auths"]).run();
     assert_masked(&out, "--dry-run --remove-stale-auths");
     for line in [
         format!("\n-\t\t\"https://{HOST}/v1/\": {{\n"),
@@ -274,25 +246,32 @@ fn dry_runs_mask_stored_secrets_and_write_nothing() {
         "\n \t\t\t\"password\": \"<redacted>\",\n".to_string(),
         "\n \t\t\t\"username\": \"me\"\n".to_string(),
     ] {
-        assert!(out.stdout().contains(&line), "missing {line:?} in:\n{}", out.stdout());
+        assert!(out.stdout.contains(&line), "missing {line:?} in:\n{}", out.stdout);
     }
     assert_eq!(read(&cfg), original);
 
     // A real run prints no secret either, and writes the real values back untouched.
-    let out = sb.run(&[]).ok();
+    let out = sb.run(&[]).stderr_has(stale).run();
     assert_masked(&out, "configure-docker");
     let configured = read(&cfg);
     assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
     let original_json: serde_json::Value = serde_json::from_str(&original).unwrap();
     assert_eq!(json(&cfg)["auths"], original_json["auths"]);
 
-    for args in [
-        &["--unconfigure", "--dry-run"][..],
-        &["--unconfigure", "--dry-run", "--remove-stale-auths"],
+    for (args, warning) in [
+        (
+            &["--unconfigure", "--dry-run"][..],
+            Some("without the credHelpers entry clients will send it again"),
+        ),
+        (&["--unconfigure", "--dry-run", "--remove-stale-auths"], None),
     ] {
-        let out = sb.run(args).ok();
+        let mut run = sb.run(args);
+        if let Some(w) = warning {
+            run = run.stderr_has(w);
+        }
+        let out = run.run();
         assert_masked(&out, &args.join(" "));
-        assert!(out.stdout().contains("<redacted>"), "{}", out.stdout());
+        assert!(out.stdout.contains("<redacted>"), "{}", out.stdout);
         assert_eq!(read(&cfg), configured, "{args:?} wrote nothing");
     }
 }
@@ -302,29 +281,31 @@ fn unconfigure_gives_back_the_original_file() {
     let (sb, cfg) = Sandbox::new().with_docker_config();
     let before = "{\n\t\"credHelpers\": {\n\t\t\"gcr.io\": \"gcloud\"\n\t},\n\t\"x\": 1\n}\n";
     write(&cfg, before);
-    sb.run(&["--registry", "a.example", "--registry", HOST]).ok();
+    sb.run(&["--registry", "a.example", "--registry", HOST])
+        .stderr_has("a.example is not a served host")
+        .run();
     assert_ne!(read(&cfg), before);
-    let out = sb.run(&["--unconfigure"]).ok();
+    let out = sb.run(&["--unconfigure"]).run();
     assert_eq!(read(&cfg), before);
     assert!(
-        out.stdout().contains("credHelpers[\"a.example\"] removed"),
+        out.stdout.contains("credHelpers[\"a.example\"] removed"),
         "{}",
-        out.stdout()
+        out.stdout
     );
-    let out = sb.run(&["--unconfigure"]).ok();
-    assert!(out.stdout().contains("nothing changed"), "{}", out.stdout());
+    let out = sb.run(&["--unconfigure"]).run();
+    assert!(out.stdout.contains("nothing changed"), "{}", out.stdout);
 
     // Another helper's entry for the host is not ours to remove.
     write(&cfg, "{\"credHelpers\":{\"registry.onstackit.cloud\":\"ecr-login\"}}");
-    let out = sb.run(&["--unconfigure", "--registry", HOST]).ok();
-    assert!(out.stderr().contains("left alone"), "{}", out.stderr());
+    let out = sb.run(&["--unconfigure", "--registry", HOST]).stderr_any().run();
+    assert!(out.stderr.contains("left alone"), "{}", out.stderr);
     assert_eq!(json(&cfg)["credHelpers"][HOST], "ecr-login");
 
     // Unconfiguring a file that does not exist does not create it.
     let (sb, cfg) = Sandbox::new().with_docker_config();
-    let out = sb.run(&["--unconfigure"]).ok();
+    let out = sb.run(&["--unconfigure"]).run();
     assert!(!cfg.exists());
-    assert!(out.stdout().contains("does not exist"), "{}", out.stdout());
+    assert!(out.stdout.contains("does not exist"), "{}", out.stdout);
 }
 
 #[test]
@@ -334,7 +315,7 @@ fn a_symlinked_config_stays_a_symlink() {
     write(&real, "{\"x\":1}\n");
     fs::create_dir_all(cfg.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink("../dotfiles/docker-config.json", &cfg).unwrap();
-    let out = sb.run(&[]).ok();
+    let out = sb.run(&[]).run();
     assert!(fs::symlink_metadata(&cfg).unwrap().file_type().is_symlink());
     assert_eq!(
         fs::read_link(&cfg).unwrap(),
@@ -342,7 +323,7 @@ fn a_symlinked_config_stays_a_symlink() {
     );
     assert_eq!(json(&real)["credHelpers"][HOST], "stackit");
     assert_eq!(json(&real)["x"], 1);
-    assert!(out.stdout().contains("docker-config.json"), "{}", out.stdout());
+    assert!(out.stdout.contains("docker-config.json"), "{}", out.stdout);
     assert_eq!(
         strays(&sb.path("dotfiles"), &["docker-config.json"]),
         Vec::<String>::new()
@@ -354,20 +335,19 @@ fn mode_and_owner_are_kept() {
     let (sb, cfg) = Sandbox::new().with_docker_config();
     write(&cfg, "{}");
     fs::set_permissions(&cfg, fs::Permissions::from_mode(0o640)).unwrap();
-    // SAFETY: geteuid has no preconditions.
-    let root = unsafe { libc::geteuid() } == 0;
+    let root = is_root();
     if root {
         // Root editing a user's file (e.g. under sudo) must not take the file over.
         std::os::unix::fs::chown(&cfg, Some(4242), Some(4343)).unwrap();
+    } else {
+        skip_or_fail::<()>("owner preservation needs root to give the file to another user".into());
     }
-    sb.run(&[]).ok();
+    sb.run(&[]).run();
     assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
     assert_eq!(mode(&cfg), 0o640);
     if root {
         let meta = fs::metadata(&cfg).unwrap();
         assert_eq!((meta.uid(), meta.gid()), (4242, 4343));
-    } else {
-        eprintln!("not root: owner preservation not exercised");
     }
 }
 
@@ -376,10 +356,8 @@ fn malformed_json_is_refused_and_left_untouched() {
     let (sb, cfg) = Sandbox::new().with_docker_config();
     let broken = "{\n\t\"auths\": {\n\t\t\"ghcr.io\": {\"auth\": \"c2VjcmV0\"},\n\t}\n";
     write(&cfg, broken);
-    let out = sb.run(&[]);
-    assert_eq!(out.code(), 1);
-    assert_eq!(out.stdout(), "");
-    let err = out.stderr();
+    let out = sb.run(&[]).status(1).stdout("").stderr_any().run();
+    let err = out.stderr;
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.contains(&cfg.display().to_string()) && err.contains("line 4 column 2"),
@@ -391,9 +369,7 @@ fn malformed_json_is_refused_and_left_untouched() {
 
     for (text, what) in [("[]", "an array"), ("{\"credHelpers\": []}", "credHelpers is an array")] {
         write(&cfg, text);
-        let out = sb.run(&[]);
-        assert_eq!(out.code(), 1);
-        assert!(out.stderr().contains(what), "{}", out.stderr());
+        sb.run(&[]).status(1).stdout("").stderr_has(what).run();
         assert_eq!(read(&cfg), text);
     }
 }
@@ -405,8 +381,8 @@ fn stale_auths_are_reported_then_removed_on_request() {
         &cfg,
         r#"{"auths":{"https://registry.onstackit.cloud":{"auth":"cm9ib3QkeDpzM2NyZXQ="},"ghcr.io":{"auth":"eDp5"}},"credsStore":"desktop"}"#,
     );
-    let out = sb.run(&[]).ok();
-    let err = out.stderr();
+    let out = sb.run(&[]).stderr_any().run();
+    let err = out.stderr;
     assert!(
         err.contains("auths[\"https://registry.onstackit.cloud\"] still holds a stored secret")
             && err.contains("--remove-stale-auths"),
@@ -419,12 +395,15 @@ fn stale_auths_are_reported_then_removed_on_request() {
         "kept without the flag"
     );
 
-    let out = sb.run(&["--remove-stale-auths"]).ok();
+    let out = sb
+        .run(&["--remove-stale-auths"])
+        .stderr_has("also sets credsStore \"desktop\"")
+        .run();
     assert!(
-        out.stdout()
+        out.stdout
             .contains("auths[\"https://registry.onstackit.cloud\"] removed"),
         "{}",
-        out.stdout()
+        out.stdout
     );
     let after = json(&cfg);
     assert!(after["auths"].get("https://registry.onstackit.cloud").is_none());
@@ -433,7 +412,7 @@ fn stale_auths_are_reported_then_removed_on_request() {
         "other registries' logins are kept"
     );
     assert_eq!(after["credsStore"], "desktop");
-    assert!(!sb.run(&[]).ok().stderr().contains("stored secret"));
+    sb.run(&[]).stderr_any().stderr_lacks("stored secret").run();
 }
 
 #[test]
@@ -445,25 +424,25 @@ fn containers_auth_file_is_configured_too() {
         "{\n\t\"auths\": {\n\t\t\"registry.onstackit.cloud\": {\n\t\t\t\"auth\": \"eDp5\"\n\t\t}\n\t}\n}",
     );
     sb.set("REGISTRY_AUTH_FILE", auth.to_str().unwrap());
-    let out = sb.run(&["--containers"]).ok();
+    let out = sb.run(&["--containers"]).stderr_any().run();
     assert!(
-        out.stderr().contains(&format!("run podman login {HOST} afterwards")),
+        out.stderr.contains(&format!("run podman login {HOST} afterwards")),
         "{}",
-        out.stderr()
+        out.stderr
     );
-    let out = sb.run(&["--containers", "--remove-stale-auths"]).ok();
+    let out = sb.run(&["--containers", "--remove-stale-auths"]).run();
     assert_eq!(
         json(&auth),
         serde_json::json!({"auths": {}, "credHelpers": {HOST: "stackit"}})
     );
     assert!(!read(&auth).ends_with('\n'), "the file's missing final newline is kept");
     assert_eq!(json(&cfg)["credHelpers"][HOST], "stackit");
-    assert!(out.stdout().contains(&auth.display().to_string()), "{}", out.stdout());
+    assert!(out.stdout.contains(&auth.display().to_string()), "{}", out.stdout);
 
     // Without REGISTRY_AUTH_FILE: podman's first file under XDG_RUNTIME_DIR.
     let (mut sb, cfg) = Sandbox::new().with_docker_config();
     sb.set("XDG_RUNTIME_DIR", sb.path("run").to_str().unwrap());
-    sb.run(&["--containers"]).ok();
+    sb.run(&["--containers"]).run();
     let auth = sb.path("run/containers/auth.json");
     assert_eq!(json(&auth)["credHelpers"][HOST], "stackit");
     assert_eq!(mode(&auth), 0o600);
@@ -472,14 +451,11 @@ fn containers_auth_file_is_configured_too() {
 
     // Neither set: a clear error, and Docker's file is not touched either.
     let (sb, cfg) = Sandbox::new().with_docker_config();
-    let out = sb.run(&["--containers"]);
-    assert_eq!(out.code(), 1);
-    assert!(
-        out.stderr()
-            .contains("neither REGISTRY_AUTH_FILE nor XDG_RUNTIME_DIR is set"),
-        "{}",
-        out.stderr()
-    );
+    sb.run(&["--containers"])
+        .status(1)
+        .stdout("")
+        .stderr_has("neither REGISTRY_AUTH_FILE nor XDG_RUNTIME_DIR is set")
+        .run();
     assert!(!cfg.exists(), "Docker's config was written although the run failed");
 }
 
@@ -489,9 +465,11 @@ fn a_broken_second_file_leaves_the_first_unchanged() {
     let auth = sb.path("auth.json");
     write(&auth, "{oops");
     sb.set("REGISTRY_AUTH_FILE", auth.to_str().unwrap());
-    let out = sb.run(&["--containers"]);
-    assert_eq!(out.code(), 1);
-    assert!(out.stderr().contains("auth.json is not valid JSON"), "{}", out.stderr());
+    sb.run(&["--containers"])
+        .status(1)
+        .stdout("")
+        .stderr_has("auth.json is not valid JSON")
+        .run();
     assert!(!cfg.exists(), "Docker's config was written although the run failed");
 }
 
@@ -504,28 +482,24 @@ fn usage_errors_exit_2() {
         &["--registry", "not a host"],
         &["extra"],
     ] {
-        let out = sb.run(args);
-        assert_eq!(out.code(), 2, "{args:?}: {}", out.stderr());
-        assert_eq!(out.stderr().lines().count(), 1, "{}", out.stderr());
+        let out = sb.run(args).status(2).stdout("").stderr_any().run();
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out:?}");
     }
     assert!(!sb.home().join(".docker").exists());
-    let out = sb.run(&["--help"]).ok();
-    assert!(out.stdout().contains("--remove-stale-auths"));
+    let out = sb.run(&["--help"]).run();
+    assert!(out.stdout.contains("--remove-stale-auths"));
 }
 
 #[test]
 fn missing_binary_on_path_is_warned_about() {
     let (mut sb, _) = Sandbox::new().with_docker_config();
-    sb.env.retain(|(k, _)| k != "PATH");
     sb.set("PATH", "/nonexistent");
-    let out = sb.run(&[]).ok();
-    assert!(out.stderr().contains("is not on PATH"), "{}", out.stderr());
+    sb.run(&[]).stderr_has("is not on PATH").run();
 }
 
 /// The verbs listed by `help`: lines indented by exactly two spaces in the command sections.
 fn help_verbs() -> Vec<String> {
-    let out = Command::new(BIN).arg("help").env_clear().output().unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
+    let text = TestEnv::empty().cmd(&["help"]).stdout_any().run().stdout;
     let verbs: Vec<String> = text
         .lines()
         .take_while(|l| !l.starts_with("Environment"))

@@ -1,11 +1,12 @@
-//! Which key serves which host: env vars, the credentials file, the helper config file, and the
-//! token endpoint rules.
+//! Which key serves which host: env vars, the credentials file, the helper config file, the
+//! token endpoint rules, and key and config files that are broken or hostile.
 
 use crate::support::*;
 use serde_json::json;
+use std::path::Path;
 
-fn username_of(out: &Output) -> String {
-    out.json()["Username"].as_str().unwrap().to_string()
+fn username_of(env: &TestEnv, host: &str) -> String {
+    env.get(host).json()["Username"].as_str().unwrap().to_string()
 }
 
 #[test]
@@ -14,7 +15,7 @@ fn key_content_in_the_environment() {
     let env = TestEnv::empty()
         .var("STACKIT_TOKEN_BASEURL", &fake.url())
         .var("STACKIT_SERVICE_ACCOUNT_KEY", sa().key_json(true, None).expose());
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    assert_eq!(username_of(&env, HOST), sa().iss);
 }
 
 #[test]
@@ -24,14 +25,14 @@ fn key_path_wins_over_key_content() {
         "STACKIT_SERVICE_ACCOUNT_KEY",
         accounts()[1].key_json(true, None).expose(),
     );
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    assert_eq!(username_of(&env, HOST), sa().iss);
 }
 
 #[test]
 fn the_assertion_is_what_stackit_expects() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!(fake.rejections(), Vec::<String>::new());
     let seen = fake.assertions();
     assert_eq!(seen.len(), 1);
@@ -58,7 +59,7 @@ fn external_private_keys_pkcs1_and_pkcs8_override_the_embedded_one() {
     let env = env
         .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
         .var("STACKIT_PRIVATE_KEY_PATH", pem.to_str().unwrap());
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    assert_eq!(username_of(&env, HOST), sa().iss);
     // PKCS#8 as content with literal \n, the way it arrives through some CI secret stores.
     let escaped = sa().key.pkcs8_pem().expose().replace('\n', "\\n");
     let env = TestEnv::empty()
@@ -66,10 +67,11 @@ fn external_private_keys_pkcs1_and_pkcs8_override_the_embedded_one() {
         .var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1")
         .var("STACKIT_SERVICE_ACCOUNT_KEY", key_without_private.expose())
         .var("STACKIT_PRIVATE_KEY", &escaped);
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    assert_eq!(username_of(&env, HOST), sa().iss);
     // An external key that does not match is used (and refused), proving it overrides.
-    let env = TestEnv::with_key(&fake).var("STACKIT_PRIVATE_KEY", accounts()[1].key.pkcs8_pem().expose());
-    env.get("registry.onstackit.cloud")
+    TestEnv::with_key(&fake)
+        .var("STACKIT_PRIVATE_KEY", accounts()[1].key.pkcs8_pem().expose())
+        .get(HOST)
         .assert_error(&["rejected", "HTTP 400"]);
     assert_eq!(fake.rejections().len(), 1);
 }
@@ -79,8 +81,8 @@ fn missing_private_key_names_the_fix() {
     let fake = fake();
     let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
     let key = env.write("k.json", sa().key_json(false, None).expose());
-    let env = env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
-    env.get("registry.onstackit.cloud")
+    env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+        .get(HOST)
         .assert_error(&["no credentials.privateKey", "STACKIT_PRIVATE_KEY_PATH"]);
     assert_eq!(fake.requests(), 0);
 }
@@ -94,7 +96,7 @@ fn stackit_credentials_file_default_and_explicit() {
         ".stackit/credentials.json",
         &json!({"STACKIT_SERVICE_ACCOUNT_KEY_PATH": key}).to_string(),
     );
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
+    assert_eq!(username_of(&env, HOST), sa().iss);
 
     let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
     let creds = env.write(
@@ -102,7 +104,7 @@ fn stackit_credentials_file_default_and_explicit() {
         &json!({"STACKIT_SERVICE_ACCOUNT_KEY": accounts()[1].key_json(true, None).expose()}).to_string(),
     );
     let env = env.var("STACKIT_CREDENTIALS_PATH", creds.to_str().unwrap());
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), accounts()[1].iss);
+    assert_eq!(username_of(&env, HOST), accounts()[1].iss);
 }
 
 #[test]
@@ -120,14 +122,13 @@ fn config_file_maps_hosts_to_their_own_keys() {
         .to_string(),
     );
     assert!(cfg.exists());
-    assert_eq!(username_of(&env.get("registry.onstackit.cloud")), sa().iss);
-    assert_eq!(username_of(&env.get("other.registry.example:5000")), "custom-name");
+    assert_eq!(username_of(&env, HOST), sa().iss);
+    assert_eq!(username_of(&env, "other.registry.example:5000"), "custom-name");
     env.get("other.registry.example").assert_not_found();
     assert_eq!(fake.requests(), 2, "two identities, two tokens");
     assert_eq!(env.cache_files().len(), 2);
-    let list = env.cmd(&["list"]).run().json();
     assert_eq!(
-        list,
+        env.cmd(&["list"]).json(),
         json!({"registry.onstackit.cloud": sa().iss, "other.registry.example:5000": "custom-name"})
     );
 }
@@ -136,8 +137,8 @@ fn config_file_maps_hosts_to_their_own_keys() {
 fn registries_variable_adds_served_hosts() {
     let fake = fake();
     let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "127.0.0.1:5000, mirror.example");
-    assert_eq!(username_of(&env.get("127.0.0.1:5000")), sa().iss);
-    assert_eq!(username_of(&env.get("https://mirror.example/v2/")), sa().iss);
+    assert_eq!(username_of(&env, "127.0.0.1:5000"), sa().iss);
+    assert_eq!(username_of(&env, "https://mirror.example/v2/"), sa().iss);
     env.get("127.0.0.1:5001").assert_not_found();
     env.get("mirror.example.evil").assert_not_found();
 }
@@ -145,7 +146,6 @@ fn registries_variable_adds_served_hosts() {
 #[test]
 fn a_broken_identity_is_an_error_not_not_found() {
     let fake = fake();
-    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
     let cases: Vec<(TestEnv, Vec<&str>)> = vec![
         (
             TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "/nonexistent/key.json"),
@@ -172,17 +172,77 @@ fn a_broken_identity_is_an_error_not_not_found() {
             vec!["/nonexistent/creds.json"],
         ),
     ];
-    drop(env);
     for (env, fragments) in cases {
         env.var("STACKIT_TOKEN_BASEURL", &fake.url())
-            .get("registry.onstackit.cloud")
+            .get(HOST)
             .assert_error(&fragments);
     }
     let env = TestEnv::empty();
     let key = env.write("big.json", &"x".repeat(1024 * 1024));
     env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
-        .get("registry.onstackit.cloud")
+        .get(HOST)
         .assert_error(&["larger than"]);
+    assert_eq!(fake.requests(), 0);
+}
+
+#[test]
+fn key_and_config_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let binary = env.path("binary.json");
+    std::fs::write(&binary, [0x7b, 0xff, 0xfe, 0x00, 0x80, 0x22]).unwrap();
+    let sparse = env.path("sparse.json");
+    // 4 GiB without using disk: the helper must stop reading long before that.
+    std::fs::File::create(&sparse).unwrap().set_len(4 << 30).unwrap();
+    let nul = env.path("nul.json");
+    std::fs::write(&nul, [0u8; 512]).unwrap();
+    // Private like a key file should be, so the only message is the error.
+    for f in [&binary, &sparse, &nul] {
+        set_mode(f, 0o600);
+    }
+    let dir = env.path("a-directory");
+    std::fs::create_dir(&dir).unwrap();
+    set_mode(&dir, 0o700);
+    // A FIFO nobody writes to: opening it must not block (it would hang every docker pull);
+    // the builder's deadline turns a hang into a failure.
+    let fifo = env.path("fifo.json");
+    mkfifo(&fifo);
+    let cases: [(&Path, &[&str]); 6] = [
+        (&fifo, &["is empty"]),
+        (&binary, &["not text (invalid UTF-8)"]),
+        (&sparse, &["larger than 256 KiB"]),
+        (Path::new("/dev/zero"), &["larger than 256 KiB"]),
+        (&nul, &["not valid JSON"]),
+        (&dir, &["cannot read"]),
+    ];
+    for (path, fragments) in cases {
+        let mut get = env.get(HOST).env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", path);
+        if path == Path::new("/dev/zero") {
+            // Mode 666 like every /dev/zero; the helper says so before it refuses the file.
+            get = get
+                .stderr_has("readable by other users")
+                .stderr_has("larger than 256 KiB");
+        }
+        let line = get.assert_error(fragments);
+        assert!(
+            line.contains("STACKIT_SERVICE_ACCOUNT_KEY_PATH") && line.contains(path.to_str().unwrap()),
+            "names the variable and the file: {line}"
+        );
+    }
+    // The same for an external PEM.
+    let key = env.write("k.json", sa().key_json(false, None).expose());
+    env.get(HOST)
+        .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key)
+        .env("STACKIT_PRIVATE_KEY_PATH", &binary)
+        .assert_error(&["STACKIT_PRIVATE_KEY_PATH", "not text"]);
+    // The helper's own config file: a FIFO reads as empty, /dev/zero is refused.
+    env.get(HOST)
+        .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key)
+        .env("DOCKER_CREDENTIAL_STACKIT_CONFIG", &fifo)
+        .assert_error(&["no credentials.privateKey"]);
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_CONFIG", "/dev/zero")
+        .assert_error(&["/dev/zero", "larger than 1024 KiB"]);
     assert_eq!(fake.requests(), 0);
 }
 
@@ -191,12 +251,10 @@ fn key_file_readable_by_others_gets_a_warning() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
     set_mode(&env.path("sa-key.json"), 0o644);
-    let out = env.get("registry.onstackit.cloud");
-    out.json();
-    assert!(
-        out.stderr.contains("readable by other users") && out.stderr.contains("chmod 600"),
-        "{out:?}"
-    );
+    env.get(HOST)
+        .stderr_has("readable by other users")
+        .stderr_has("chmod 600")
+        .json();
 }
 
 #[test]
@@ -209,19 +267,19 @@ fn token_endpoint_from_the_key_file_is_trusted_only_for_https_stackit_cloud() {
         .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
     let key = env.write("k.json", sa().key_json(true, Some(&fake.url())).expose());
     let env = env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap());
-    let out = env.get("registry.onstackit.cloud");
-    out.assert_error(&["https://service-account.api.stackit.cloud/token"]);
-    assert!(out.stderr.contains("ignoring credentials.tokenEndpoint"), "{out:?}");
+    env.get(HOST)
+        .stderr_has("ignoring credentials.tokenEndpoint")
+        .assert_error(&["https://service-account.api.stackit.cloud/token"]);
     assert_eq!(
         fake.requests(),
         0,
         "a key file must not send the assertion to an arbitrary host"
     );
     // The explicit variable is trusted.
-    let env = env
-        .var("STACKIT_TOKEN_BASEURL", &fake.url())
-        .var("NO_PROXY", "127.0.0.1");
-    env.get("registry.onstackit.cloud").json();
+    env.var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("NO_PROXY", "127.0.0.1")
+        .get(HOST)
+        .json();
     assert_eq!(fake.requests(), 1);
 }
 
@@ -241,14 +299,15 @@ fn a_key_file_may_only_name_the_known_stackit_token_hosts() {
     ];
     for (named, reached) in cases {
         let (proxy, seen) = recording_proxy();
+        // 3 s: the first attempt must happen however slowly the process starts.
         let env = TestEnv::empty()
             .var("HTTPS_PROXY", &proxy)
-            .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
+            .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3");
         let key = env.write("k.json", sa().key_json(true, Some(named)).expose());
-        let out = env
-            .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
-            .get("registry.onstackit.cloud");
-        assert_eq!(out.code, 1, "{out:?}");
+        env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+            .get(HOST)
+            .stderr_any()
+            .assert_error(&[]);
         let seen = seen.lock().unwrap();
         assert!(
             !seen.is_empty() && seen.iter().all(|l| l.starts_with(&format!("CONNECT {reached} "))),
@@ -259,8 +318,9 @@ fn a_key_file_may_only_name_the_known_stackit_token_hosts() {
 
 #[test]
 fn plain_http_only_to_loopback() {
-    let env = TestEnv::with_key(&fake()).var("STACKIT_TOKEN_BASEURL", "http://192.0.2.1/token");
-    env.get("registry.onstackit.cloud")
+    TestEnv::with_key(&fake())
+        .var("STACKIT_TOKEN_BASEURL", "http://192.0.2.1/token")
+        .get(HOST)
         .assert_error(&["plain http", "STACKIT_TOKEN_BASEURL"]);
 }
 
@@ -270,22 +330,19 @@ fn debug_log_explains_the_choice_on_stderr_only() {
     let env = TestEnv::with_key(&fake)
         .var("STACKIT_SERVICE_ACCOUNT_KEY", "{}")
         .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
-    let out = env.get("registry.onstackit.cloud");
-    out.json();
+    let mut get = env.get(HOST);
     for fragment in [
         "key from STACKIT_SERVICE_ACCOUNT_KEY_PATH",
         "wins over STACKIT_SERVICE_ACCOUNT_KEY",
         "token endpoint",
         "STACKIT_TOKEN_BASEURL",
     ] {
-        assert!(
-            out.stderr.contains(fragment),
-            "stderr lacks {fragment:?}: {}",
-            out.stderr
-        );
+        get = get.stderr_has(fragment);
     }
-    let quiet = TestEnv::with_key(&fake)
+    get.json();
+    // `off`: nothing on stderr (the builder's default).
+    TestEnv::with_key(&fake)
         .var("DOCKER_CREDENTIAL_STACKIT_LOG", "off")
-        .get("registry.onstackit.cloud");
-    assert_eq!(quiet.stderr, "");
+        .get(HOST)
+        .json();
 }

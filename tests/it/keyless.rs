@@ -40,12 +40,9 @@ fn federated_env(idp: &FakeStackit, token: &str) -> TestEnv {
     env.var("STACKIT_FEDERATED_TOKEN_FILE", file.to_str().unwrap())
 }
 
-/// Asserts that nothing a user sees contains `secret`.
-fn never_printed(out: &Output, secret: &str) {
-    assert!(
-        !out.stdout.contains(secret) && !out.stderr.contains(secret),
-        "a secret was printed: {out:?}"
-    );
+/// `cmd`, which must print `secret` nowhere, on top of what else it expects.
+fn never_printing(cmd: Cmd, secret: &str) -> Cmd {
+    cmd.stdout_lacks(secret).stderr_lacks(secret)
 }
 
 #[test]
@@ -53,8 +50,7 @@ fn a_token_file_is_exchanged_for_the_service_accounts_credentials() {
     let idp = idp();
     let token = token_for(SUBJECT);
     let env = federated_env(&idp, &token);
-    let out = env.get("registry.onstackit.cloud");
-    let creds = out.json();
+    let creds = never_printing(env.get(HOST), &token).json();
     assert_eq!(creds["Username"], EMAIL);
     let claims = idp
         .verify_access_token(creds["Secret"].as_str().unwrap())
@@ -66,18 +62,12 @@ fn a_token_file_is_exchanged_for_the_service_accounts_credentials() {
         (exchanges[0]["client_id"].as_str(), exchanges[0]["sub"].as_str()),
         (Some(EMAIL), Some(SUBJECT))
     );
-    never_printed(&out, &token);
     // Warm: the cache answers, and `list` and `token` know the identity too.
-    assert_eq!(env.get("registry.onstackit.cloud").json(), creds);
-    assert_eq!(
-        env.cmd(&["list"]).run().json(),
-        json!({"registry.onstackit.cloud": EMAIL})
-    );
-    let printed = env.cmd(&["token"]).run();
-    assert_eq!(
-        (printed.code, printed.stdout.trim()),
-        (0, creds["Secret"].as_str().unwrap())
-    );
+    assert_eq!(env.get(HOST).json(), creds);
+    assert_eq!(env.cmd(&["list"]).json(), json!({"registry.onstackit.cloud": EMAIL}));
+    env.cmd(&["token"])
+        .stdout(format!("{}\n", creds["Secret"].as_str().unwrap()))
+        .run();
     assert_eq!(idp.requests(), 1);
 }
 
@@ -85,18 +75,18 @@ fn a_token_file_is_exchanged_for_the_service_accounts_credentials() {
 fn the_token_file_is_read_again_for_every_exchange() {
     let idp = idp();
     let env = federated_env(&idp, &token_for(SUBJECT));
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     // The kubelet rotates the projected token; the next exchange must send the new one.
     let rotated = token_for(SUBJECT);
     env.write("oidc/token", &rotated);
-    env.cmd(&["erase"]).stdin("registry.onstackit.cloud").run();
-    env.get("registry.onstackit.cloud").json();
+    env.cmd(&["erase"]).stdin(HOST).run();
+    env.get(HOST).json();
     let sent = idp.received_assertions();
     assert_eq!(sent.len(), 2);
     assert_eq!(sent[1].expose(), rotated);
     // A rotated token of the same subject keeps using the cached access token.
     env.write("oidc/token", &token_for(SUBJECT));
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!(idp.requests(), 2);
 }
 
@@ -121,20 +111,16 @@ fn bad_federated_tokens_are_errors_that_cost_no_request() {
                 env.path("oidc/missing").to_str().unwrap(),
             ),
         }
-        let out = env.get("registry.onstackit.cloud");
-        out.assert_error(fragments);
-        assert!(
-            out.stderr.contains(fragments[0]),
-            "{what}: the reason is repeated on stderr: {out:?}"
-        );
-        never_printed(&out, &expired);
+        // assert_error also wants the reason repeated on stderr, and nothing else there.
+        let line = never_printing(env.get(HOST), &expired).assert_error(fragments);
+        assert!(line.contains(fragments[0]), "{what}: {line}");
     }
     // A directory where the file should be.
     let env = federated_env(&idp, "x");
     let dir = env.path("oidc/dir");
     std::fs::create_dir_all(&dir).unwrap();
     let env = env.var("STACKIT_FEDERATED_TOKEN_FILE", dir.to_str().unwrap());
-    env.get("registry.onstackit.cloud").assert_error(&["federated token"]);
+    env.get(HOST).assert_error(&["federated token"]);
     assert_eq!(idp.requests(), 0, "no bad token reaches the IdP");
 }
 
@@ -143,13 +129,17 @@ fn a_refused_exchange_names_the_federation_rules_and_prints_no_token() {
     let idp = idp();
     let stranger = token_for("system:serviceaccount:other:intruder");
     let env = federated_env(&idp, &stranger);
-    let out = env.get("registry.onstackit.cloud");
-    out.assert_error(&["HTTP 400", EMAIL, "federated identity provider", "subject", "audience"]);
-    never_printed(&out, &stranger);
+    never_printing(env.get(HOST), &stranger).assert_error(&[
+        "HTTP 400",
+        EMAIL,
+        "federated identity provider",
+        "subject",
+        "audience",
+    ]);
     assert_eq!(idp.requests(), 1, "4xx is final");
     // The wrong audience is refused the same way.
     let env = federated_env(&idp, &issuer().token(SUBJECT, "kubernetes", 600));
-    env.get("registry.onstackit.cloud").assert_error(&["HTTP 400"]);
+    env.get(HOST).assert_error(&["HTTP 400"]);
 }
 
 #[test]
@@ -158,10 +148,10 @@ fn another_subject_claiming_the_same_email_never_gets_the_cached_token() {
     // Two workloads on one machine, one cache directory, the same e-mail.
     let allowed = federated_env(&idp, &token_for(SUBJECT));
     let cache = allowed.cache_dir();
-    allowed.get("registry.onstackit.cloud").json();
+    allowed.get(HOST).json();
     let intruder = federated_env(&idp, &token_for("system:serviceaccount:other:intruder"))
         .var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
-    intruder.get("registry.onstackit.cloud").assert_error(&["HTTP 400"]);
+    intruder.get(HOST).assert_error(&["HTTP 400"]);
     assert_eq!(
         idp.requests(),
         2,
@@ -181,13 +171,12 @@ fn parallel_gets_of_two_subjects_make_one_exchange_each() {
     let running: Vec<_> = (0..16)
         .map(|i| {
             let env = if i % 2 == 0 { &one } else { &two };
-            (i % 2, env.cmd(&["get"]).stdin("registry.onstackit.cloud").spawn())
+            (i % 2, env.get(HOST).expect_json().spawn())
         })
         .collect();
     let mut tokens = [std::collections::BTreeSet::new(), std::collections::BTreeSet::new()];
     for (which, process) in running {
-        let out = process.wait_within(std::time::Duration::from_secs(60));
-        tokens[which].insert(out.json()["Secret"].as_str().unwrap().to_string());
+        tokens[which].insert(secret_of(&process.wait().json()));
     }
     assert_eq!(idp.requests(), 2, "one exchange per subject");
     assert_eq!((tokens[0].len(), tokens[1].len()), (1, 1));
@@ -213,9 +202,8 @@ fn github_actions_tokens_are_requested_with_stackits_audience() {
         .var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url())
         .var("ACTIONS_ID_TOKEN_REQUEST_URL", &idp.github_url())
         .var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token-do-not-print");
-    let out = env.get("registry.onstackit.cloud");
-    assert_eq!(out.json()["Username"], EMAIL);
-    never_printed(&out, "gh-request-token-do-not-print");
+    let answer = never_printing(env.get(HOST), "gh-request-token-do-not-print").json();
+    assert_eq!(answer["Username"], EMAIL);
     let asked = idp.github_requests();
     assert_eq!(asked.len(), 1);
     assert!(
@@ -223,14 +211,16 @@ fn github_actions_tokens_are_requested_with_stackits_audience() {
         "the existing query is kept and the audience added: {asked:?}"
     );
     // Warm: neither GitHub nor the IdP is asked again.
-    env.get("registry.onstackit.cloud").json();
+    env.get(HOST).json();
     assert_eq!((idp.github_requests().len(), idp.requests()), (1, 1));
 
     // Another job (another request token) does not share the cached token.
     let other = env.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "wrong-request-token");
-    let out = other.get("registry.onstackit.cloud");
-    out.assert_error(&["GitHub Actions", "HTTP 401", "id-token: write"]);
-    never_printed(&out, "wrong-request-token");
+    never_printing(other.get(HOST), "wrong-request-token").assert_error(&[
+        "GitHub Actions",
+        "HTTP 401",
+        "id-token: write",
+    ]);
     assert_eq!(idp.requests(), 1);
 }
 
@@ -240,9 +230,8 @@ fn the_github_request_token_never_goes_over_plain_http_to_another_host() {
         .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
         .var("ACTIONS_ID_TOKEN_REQUEST_URL", "http://192.0.2.1/token?api-version=2.0")
         .var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token-do-not-print");
-    let out = env.get("registry.onstackit.cloud");
-    out.assert_error(&["plain http", "ACTIONS_ID_TOKEN_REQUEST_URL"]);
-    never_printed(&out, "gh-request-token-do-not-print");
+    never_printing(env.get(HOST), "gh-request-token-do-not-print")
+        .assert_error(&["plain http", "ACTIONS_ID_TOKEN_REQUEST_URL"]);
 }
 
 #[test]
@@ -254,13 +243,10 @@ fn which_identity_wins() {
     let both = fed
         .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
         .var("STACKIT_TOKEN_BASEURL", &idp.url());
-    assert_eq!(both.get("registry.onstackit.cloud").json()["Username"], EMAIL);
+    assert_eq!(both.get(HOST).json()["Username"], EMAIL);
     // The e-mail alone (no token source) leaves a key user on the key.
     let email_only = both.unset("STACKIT_FEDERATED_TOKEN_FILE");
-    assert_eq!(
-        email_only.get("registry.onstackit.cloud").json()["Username"],
-        sa().iss.as_str()
-    );
+    assert_eq!(email_only.get(HOST).json()["Username"], sa().iss.as_str());
     // A config file entry for the host wins over the environment, either way round.
     let cfg = email_only.write(
         "cfg.json",
@@ -273,7 +259,7 @@ fn which_identity_wins() {
     let token_file = email_only.path("oidc/token");
     // The entry's federated identity wins over the key in the environment...
     let configured = email_only.var("DOCKER_CREDENTIAL_STACKIT_CONFIG", cfg.to_str().unwrap());
-    assert_eq!(configured.get("registry.onstackit.cloud").json()["Username"], EMAIL);
+    assert_eq!(configured.get(HOST).json()["Username"], EMAIL);
     // ...and the entry's key wins over a federated identity in the environment.
     let configured = configured.var("STACKIT_FEDERATED_TOKEN_FILE", token_file.to_str().unwrap());
     assert_eq!(configured.get("127.0.0.1:5000").json()["Username"], sa().iss.as_str());
@@ -284,7 +270,7 @@ fn which_identity_wins() {
             .to_string(),
     );
     configured
-        .get("registry.onstackit.cloud")
+        .get(HOST)
         .assert_error(&["serviceAccountKeyPath and serviceAccountEmail"]);
 }
 
@@ -293,8 +279,8 @@ fn check_explains_a_federated_identity_without_printing_the_token() {
     let idp = idp();
     let token = token_for(SUBJECT);
     let env = federated_env(&idp, &token);
-    let out = env.cmd(&["check", "registry.onstackit.cloud", "--json"]).run();
-    never_printed(&out, &token);
+    let check = env.cmd(&["check", HOST, "--json"]).any_status().stdout_any();
+    let out = never_printing(check, &token).run();
     let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {out:?}"));
     let text = report.to_string();
     for fragment in [
@@ -309,12 +295,11 @@ fn check_explains_a_federated_identity_without_printing_the_token() {
     }
     // A refused exchange is explained with the federation hint.
     let env = federated_env(&idp, &token_for("someone:else"));
-    let out = env.cmd(&["check", "registry.onstackit.cloud"]).run();
-    assert_eq!(out.code, 1, "{out:?}");
-    assert!(
-        out.stdout.contains("token.failed") && out.stdout.contains("federated identity provider"),
-        "{out:?}"
-    );
+    env.cmd(&["check", HOST])
+        .status(1)
+        .stdout_has("token.failed")
+        .stdout_has("federated identity provider")
+        .run();
 }
 
 #[test]
@@ -327,15 +312,11 @@ fn a_real_shaped_key_file_works_and_a_revoked_key_is_explained() {
     let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
     let path = env.write("sa.json", &key.to_string());
     let env = env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", path.to_str().unwrap());
-    assert_eq!(
-        env.get("registry.onstackit.cloud").json()["Username"],
-        sa().iss.as_str()
-    );
+    assert_eq!(env.get(HOST).json()["Username"], sa().iss.as_str());
     // A revoked key: STACKIT answers a bare 400 invalid_grant.
     fake.script([Reply::Status(400, r#"{"error":"invalid_grant"}"#.into(), Vec::new())]);
     let env = env.var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1");
-    env.get("registry.onstackit.cloud")
-        .assert_error(&["HTTP 400", "revoked, expired or deleted"]);
+    env.get(HOST).assert_error(&["HTTP 400", "revoked, expired or deleted"]);
 }
 
 #[test]
@@ -351,26 +332,24 @@ fn the_kubelet_exchanges_a_pods_own_token_and_never_falls_back_to_the_node() {
     };
     let annotated = json!({"workload-identity.stackit.cloud/service-account-email": EMAIL});
     let pod_token = token_for(SUBJECT);
-    let out = node
-        .cmd(&["kubelet"])
-        .stdin(request(&pod_token, annotated.clone()))
-        .run();
-    let answer = out.json();
+    let kubelet = node.cmd(&["kubelet"]).stdin(request(&pod_token, annotated.clone()));
+    let answer = never_printing(kubelet, &pod_token).json();
     assert_eq!(answer["auth"]["registry.onstackit.cloud"]["username"], EMAIL);
-    never_printed(&out, &pod_token);
     assert_eq!(idp.federated_exchanges().len(), 1);
 
     // A pod whose exchange is refused gets no credentials at all, not the node's.
     let intruder = token_for("system:serviceaccount:other:intruder");
-    let out = node.cmd(&["kubelet"]).stdin(request(&intruder, annotated)).run();
-    assert_eq!((out.code, out.stdout.as_str()), (1, ""), "{out:?}");
-    assert!(out.stderr.contains("HTTP 400"), "{out:?}");
-    never_printed(&out, &intruder);
+    let kubelet = node.cmd(&["kubelet"]).stdin(request(&intruder, annotated));
+    never_printing(kubelet, &intruder)
+        .status(1)
+        .stdout("")
+        .stderr_has("HTTP 400")
+        .run();
 
     // Without the annotation, the node's identity answers.
-    let out = node.cmd(&["kubelet"]).stdin(request(&intruder, json!({}))).run();
+    let answer = node.cmd(&["kubelet"]).stdin(request(&intruder, json!({}))).json();
     assert_eq!(
-        out.json()["auth"]["registry.onstackit.cloud"]["username"],
+        answer["auth"]["registry.onstackit.cloud"]["username"],
         sa().iss.as_str()
     );
 }

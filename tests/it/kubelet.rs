@@ -2,15 +2,12 @@
 //! `CredentialProviderRequest` on stdin, a cleared environment plus the provider's `env`, and the
 //! in-process fake STACKIT token endpoint.
 
+use crate::support::gate::{Gate, wait_until_all_reach_the_lock};
+use crate::support::*;
 use docker_credential_stackit::fake::{Account, FakeStackit, Reply};
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-
-const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-stackit");
 
 /// Upstream `CredentialProviderResponse` (k8s.io/kubelet pkg/apis/credentialprovider/v1),
 /// decoded strictly like the kubelet does: unknown or duplicate fields fail.
@@ -60,98 +57,49 @@ fn go_seconds(text: &str) -> u64 {
     total
 }
 
-/// A node: a home directory, a service account key file and the fake token endpoint.
+/// A node: a home directory, a service account key file and the fake token endpoint, and the
+/// environment of the example CredentialProviderConfig on top of PATH and HOME.
 struct Node {
-    home: tempfile::TempDir,
-    key: PathBuf,
+    env: TestEnv,
     fake: FakeStackit,
     account: Account,
 }
 
 impl Node {
     fn new() -> Node {
-        let home = tempfile::tempdir().unwrap();
         let fake = FakeStackit::start().unwrap();
-        let account = Account::generate("node-puller");
+        let account = crate::support::keys::account("node-puller", 11);
         fake.register(&account);
-        let key = home.path().join("sa-key.json");
-        write_private(&key, account.key_json(true, None).expose());
-        Node {
-            home,
-            key,
-            fake,
-            account,
-        }
+        let env = TestEnv::empty();
+        let key = env.write("sa-key.json", account.key_json(true, None).expose());
+        let cache = env.path("cache");
+        let env = env
+            .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", key.to_str().unwrap())
+            .var("STACKIT_TOKEN_BASEURL", &fake.url())
+            .var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", cache.to_str().unwrap());
+        Node { env, fake, account }
     }
 
     fn cache_dir(&self) -> PathBuf {
-        self.home.path().join("cache")
+        self.env.path("cache")
     }
 
-    /// The environment of the example CredentialProviderConfig, on top of PATH and HOME.
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("kubelet")
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", self.home.path())
-            .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &self.key)
-            .env("STACKIT_TOKEN_BASEURL", self.fake.url())
-            .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", self.cache_dir())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        cmd
+    /// `kubelet` with `stdin`, as the kubelet runs it.
+    fn kubelet(&self, stdin: &str) -> Cmd {
+        self.env.cmd(&["kubelet"]).stdin(stdin)
     }
 
-    fn run(&self, stdin: &str) -> Output {
-        self.run_with(self.command(), stdin)
-    }
-
-    fn run_with(&self, mut cmd: Command, stdin: &str) -> Output {
-        finish(feed(cmd.spawn().unwrap(), stdin))
-    }
-
-    /// Runs a request that must succeed; returns the strictly decoded response.
-    fn ok(&self, cmd: Command, stdin: &str) -> UpstreamResponse {
-        let out = self.run_with(cmd, stdin);
-        decode(&out)
+    /// Runs a request that must succeed (exit 0, nothing on stderr); returns the strictly
+    /// decoded response.
+    fn ok(&self, cmd: Cmd) -> UpstreamResponse {
+        decode(&cmd.stdout_any().run())
     }
 }
 
-fn write_private(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-}
-
-fn feed(mut child: Child, stdin: &str) -> Child {
-    // The plugin stops reading an oversized request early; a broken pipe is its answer, not ours.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child
-}
-
-fn finish(child: Child) -> Output {
-    child.wait_with_output().unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
-/// Checks the exit status and the shape of stdout, then decodes it as the kubelet would.
+/// Checks the shape of stdout, then decodes it as the kubelet would.
 fn decode(out: &Output) -> UpstreamResponse {
-    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {stderr}",
-        out.status
-    );
-    assert_eq!(stdout.matches('\n').count(), 1, "one line of JSON: {stdout:?}");
-    let r: UpstreamResponse = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{stdout}: {e}"));
+    assert_eq!(out.stdout.matches('\n').count(), 1, "one line of JSON: {out:?}");
+    let r: UpstreamResponse = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{}: {e}", out.stdout));
     assert_eq!(r.api_version, "credentialprovider.kubelet.k8s.io/v1");
     assert_eq!(r.kind, "CredentialProviderResponse");
     assert_eq!(r.cache_key_type, "Registry");
@@ -166,7 +114,7 @@ fn auth(r: &UpstreamResponse) -> &BTreeMap<String, UpstreamAuthConfig> {
 #[test]
 fn served_image_gets_the_service_account_and_a_fresh_token() {
     let node = Node::new();
-    let r = node.ok(node.command(), &request("registry.onstackit.cloud/shop/app"));
+    let r = node.ok(node.kubelet(&request("registry.onstackit.cloud/shop/app")));
     let auth = auth(&r);
     assert_eq!(auth.keys().collect::<Vec<_>>(), ["registry.onstackit.cloud"]);
     let creds = &auth["registry.onstackit.cloud"];
@@ -185,8 +133,8 @@ fn served_image_gets_the_service_account_and_a_fresh_token() {
 #[test]
 fn warm_calls_use_the_cache_and_never_extend_the_duration() {
     let node = Node::new();
-    let first = node.ok(node.command(), &request("registry.onstackit.cloud/shop/app"));
-    let second = node.ok(node.command(), &request("registry.onstackit.cloud/shop/other"));
+    let first = node.ok(node.kubelet(&request("registry.onstackit.cloud/shop/app")));
+    let second = node.ok(node.kubelet(&request("registry.onstackit.cloud/shop/other")));
     assert_eq!(node.fake.requests(), 1, "the second pull must be served from the cache");
     let (a, b) = (auth(&first), auth(&second));
     assert_eq!(
@@ -204,7 +152,7 @@ fn warm_calls_use_the_cache_and_never_extend_the_duration() {
 fn short_lived_tokens_are_cached_by_the_kubelet_for_less_than_they_live() {
     let node = Node::new();
     node.fake.set_lifetime(120);
-    let r = node.ok(node.command(), &request("registry.onstackit.cloud/shop/app"));
+    let r = node.ok(node.kubelet(&request("registry.onstackit.cloud/shop/app")));
     let secs = go_seconds(r.cache_duration.as_deref().unwrap());
     assert!((50..=60).contains(&secs), "{secs}s for a 120s token");
 }
@@ -218,12 +166,11 @@ fn a_port_in_the_image_is_in_the_auth_key() {
         // :443 is the served default host, but the kubelet only matches keys with the same port.
         ("registry.onstackit.cloud:443/shop/app", "registry.onstackit.cloud:443"),
     ] {
-        let mut cmd = node.command();
-        cmd.env(
+        let cmd = node.kubelet(&request(image)).env(
             "DOCKER_CREDENTIAL_STACKIT_REGISTRIES",
             "reg.example:5000,localhost:5000",
         );
-        let r = node.ok(cmd, &request(image));
+        let r = node.ok(cmd);
         assert_eq!(auth(&r).keys().collect::<Vec<_>>(), [key], "{image}");
         assert_eq!(auth(&r)[key].username, node.account.iss);
     }
@@ -242,14 +189,15 @@ fn hosts_we_do_not_serve_get_an_empty_uncached_answer_without_a_token_request() 
         "reg.example/team/app",
         "not a host/x",
     ] {
-        let r = node.ok(node.command(), &request(image));
+        let r = node.ok(node.kubelet(&request(image)));
         assert!(auth(&r).is_empty(), "{image}: {:?}", r.auth);
         assert_eq!(r.cache_duration.as_deref(), Some("0s"), "{image}");
     }
     // Not even a key is needed to say "nothing here".
-    let mut cmd = node.command();
-    cmd.env_remove("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
-    let r = node.ok(cmd, &request("docker.io/library/nginx"));
+    let cmd = node
+        .kubelet(&request("docker.io/library/nginx"))
+        .env_remove("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
+    let r = node.ok(cmd);
     assert!(auth(&r).is_empty());
     assert_eq!(node.fake.requests(), 0);
 }
@@ -257,18 +205,24 @@ fn hosts_we_do_not_serve_get_an_empty_uncached_answer_without_a_token_request() 
 #[test]
 fn many_concurrent_pulls_on_a_node_make_one_token_request() {
     let node = Node::new();
-    // Keep the first request in flight while the others start, so they really contend.
-    node.fake.set_delay(Duration::from_millis(400));
-    let children: Vec<Child> = (0..24)
+    // The first request is held until every pull waits on the lock, so they really contend.
+    let gate = Gate::closed(&node.fake);
+    let running: Vec<Running> = (0..24)
         .map(|i| {
-            let child = node.command().spawn().unwrap();
-            feed(child, &request(&format!("registry.onstackit.cloud/shop/app-{i}")))
+            node.kubelet(&request(&format!("registry.onstackit.cloud/shop/app-{i}")))
+                .env("STACKIT_TOKEN_BASEURL", gate.url())
+                .stdout_any()
+                .spawn()
         })
         .collect();
-    let passwords: Vec<String> = children
+    let pids: Vec<u32> = running.iter().map(Running::pid).collect();
+    gate.wait_for_arrivals(1);
+    wait_until_all_reach_the_lock(&pids, &node.cache_dir());
+    gate.open();
+    let passwords: Vec<String> = running
         .into_iter()
-        .map(|c| {
-            let r = decode(&finish(c));
+        .map(|r| {
+            let r = decode(&r.wait());
             auth(&r)["registry.onstackit.cloud"].password.clone()
         })
         .collect();
@@ -281,9 +235,7 @@ fn without_home_the_configured_cache_dir_still_shares_the_token() {
     // The kubelet's environment may lack HOME; the example config sets the cache dir for that.
     let node = Node::new();
     for image in ["registry.onstackit.cloud/a", "registry.onstackit.cloud/b"] {
-        let mut cmd = node.command();
-        cmd.env_remove("HOME");
-        let r = node.ok(cmd, &request(image));
+        let r = node.ok(node.kubelet(&request(image)).env_remove("HOME"));
         assert_eq!(auth(&r).len(), 1);
     }
     assert_eq!(node.fake.requests(), 1);
@@ -322,36 +274,27 @@ fn malformed_requests_exit_1_with_one_line_on_stderr_and_nothing_on_stdout() {
             "image is not a string",
         ),
     ] {
-        let out = node.run(&stdin);
-        let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
-        assert_eq!(out.status.code(), Some(1), "{stdin:?}: {stdout} {stderr}");
-        assert_eq!(stdout, "", "{stdin:?}");
-        assert_eq!(stderr.lines().count(), 1, "{stdin:?}: {stderr}");
-        assert!(stderr.starts_with("docker-credential-stackit: "), "{stderr}");
-        assert!(stderr.contains(expect), "{stdin:?}: {stderr}");
+        let out = node.kubelet(&stdin).status(1).stderr_has(expect).run();
+        assert_eq!(out.stderr.lines().count(), 1, "{stdin:?}: {out:?}");
+        assert!(out.stderr.starts_with("docker-credential-stackit: "), "{out:?}");
     }
     // Far too much input is refused before parsing.
-    let huge = " ".repeat(2 * 1024 * 1024);
-    let out = node.run(&huge);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(out.stdout.is_empty());
-    assert!(text(&out.stderr).contains("larger than"));
+    node.kubelet(&" ".repeat(2 * 1024 * 1024))
+        .status(1)
+        .stderr_has("larger than")
+        .run();
     assert_eq!(node.fake.requests(), 0);
 }
 
 #[test]
 fn a_served_host_without_a_key_fails_naming_the_variable_to_set() {
     let node = Node::new();
-    let mut cmd = node.command();
-    cmd.env_remove("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
-    let out = node.run_with(cmd, &request("registry.onstackit.cloud/shop/app"));
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(out.stdout.is_empty());
-    assert!(
-        stderr.contains("STACKIT_SERVICE_ACCOUNT_KEY_PATH") && stderr.contains("registry.onstackit.cloud"),
-        "{stderr}"
-    );
+    node.kubelet(&request("registry.onstackit.cloud/shop/app"))
+        .env_remove("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .status(1)
+        .stderr_has("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .stderr_has("registry.onstackit.cloud")
+        .run();
 }
 
 #[test]
@@ -362,40 +305,41 @@ fn a_refused_key_fails_on_stderr_without_leaking_secrets() {
         r#"{"error":"invalid_grant","message":"Key is not active"}"#.into(),
         Vec::new(),
     )]);
-    let out = node.run(&request("registry.onstackit.cloud/shop/app"));
-    let stderr = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(out.stdout.is_empty());
-    assert!(stderr.contains("docker-credential-stackit: "), "{stderr}");
     let key = node.account.key.pkcs8_pem();
     let key_body = key.expose().lines().nth(1).unwrap();
-    assert!(!stderr.contains(key_body), "private key material on stderr");
-    assert!(!stderr.contains("eyJ"), "a JWT on stderr: {stderr}");
+    node.kubelet(&request("registry.onstackit.cloud/shop/app"))
+        .status(1)
+        .stderr_has("docker-credential-stackit: ")
+        .stderr_has("HTTP 401")
+        .stderr_lacks(key_body)
+        .stderr_lacks("eyJ")
+        .run();
 }
 
 #[test]
 fn a_pod_token_without_the_email_annotation_gets_the_nodes_identity_and_is_never_echoed() {
     let node = Node::new();
     let stdin = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"registry.onstackit.cloud/shop/app","serviceAccountToken":"pod-sa-token-do-not-print","serviceAccountAnnotations":{"example.com/registry-role":"puller"}}"#;
-    let out = node.run(stdin);
+    // Per-pod identity needs the annotation; without it the node's identity is the normal
+    // answer, not a misconfiguration worth a warning: stderr stays empty.
+    let out = node
+        .kubelet(stdin)
+        .stdout_any()
+        .stdout_lacks("pod-sa-token-do-not-print")
+        .run();
     let r = decode(&out);
     assert_eq!(auth(&r)["registry.onstackit.cloud"].username, node.account.iss);
-    let all = format!("{}{}", text(&out.stdout), text(&out.stderr));
-    assert!(!all.contains("pod-sa-token-do-not-print"));
-    // Per-pod identity needs the annotation; without it the node's identity is the normal
-    // answer, not a misconfiguration worth a warning.
-    assert_eq!(text(&out.stderr), "");
 }
 
 #[test]
 fn arguments_are_a_usage_error_on_stderr() {
     let node = Node::new();
-    let mut cmd = node.command();
-    cmd.arg("get-credentials");
-    let out = node.run_with(cmd, &request("registry.onstackit.cloud/shop/app"));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    assert!(text(&out.stderr).contains("args"));
+    node.env
+        .cmd(&["kubelet", "get-credentials"])
+        .stdin(request("registry.onstackit.cloud/shop/app"))
+        .status(2)
+        .stderr_has("args")
+        .run();
     assert_eq!(node.fake.requests(), 0);
 }
 
@@ -404,7 +348,7 @@ fn the_example_provider_config_names_this_binary_and_api_version() {
     // The kubelet requires the provider name to equal the executable's file name.
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("packaging/kubernetes/credential-provider-config.yaml");
     let config = std::fs::read_to_string(&path).unwrap();
-    let bin_name = Path::new(BIN).file_name().unwrap().to_str().unwrap();
+    let bin_name = Path::new(bin()).file_name().unwrap().to_str().unwrap();
     assert!(config.contains(&format!("- name: {bin_name}\n")), "{config}");
     assert!(config.contains("apiVersion: credentialprovider.kubelet.k8s.io/v1\n"));
     for var in [

@@ -1,4 +1,5 @@
-//! Docker's protocol, exactly: stdout carries only the answer or one error line.
+//! Docker's protocol, exactly: stdout carries only the answer or one error line, whatever arrives
+//! on stdin.
 
 use crate::support::*;
 
@@ -6,14 +7,12 @@ use crate::support::*;
 fn version_and_help_exit_zero() {
     let env = TestEnv::empty();
     for args in [["version"], ["--version"], ["-v"]] {
-        let out = env.cmd(&args).run();
-        assert_eq!(out.code, 0);
+        let out = env.cmd(&args).stdout_has("docker-credential-stackit ").run();
         assert!(out.stdout.starts_with("docker-credential-stackit "), "{out:?}");
         assert_eq!(out.stdout.lines().count(), 1);
     }
     for args in [["help"], ["--help"], ["-h"]] {
-        let out = env.cmd(&args).run();
-        assert_eq!(out.code, 0);
+        let out = env.cmd(&args).stdout_any().run();
         for verb in ["get", "store", "erase", "list", "version", "token"] {
             assert!(out.stdout.contains(&format!("  {verb}")), "help lacks {verb}");
         }
@@ -23,10 +22,18 @@ fn version_and_help_exit_zero() {
 #[test]
 fn unknown_or_missing_command_is_a_usage_error() {
     let env = TestEnv::empty();
-    let out = env.cmd(&["frobnicate"]).run();
-    assert_eq!(out.code, 2);
-    assert!(out.stdout.contains("unknown command \"frobnicate\""), "{out:?}");
-    assert_eq!(env.cmd(&[]).run().code, 2);
+    let out = env
+        .cmd(&["frobnicate"])
+        .status(2)
+        .stdout_has("unknown command \"frobnicate\"")
+        .stderr_has("Usage: docker-credential-stackit <command>")
+        .run();
+    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
+    env.cmd(&[])
+        .status(2)
+        .stdout_has("no command given")
+        .stderr_has("Usage:")
+        .run();
 }
 
 #[test]
@@ -49,7 +56,7 @@ fn hosts_not_served_are_not_found() {
 
 #[test]
 fn served_host_without_any_identity_is_not_found() {
-    TestEnv::empty().get("registry.onstackit.cloud").assert_not_found();
+    TestEnv::empty().get(HOST).assert_not_found();
 }
 
 #[test]
@@ -69,8 +76,7 @@ fn every_server_url_form_gets_the_same_credentials_and_echoes_the_input() {
         ("registry.onstackit.cloud:443", "registry.onstackit.cloud:443"),
         ("Registry.OnStackit.Cloud", "Registry.OnStackit.Cloud"),
     ] {
-        let out = env.get(input);
-        let v = out.json();
+        let v = env.get(input).json();
         assert_eq!(v["ServerURL"], echoed);
         assert_eq!(v["Username"], sa().iss.as_str());
         assert_eq!(
@@ -78,8 +84,7 @@ fn every_server_url_form_gets_the_same_credentials_and_echoes_the_input() {
             3,
             "exactly ServerURL, Username, Secret: {v}"
         );
-        assert_eq!(out.stdout.lines().count(), 1);
-        secrets.push(v["Secret"].as_str().unwrap().to_string());
+        secrets.push(secret_of(&v));
     }
     secrets.dedup();
     assert_eq!(secrets.len(), 1, "all forms share one cached token");
@@ -91,22 +96,17 @@ fn empty_input_gets_dockers_canonical_messages() {
     let env = TestEnv::empty();
     for verb in ["get", "erase"] {
         for input in ["", "\n", "  \r\n"] {
-            let out = env.cmd(&[verb]).stdin(input).run();
-            assert_eq!(
-                (out.code, out.stdout.as_str()),
-                (1, "no credentials server URL\n"),
-                "{verb} {input:?}"
-            );
+            env.cmd(&[verb])
+                .stdin(input)
+                .stdout("no credentials server URL\n")
+                .assert_error(&[]);
         }
     }
-    let out = env
-        .cmd(&["store"])
+    env.cmd(&["store"])
         .stdin(r#"{"ServerURL":"registry.onstackit.cloud","Secret":"x"}"#)
-        .run();
-    assert_eq!((out.code, out.stdout.as_str()), (1, "no credentials username\n"));
-    let out = env.cmd(&["store"]).stdin("").run();
-    assert_eq!(out.code, 1);
-    assert_eq!(out.stdout.lines().count(), 1);
+        .stdout("no credentials username\n")
+        .assert_error(&[]);
+    env.cmd(&["store"]).stdin("").assert_error(&[]);
 }
 
 #[test]
@@ -114,20 +114,59 @@ fn bad_stdin_gets_a_clear_error() {
     let env = TestEnv::empty();
     env.cmd(&["get"])
         .stdin(vec![b'a'; 2 * 1024 * 1024])
-        .run()
         .assert_error(&["larger than"]);
-    env.cmd(&["get"])
-        .stdin([0xff, 0xfe, 0x00])
-        .run()
-        .assert_error(&["UTF-8"]);
-    env.cmd(&["get"])
-        .stdin(r#"{"ServerURL":"registry.onstackit.cloud"}"#)
-        .run()
+    env.cmd(&["get"]).stdin([0xff, 0xfe, 0x00]).assert_error(&["UTF-8"]);
+    env.get(r#"{"ServerURL":"registry.onstackit.cloud"}"#)
         .assert_error(&["expects a bare server URL"]);
+    env.cmd(&["store"]).stdin(HOST).assert_error(&["JSON object"]);
+}
+
+#[test]
+fn odd_stdin_never_hangs_and_gets_one_line() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let ten_mb = vec![b' '; 10 * 1024 * 1024];
+    for verb in ["get", "erase", "store"] {
+        env.cmd(&[verb])
+            .stdin(&ten_mb)
+            .deadline(std::time::Duration::from_secs(30))
+            .assert_error(&["larger than 1024 KiB"]);
+    }
+    // The kubelet reads errors on stderr; stdout stays empty.
+    env.cmd(&["kubelet"])
+        .stdin(&ten_mb)
+        .status(1)
+        .stderr_has("larger than")
+        .run();
+
+    for blank in ["\t\t\n", " \u{a0}\u{3000} ", "\r\n\r\n", "\u{feff}\n"] {
+        env.get(blank).stdout("no credentials server URL\n").assert_error(&[]);
+    }
+    // A byte-order mark (PowerShell pipes add one) is not part of the host name.
+    assert_eq!(
+        env.get("\u{feff}registry.onstackit.cloud\r\n").json()["ServerURL"],
+        HOST
+    );
+    for hostile in [
+        "registry.onstackit.cloud\u{0}",
+        "registry.onstackit.cloud\u{0}.evil.example",
+        "\u{1b}[31mregistry.onstackit.cloud",
+        "registry.onstackit.cloud evil.example",
+    ] {
+        env.get(hostile).assert_not_found();
+    }
+    env.cmd(&["erase"])
+        .stdin(r#"{"ServerURL":"registry.onstackit.cloud"}"#)
+        .assert_error(&["expects a bare server URL"]);
+    env.cmd(&["kubelet"])
+        .stdin(HOST)
+        .status(1)
+        .stderr_has("not valid JSON")
+        .run();
     env.cmd(&["store"])
-        .stdin("registry.onstackit.cloud")
-        .run()
+        .stdin(r#"["registry.onstackit.cloud","robot$x","secret"]"#)
         .assert_error(&["JSON object"]);
+    assert_eq!(fake.requests(), 1, "only the BOM case reached the endpoint");
 }
 
 #[test]
@@ -135,12 +174,13 @@ fn list_needs_no_stdin_and_answers_json() {
     let fake = fake();
     let env = TestEnv::empty();
     for input in ["", "unused"] {
-        let out = env.cmd(&["list"]).stdin(input).run();
-        assert_eq!(out.json(), serde_json::json!({}));
+        assert_eq!(env.cmd(&["list"]).stdin(input).json(), serde_json::json!({}));
     }
     let env = TestEnv::with_key(&fake);
-    let out = env.cmd(&["list"]).run();
-    assert_eq!(out.json(), serde_json::json!({"registry.onstackit.cloud": sa().iss}));
+    assert_eq!(
+        env.cmd(&["list"]).json(),
+        serde_json::json!({"registry.onstackit.cloud": sa().iss})
+    );
     assert_eq!(fake.requests(), 0, "list does no network");
 }
 
@@ -148,64 +188,66 @@ fn list_needs_no_stdin_and_answers_json() {
 fn erase_succeeds_with_nothing_to_erase_twice() {
     let env = TestEnv::empty();
     for _ in 0..2 {
-        let out = env.cmd(&["erase"]).stdin("registry.onstackit.cloud").run();
-        assert_eq!((out.code, out.stdout.as_str()), (0, ""), "{out:?}");
+        env.cmd(&["erase"]).stdin(HOST).run();
     }
-    assert_eq!(env.cmd(&["erase"]).stdin("docker.io").run().code, 0);
+    env.cmd(&["erase"]).stdin("docker.io").run();
 }
 
 #[test]
 fn token_verb_prints_the_bare_token() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
-    let out = env.cmd(&["token"]).run();
-    assert_eq!(out.code, 0, "{out:?}");
+    let out = env.cmd(&["token"]).stdout_any().run();
     let token = out.stdout.trim();
+    assert_eq!(out.stdout, format!("{token}\n"), "one line");
     assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
     assert!(fake.verify_access_token(token).is_some());
-    let get = env.get("registry.onstackit.cloud").json();
-    assert_eq!(get["Secret"], token, "token and get share the cache");
+    assert_eq!(env.secret(HOST), token, "token and get share the cache");
     assert_eq!(fake.requests(), 1);
 
-    let out = TestEnv::empty().cmd(&["token"]).run();
-    assert_eq!(
-        (out.code, out.stdout.as_str()),
-        (1, ""),
-        "errors never go to stdout, where they would become a password"
-    );
-    assert!(out.stderr.contains("STACKIT_SERVICE_ACCOUNT_KEY_PATH"), "{out:?}");
-    assert_eq!(env.cmd(&["token", "docker.io"]).run().code, 1);
-    assert_eq!(env.cmd(&["token", "a", "b"]).run().code, 2);
+    // Errors never go to stdout, where they would become a password.
+    TestEnv::empty()
+        .cmd(&["token"])
+        .status(1)
+        .stderr_has("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .run();
+    env.cmd(&["token", "docker.io"]).status(1).stderr_has("docker.io").run();
+    env.cmd(&["token", "a", "b"])
+        .status(2)
+        .stderr_has("at most one SERVER")
+        .run();
 }
 
 #[test]
 fn token_usage_errors_never_reach_stdout() {
     // `token | docker login --password-stdin` would take anything on stdout for the password.
-    let out = TestEnv::empty().cmd(&["token", "a", "b"]).run();
-    assert_eq!((out.code, out.stdout.as_str()), (2, ""), "{out:?}");
-    assert!(out.stderr.contains("at most one SERVER"), "{out:?}");
+    TestEnv::empty()
+        .cmd(&["token", "a", "b"])
+        .status(2)
+        .stdout("")
+        .stderr_has("at most one SERVER")
+        .run();
 }
 
 #[test]
 fn demo_runs_end_to_end() {
-    let out = TestEnv::empty().cmd(&["demo"]).run();
-    assert_eq!(out.code, 0, "{out:?}");
-    assert!(out.stdout.contains("Demo passed"), "{out:?}");
+    TestEnv::empty()
+        .cmd(&["demo"])
+        .stdout_has("Demo passed")
+        .stderr_any()
+        .run();
 }
 
 #[test]
 fn errors_are_repeated_on_stderr_because_docker_hides_stdout() {
     let env = TestEnv::empty().var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", "/nonexistent/key.json");
-    let out = env.get("registry.onstackit.cloud");
-    let line = out.assert_error(&["/nonexistent/key.json"]);
-    assert!(out.stderr.contains(&format!("error: {line}")), "{out:?}");
+    // assert_error checks that stderr is exactly `docker-credential-stackit: error: <line>`.
+    env.get(HOST).assert_error(&["/nonexistent/key.json"]);
     // Not found is an answer, not an error, and stays quiet.
-    let out = TestEnv::empty().get("docker.io");
-    out.assert_not_found();
-    assert_eq!(out.stderr, "");
+    TestEnv::empty().get("docker.io").assert_not_found();
     // `off` silences it.
-    let out = env
-        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "off")
-        .get("registry.onstackit.cloud");
-    assert_eq!((out.code, out.stderr.as_str()), (1, ""));
+    env.var("DOCKER_CREDENTIAL_STACKIT_LOG", "off")
+        .get(HOST)
+        .stderr("")
+        .assert_error(&["/nonexistent/key.json"]);
 }

@@ -5,128 +5,162 @@ use docker_credential_stackit::fake::Reply;
 use docker_credential_stackit::secret::Secret;
 use serde_json::json;
 
-/// Runs many scenarios with `DOCKER_CREDENTIAL_STACKIT_LOG=debug` and collects every output
-/// that is not a deliberate secret answer, then searches it for every secret involved.
+/// Runs many scenarios with `DOCKER_CREDENTIAL_STACKIT_LOG=debug`, then searches the stdout and
+/// stderr of every run for every secret involved: each assertion the fake endpoint received
+/// (signed `eyJ…` JWTs), each access token it issued, the private key's lines and a robot
+/// secret. The one place a secret may appear is the answer itself: `get`'s `Secret` and
+/// `token`'s line, which are taken out of that run's stdout before the search.
 #[test]
 fn secrets_never_leak_into_diagnostics_or_errors() {
     let fake = fake();
-    let mut diagnostics = Vec::new();
-    let mut secrets: Vec<String> = vec![];
     let pem = sa().key.pkcs8_pem().expose().to_string();
-    // The base64 body lines of the private key, any of which would be a leak.
-    secrets.extend(
-        pem.lines()
-            .filter(|l| !l.starts_with("-----") && l.len() > 20)
-            .map(str::to_string),
-    );
-    secrets.push("robot-secret-Xy9".into());
-
-    let base = || TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
-    let mut run = |out: Output, stdout_is_secret: bool| {
-        if out.code == 0 && stdout_is_secret && !out.stdout.starts_with('{') {
-            secrets.push(out.stdout.trim().to_string());
-        } else if out.code == 0 && stdout_is_secret {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&out.stdout)
-                && let Some(s) = v["Secret"].as_str()
-            {
-                secrets.push(s.to_string());
-            }
-        } else {
-            diagnostics.push(out.stdout.clone());
-        }
-        diagnostics.push(out.stderr);
+    const ROBOT_SECRET: &str = "robot-secret-Xy9";
+    // (what ran, what it printed, whether stdout carries a secret on purpose)
+    let mut runs: Vec<(String, Output, bool)> = Vec::new();
+    let mut run = |what: &str, cmd: Cmd, answers_with_a_secret: bool| {
+        let out = cmd.any_status().stdout_any().stderr_any().run();
+        runs.push((what.to_string(), out, answers_with_a_secret));
     };
+    let base = || TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
 
     let env = base();
-    run(env.get("registry.onstackit.cloud"), true);
-    run(env.get("registry.onstackit.cloud"), true);
-    run(env.cmd(&["list"]).run(), false);
-    run(env.cmd(&["token"]).run(), true);
-    run(env.cmd(&["erase"]).stdin("registry.onstackit.cloud").run(), false);
+    run("cold get", env.get(HOST), true);
+    run("warm get", env.get(HOST), true);
+    run("list", env.cmd(&["list"]), false);
+    run("token", env.cmd(&["token"]), true);
+    run("erase", env.cmd(&["erase"]).stdin(HOST), false);
 
     // Failures of every kind.
     fake.script([Reply::Status(400, "echo of your assertion follows".into(), vec![])]);
-    run(base().get("registry.onstackit.cloud"), false);
+    run("refused", base().get(HOST), true);
     fake.script([Reply::Status(500, "x".into(), vec![]), Reply::Close]);
     run(
-        base()
-            .var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1")
-            .get("registry.onstackit.cloud"),
+        "retried",
+        base().var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1").get(HOST),
         true,
     );
     run(
+        "broken private key",
         base()
             .var("STACKIT_PRIVATE_KEY", &pem.replace("MII", "XXX"))
             .var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1")
-            .get("registry.onstackit.cloud"),
-        false,
+            .get(HOST),
+        true,
     );
     run(
+        "another account's private key",
         base()
             .var("STACKIT_PRIVATE_KEY", accounts()[1].key.pkcs8_pem().expose())
             .var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1")
-            .get("registry.onstackit.cloud"),
-        false,
+            .get(HOST),
+        true,
     );
     let broken =
         json!({"credentials": {"kid": "k", "iss": "i", "sub": "s", "aud": "a", "privateKey": ["nested", pem.clone()]}});
     run(
+        "key JSON of the wrong shape",
         base()
             .unset("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
             .var("STACKIT_SERVICE_ACCOUNT_KEY", &broken.to_string())
-            .get("registry.onstackit.cloud"),
-        false,
+            .get(HOST),
+        true,
     );
     run(
+        "a PEM where the key JSON belongs",
         base()
             .unset("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
             .var("STACKIT_SERVICE_ACCOUNT_KEY", &pem)
-            .get("registry.onstackit.cloud"),
-        false,
+            .get(HOST),
+        true,
     );
     run(
+        "truncated key JSON",
         base()
             .unset("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
             .var("STACKIT_SERVICE_ACCOUNT_KEY", &format!("{{\"credentials\": {pem:?}"))
-            .get("registry.onstackit.cloud"),
-        false,
+            .get(HOST),
+        true,
     );
 
     // Robot secrets through store, get, list, erase and a malformed store.
     let robots = TestEnv::empty().var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
-    let robot = json!({"ServerURL": "registry.onstackit.cloud", "Username": "robot$x", "Secret": "robot-secret-Xy9"})
-        .to_string();
-    run(robots.cmd(&["store"]).stdin(&robot).run(), false);
-    run(robots.get("registry.onstackit.cloud"), true);
-    run(robots.cmd(&["list"]).run(), false);
-    run(robots.cmd(&["store"]).stdin(&robot[..robot.len() - 1]).run(), false);
+    let robot = json!({"ServerURL": HOST, "Username": "robot$x", "Secret": ROBOT_SECRET}).to_string();
+    run("store", robots.cmd(&["store"]).stdin(&robot), false);
+    run("robot get", robots.get(HOST), true);
+    run("robot list", robots.cmd(&["list"]), false);
     run(
-        robots
-            .cmd(&["store"])
-            .stdin(robot.replace("\"robot-secret-Xy9\"", "[\"robot-secret-Xy9\"]"))
-            .run(),
+        "truncated store",
+        robots.cmd(&["store"]).stdin(&robot[..robot.len() - 1]),
         false,
     );
     run(
+        "store of the wrong shape",
+        robots
+            .cmd(&["store"])
+            .stdin(robot.replace(&format!("\"{ROBOT_SECRET}\""), &format!("[\"{ROBOT_SECRET}\"]"))),
+        false,
+    );
+    run(
+        "robot store next to a key",
         TestEnv::with_key(&fake)
             .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug")
             .cmd(&["store"])
-            .stdin(&robot)
-            .run(),
+            .stdin(&robot),
         false,
     );
 
-    assert!(secrets.len() > 10, "the scan has material to look for");
-    let all = diagnostics.join("\n");
-    assert!(all.contains("debug:"), "the scan covered debug output");
-    for s in &secrets {
-        assert!(!s.is_empty());
-        assert!(
-            !all.contains(s.as_str()),
-            "secret {}… leaked into:\n{all}",
-            &s[..s.len().min(12)]
-        );
+    let mut secrets: Vec<(String, String)> = Vec::new();
+    let assertions = fake.received_assertions();
+    assert!(
+        assertions.len() >= 4 && assertions.iter().all(|a| a.expose().starts_with("eyJ")),
+        "the scan has signed assertions to look for: {}",
+        assertions.len()
+    );
+    secrets.extend(
+        assertions
+            .iter()
+            .map(|a| ("an assertion".into(), a.expose().to_string())),
+    );
+    let tokens = fake.issued_tokens();
+    assert!(tokens.len() >= 2, "the scan has access tokens to look for");
+    secrets.extend(
+        tokens
+            .iter()
+            .map(|t| ("an access token".into(), t.expose().to_string())),
+    );
+    // The base64 body lines of the private key, any of which would be a leak.
+    secrets.extend(
+        pem.lines()
+            .filter(|l| !l.starts_with("-----") && l.len() > 20)
+            .map(|l| ("a private key line".into(), l.to_string())),
+    );
+    secrets.push(("the robot secret".into(), ROBOT_SECRET.into()));
+
+    let mut answers = 0;
+    let mut debug_lines = 0;
+    for (what, out, answers_with_a_secret) in &runs {
+        let mut stdout = out.stdout.clone();
+        if *answers_with_a_secret && out.code == 0 {
+            let answer = match serde_json::from_str::<serde_json::Value>(&out.stdout) {
+                Ok(v) => v["Secret"].as_str().unwrap_or_default().to_string(),
+                Err(_) => out.stdout.trim().to_string(),
+            };
+            assert!(!answer.is_empty(), "{what}: {out:?}");
+            stdout = stdout.replacen(&answer, "[the answer]", 1);
+            answers += 1;
+        }
+        debug_lines += out.stderr.matches("debug:").count();
+        let seen = format!("stdout: {stdout}\nstderr: {}", out.stderr);
+        for (kind, secret) in &secrets {
+            assert!(
+                !seen.contains(secret.as_str()),
+                "{kind} ({}…) leaked in {what}:\n{seen}",
+                &secret[..secret.len().min(12)]
+            );
+        }
     }
+    assert!(answers >= 5, "the scan covered successful answers too");
+    assert!(debug_lines > 10, "the scan covered debug output");
 }
 
 /// What a user or another process can see after a run: stdout, stderr and every file in the
@@ -165,6 +199,15 @@ fn assert_no_piece_of(secrets: &[Secret], traces: &str) {
     }
 }
 
+/// Checks a run's one-line error on stdout (these runs log at debug level, so stderr is judged
+/// by the scan, not by the builder).
+fn assert_error_line(out: &Output, fragments: &[&str]) {
+    assert_eq!((out.code, out.stdout.lines().count()), (1, 1), "{out:?}");
+    for f in fragments {
+        assert!(out.stdout.contains(f), "stdout lacks {f:?}: {out:?}");
+    }
+}
+
 /// A token endpoint that answers with scripted echoes; returns what `get` left behind, with the
 /// assertions and tokens involved.
 fn get_against_an_echo(replies: Vec<Reply>, vars: &[(&str, &str)]) -> (Output, String, Vec<Secret>) {
@@ -174,7 +217,7 @@ fn get_against_an_echo(replies: Vec<Reply>, vars: &[(&str, &str)]) -> (Output, S
     for (k, v) in vars {
         env.set_var(k, v);
     }
-    let out = env.get("registry.onstackit.cloud");
+    let out = env.get(HOST).any_status().stdout_any().stderr_any().run();
     let traces = traces(&env, &out);
     assert!(
         std::fs::read_dir(env.cache_dir())
@@ -197,16 +240,17 @@ fn an_assertion_echoed_in_compact_json_is_redacted() {
         )],
         &[],
     );
-    out.assert_error(&["HTTP 400", "invalid_grant", "[redacted token]"]);
+    assert_error_line(&out, &["HTTP 400", "invalid_grant", "[redacted token]"]);
     assert_no_piece_of(&secrets, &traces);
 }
 
 #[test]
 fn an_assertion_echoed_by_a_failing_server_is_redacted_in_retry_warnings() {
     let (out, traces, secrets) = get_against_an_echo(
-        // More than fit into the deadline: every attempt is answered with an echo.
+        // More than fit into the deadline: every attempt is answered with an echo. 3 s: the
+        // first answer and its retry warning come however slowly the process starts.
         vec![Reply::Echo(503, r#"{"error":"unavailable","assertion":"{assertion}"}"#.into()); 20],
-        &[("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1")],
+        &[("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3")],
     );
     // The last attempt may run out of time instead of seeing a 503; the retry warnings are
     // what this test is about.
@@ -224,7 +268,7 @@ fn an_assertion_echoed_by_a_failing_server_is_redacted_in_retry_warnings() {
 #[test]
 fn an_assertion_followed_by_a_full_stop_is_redacted() {
     let (out, traces, secrets) = get_against_an_echo(vec![Reply::Echo(400, "bad assertion {assertion}.".into())], &[]);
-    out.assert_error(&["HTTP 400", "bad assertion [redacted token]."]);
+    assert_error_line(&out, &["HTTP 400", "bad assertion [redacted token]."]);
     assert_no_piece_of(&secrets, &traces);
 }
 
@@ -237,7 +281,7 @@ fn a_token_answer_with_trailing_garbage_is_not_echoed() {
         )],
         &[],
     );
-    out.assert_error(&["not a JSON token response"]);
+    assert_error_line(&out, &["not a JSON token response"]);
     assert_eq!(secrets.len(), 2, "one assertion, one access token: {secrets:?}");
     assert_no_piece_of(&secrets, &traces);
 }

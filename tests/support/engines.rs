@@ -1,20 +1,18 @@
-//! Container engines for the end-to-end tests, on top of the rig in `rig.rs`: a private Docker
+//! Container engines for the end-to-end tests, on top of the rig in `registry.rs`: a private Docker
 //! engine (`dockerd`) per test, podman and buildah with private storage and configuration, a
 //! logging shim that records every call of our helper, and per-step counts of STACKIT token
 //! requests. Nothing here reads the machine's `/etc/docker` or `/etc/containers`, and every
 //! image reference is fully qualified (`127.0.0.1:PORT/…`), so no engine ever looks for Docker
 //! Hub. See docs/e2e.md for what each client does with the helper.
 
-use super::rig::{HANG_GUARD, Rig};
-use super::{Output, TestCommand};
+use super::registry::{E2e, client};
+use super::{Cmd, Output, Running};
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// How the engines' packages are installed, for the skip/fail message of [`super::rig::tool`].
+/// How the engines' packages are installed, for the skip/fail message of [`super::tool`].
 pub const DOCKERD_HOW: &str = "apt-get install -y --no-install-recommends docker.io";
 pub const DOCKER_INIT_HOW: &str = "Debian's docker.io brings it (package tini, a static binary)";
 pub const PODMAN_HOW: &str = "apt-get install -y --no-install-recommends podman";
@@ -24,7 +22,7 @@ pub const BUILDAH_HOW: &str = "apt-get install -y --no-install-recommends builda
 /// temp dir. Stopped and cleaned up on drop, and killed by the kernel if the test process dies
 /// first (PR_SET_PDEATHSIG), so a killed test never leaves a daemon behind.
 pub struct Dockerd {
-    child: Child,
+    process: Option<Running>,
     dir: tempfile::TempDir,
     /// How long the daemon took to answer `/_ping`.
     pub startup: Duration,
@@ -38,65 +36,46 @@ impl Dockerd {
         let d = dir.path();
         // An empty config file instead of the machine's /etc/docker/daemon.json.
         std::fs::write(d.join("daemon.json"), "{}").expect("daemon.json");
-        let log = std::fs::File::create(d.join("dockerd.log")).expect("dockerd log");
         let socket = d.join("docker.sock");
-        let mut cmd = Command::new(program);
-        cmd.args([
-            "--iptables=false",
-            "--ip6tables=false",
-            "--bridge=none",
-            "--storage-driver=vfs",
-        ])
-        .arg("--config-file")
-        .arg(d.join("daemon.json"))
-        .arg("--data-root")
-        .arg(d.join("data"))
-        .arg("--exec-root")
-        .arg(d.join("exec"))
-        .arg("--pidfile")
-        .arg(d.join("dockerd.pid"))
-        .arg("--host")
-        .arg(format!("unix://{}", socket.display()))
-        // Only PATH (containerd, runc, docker-init): no proxy variables, no HOME.
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("dockerd log"))
-        .stderr(log);
-        let parent = std::process::id() as libc::pid_t;
-        // SAFETY: prctl, getppid and _exit are async-signal-safe, as pre_exec requires.
-        unsafe {
-            cmd.pre_exec(move || {
-                // The kernel kills the daemon when the thread that started it dies, however the
-                // test ends. dockerd in turn starts containerd with the same setting.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                // The parent may have died between fork and prctl.
-                if libc::getppid() != parent {
-                    libc::_exit(1);
-                }
-                Ok(())
-            });
-        }
+        // Only PATH (containerd, runc, docker-init): no proxy variables, no HOME. The kernel
+        // kills the daemon when the test thread that started it dies, however the test ends;
+        // dockerd in turn starts containerd with the same setting.
+        let process = Cmd::system(program.to_str().expect("UTF-8 path"))
+            .args([
+                "--iptables=false",
+                "--ip6tables=false",
+                "--bridge=none",
+                "--storage-driver=vfs",
+            ])
+            .arg("--config-file")
+            .arg(d.join("daemon.json"))
+            .arg("--data-root")
+            .arg(d.join("data"))
+            .arg("--exec-root")
+            .arg(d.join("exec"))
+            .arg("--pidfile")
+            .arg(d.join("dockerd.pid"))
+            .arg("--host")
+            .arg(format!("unix://{}", socket.display()))
+            .log_to(d.join("dockerd.log"))
+            .die_with_test()
+            .spawn();
         let started = Instant::now();
-        let mut child = cmd.spawn().expect("start dockerd");
         loop {
-            if let Some(status) = child.try_wait().expect("poll dockerd") {
-                panic!("dockerd exited with {status}: {}", read(&d.join("dockerd.log")));
+            if process.has_exited() {
+                panic!("dockerd exited: {}", read(&d.join("dockerd.log")));
             }
             if ping(&socket) {
                 break;
             }
             if started.elapsed() > Duration::from_secs(60) {
-                let _ = child.kill();
-                let _ = child.wait();
+                drop(process);
                 panic!("dockerd did not answer within 60 s: {}", read(&d.join("dockerd.log")));
             }
             std::thread::sleep(Duration::from_millis(20));
         }
         Dockerd {
-            child,
+            process: Some(process),
             startup: started.elapsed(),
             dir,
         }
@@ -115,18 +94,16 @@ impl Dockerd {
 
 impl Drop for Dockerd {
     fn drop(&mut self) {
-        // SIGTERM first: dockerd then stops its containerd and unmounts what it mounted.
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill on the pid of our own child, which we have not reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
+        if let Some(process) = self.process.take() {
+            // SIGTERM first: dockerd then stops its containerd and unmounts what it mounted.
+            process.signal(libc::SIGTERM);
+            let asked = Instant::now();
+            while !process.has_exited() && asked.elapsed() < Duration::from_secs(15) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            // Whatever is left of the group is killed and reaped.
+            drop(process);
         }
-        let asked = Instant::now();
-        while matches!(self.child.try_wait(), Ok(None)) && asked.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
         // A daemon killed hard leaves its data root bind-mounted on itself, which would keep
         // the temp dir from being removed.
         unmount_below(self.dir.path());
@@ -221,7 +198,7 @@ impl Containers {
     /// - `_CONTAINERS_ROOTLESS_UID` stays as the rig set it for skopeo: podman and buildah run
     ///   fine as root with it and keep their blob-info cache under `XDG_DATA_HOME` instead of
     ///   `/var/lib/containers/cache`, which `--root` does not move.
-    pub fn new(rig: &mut Rig) -> Containers {
+    pub fn new(rig: &mut E2e) -> Containers {
         let dir = rig.env.path("containers");
         for sub in ["root", "runroot", "tmp", "run"] {
             std::fs::create_dir_all(dir.join(sub)).expect("containers dirs");
@@ -257,7 +234,7 @@ impl Containers {
     }
 
     /// podman with private storage, no systemd and no event log.
-    pub fn podman(&self, rig: &Rig, program: &Path, args: &[&str]) -> TestCommand {
+    pub fn podman(&self, rig: &E2e, program: &Path, args: &[&str]) -> Cmd {
         let tmp = self.dir.join("tmp").display().to_string();
         let mut flags = self.storage_flags();
         flags.extend(
@@ -273,15 +250,15 @@ impl Containers {
         );
         flags.extend(args.iter().map(|a| a.to_string()));
         let all: Vec<&str> = flags.iter().map(String::as_str).collect();
-        rig.env.program(program, &all)
+        client(rig.env.program(program, &all))
     }
 
     /// buildah with private storage.
-    pub fn buildah(&self, rig: &Rig, program: &Path, args: &[&str]) -> TestCommand {
+    pub fn buildah(&self, rig: &E2e, program: &Path, args: &[&str]) -> Cmd {
         let mut flags = self.storage_flags();
         flags.extend(args.iter().map(|a| a.to_string()));
         let all: Vec<&str> = flags.iter().map(String::as_str).collect();
-        rig.env.program(program, &all)
+        client(rig.env.program(program, &all))
     }
 
     fn storage_flags(&self) -> Vec<String> {
@@ -304,7 +281,7 @@ pub struct HelperCalls {
 }
 
 impl HelperCalls {
-    pub fn install(rig: &Rig) -> HelperCalls {
+    pub fn install(rig: &E2e) -> HelperCalls {
         let shim = rig.env.path("bin/docker-credential-stackit");
         let log = rig.env.path("helper-calls.log");
         std::fs::remove_file(&shim).expect("the rig's helper symlink");
@@ -363,13 +340,13 @@ impl Step {
     }
 }
 
-/// Runs `cmd` (with the hang guard), counts what it cost and prints one line about it to the
-/// process's stderr (`cargo test` shows it; nextest with `--no-capture`), for docs/e2e.md.
-pub fn step(rig: &Rig, calls: &HelperCalls, what: &str, cmd: TestCommand) -> Step {
+/// Runs `cmd` (a client command: with the hang guard, its output left to the test), counts
+/// what it cost and prints one line about it to the process's stderr (`cargo test` shows it;
+/// nextest with `--no-capture`), for docs/e2e.md.
+pub fn step(rig: &E2e, calls: &HelperCalls, what: &str, cmd: Cmd) -> Step {
     let (tokens, seen) = (rig.stackit.requests(), calls.all().len());
-    let started = Instant::now();
-    let out = cmd.run_within(HANG_GUARD);
-    let took = started.elapsed();
+    let out = client(cmd).run();
+    let took = out.elapsed;
     let tokens = rig.stackit.requests() - tokens;
     let calls: Vec<String> = calls.all().split_off(seen);
     let _ = writeln!(
@@ -382,45 +359,8 @@ pub fn step(rig: &Rig, calls: &HelperCalls, what: &str, cmd: TestCommand) -> Ste
 }
 
 /// Forgets every cached token, so the next command starts on a cold cache.
-pub fn cold_cache(rig: &Rig) {
+pub fn cold_cache(rig: &E2e) {
     for file in rig.env.cache_files() {
         std::fs::remove_file(&file).expect("remove a cache file");
     }
-}
-
-/// A ustar archive of regular files `(name, mode, content)`, mtime 0, for `docker import`.
-pub fn tar(files: &[(&str, u32, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, mode, content) in files {
-        let mut header = [0u8; 512];
-        let mut field = |offset: usize, value: &[u8]| header[offset..offset + value.len()].copy_from_slice(value);
-        field(0, name.as_bytes());
-        field(100, format!("{mode:07o}\0").as_bytes());
-        field(108, b"0000000\0");
-        field(116, b"0000000\0");
-        field(124, format!("{:011o}\0", content.len()).as_bytes());
-        field(136, b"00000000000\0");
-        field(148, b"        "); // the checksum counts its own field as spaces
-        field(156, b"0");
-        field(257, b"ustar\0");
-        field(263, b"00");
-        let sum: u32 = header.iter().map(|&b| u32::from(b)).sum();
-        header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
-        out.extend_from_slice(&header);
-        out.extend_from_slice(content);
-        out.resize(out.len().div_ceil(512) * 512, 0);
-    }
-    out.extend_from_slice(&[0u8; 1024]); // end-of-archive marker
-    out
-}
-
-/// (username, principal) of every token-service request that carried Basic credentials: who
-/// each client logged in as, and which robot the fake Harbor mapped that to.
-pub fn logins(harbor: &super::harbor::FakeHarbor) -> Vec<(String, String)> {
-    harbor
-        .requests()
-        .into_iter()
-        .filter(|r| r.path == "/service/token")
-        .filter_map(|r| r.user.map(|u| (u, r.principal)))
-        .collect()
 }

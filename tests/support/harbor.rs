@@ -2,7 +2,7 @@
 //! `/service/token`, and the few `/api/v2.0` calls `check` makes. Built for reuse by the
 //! end-to-end tests, where a real CNCF distribution registry trusts its tokens.
 //!
-//! Logins, as on STACKIT (see `harbor-and-e2e-rig.md` A2, B3):
+//! Logins, as on STACKIT (docs/harbor.md says what Harbor does and why the fake does the same):
 //! - **service account**: username = SA e-mail, password = a STACKIT access token. The token is
 //!   checked by the verifier given at start (normally [`FakeStackit::verify_access_token`]:
 //!   signature and `exp`), its `email` must equal the username, and the SA maps to the robot
@@ -440,7 +440,7 @@ fn add_project(state: &State, name: &str) -> i64 {
 
 impl Signer {
     fn generate() -> Signer {
-        let rsa = RsaKey::generate();
+        let rsa = super::keys::pooled(10);
         let pem = rsa.pkcs8_pem();
         let key_pair =
             rcgen::KeyPair::from_pem_and_sign_algo(pem.expose(), &rcgen::PKCS_RSA_SHA256).expect("rcgen RSA key");

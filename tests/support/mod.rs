@@ -1,30 +1,42 @@
-//! Shared test support: an isolated environment per test (HOME, cache, key files), a small
-//! builder for running the real binary, reusable service accounts, and TLS certificates.
+//! Shared test support: an isolated environment per test (HOME, cache, key files), the one
+//! strict builder that runs programs ([`cmd`]), reusable service accounts, TLS certificates, the
+//! gate in front of the fake endpoint, the fakes' rig, and the rules for tests that need tools
+//! or privileges the machine may lack.
 
 #![allow(dead_code)]
 
+pub mod cmd;
 pub mod engines;
+pub mod gate;
 pub mod harbor;
+pub mod keys;
+pub mod registry;
 pub mod rig;
 
+pub use cmd::{Cmd, Output, Running};
+
 use docker_credential_stackit::fake::{Account, FakeStackit};
-use std::io::Write;
+use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The served host every test uses unless it says otherwise.
+pub const HOST: &str = "registry.onstackit.cloud";
 
 /// The binary under test.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_docker-credential-stackit")
 }
 
-/// Three service accounts, generated once per test run (RSA generation is slow-ish).
+/// Three service accounts, made once per test process with keys from the pool ([`keys`]).
 pub fn accounts() -> &'static [Account] {
     static ACCOUNTS: OnceLock<Vec<Account>> = OnceLock::new();
     ACCOUNTS.get_or_init(|| {
         ["ci-pusher", "reader", "third"]
             .iter()
-            .map(|n| Account::generate(n))
+            .enumerate()
+            .map(|(slot, n)| keys::account(n, slot))
             .collect()
     })
 }
@@ -34,7 +46,13 @@ pub fn sa() -> &'static Account {
     &accounts()[0]
 }
 
-/// Everything a test's helper processes run with: a private HOME and explicit variables.
+/// Unix seconds now.
+pub fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Everything a test's processes run with: a private HOME (also their working directory) and
+/// explicit variables; nothing else from the test's own environment but `PATH`.
 pub struct TestEnv {
     pub home: tempfile::TempDir,
     vars: Vec<(String, String)>,
@@ -80,7 +98,7 @@ impl TestEnv {
         self.vars.retain(|(k, _)| k != name);
     }
 
-    /// Writes a 0600 file under HOME and returns its path.
+    /// Writes a 0600 file under HOME (creating directories) and returns its path.
     pub fn write(&self, rel: &str, content: &str) -> PathBuf {
         let path = self.home.path().join(rel);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -89,6 +107,7 @@ impl TestEnv {
         path
     }
 
+    /// A path under HOME.
     pub fn path(&self, rel: &str) -> PathBuf {
         self.home.path().join(rel)
     }
@@ -100,179 +119,112 @@ impl TestEnv {
 
     /// The token cache files present now.
     pub fn cache_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(self.cache_dir())
-            .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
-            .unwrap_or_default();
-        files.retain(|p| p.extension().is_some_and(|e| e == "json"));
-        files.sort();
-        files
+        json_files(&self.cache_dir())
     }
 
     /// A command for the binary with this environment.
-    pub fn cmd(&self, args: &[&str]) -> TestCommand {
+    pub fn cmd(&self, args: &[&str]) -> Cmd {
         self.program(bin(), args)
     }
 
     /// A command for any program (a real client that calls the helper) with this environment.
-    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> TestCommand {
-        let mut cmd = Command::new(program);
-        cmd.args(args)
-            .env_clear()
+    pub fn program(&self, program: impl AsRef<std::ffi::OsStr>, args: &[&str]) -> Cmd {
+        let mut cmd = Cmd::new(program)
+            .args(args)
             .env("HOME", self.home.path())
-            .env("PATH", std::env::var("PATH").unwrap_or_default());
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(self.home.path());
         for (k, v) in &self.vars {
-            cmd.env(k, v);
+            cmd = cmd.env(k, v);
         }
-        TestCommand { cmd, stdin: None }
+        cmd
     }
 
     /// `get` with `stdin`.
-    pub fn get(&self, stdin: &str) -> Output {
-        self.cmd(&["get"]).stdin(stdin).run()
+    pub fn get(&self, stdin: &str) -> Cmd {
+        self.cmd(&["get"]).stdin(stdin)
+    }
+
+    /// The `Secret` of a successful, quiet `get` for `host`.
+    pub fn secret(&self, host: &str) -> String {
+        secret_of(&self.get(host).json())
+    }
+
+    /// The only cache entry, parsed; panics unless it is a complete, valid entry.
+    pub fn cache_entry(&self) -> Value {
+        let files = self.cache_files();
+        assert_eq!(files.len(), 1, "{files:?}");
+        valid_entry(&files[0])
+    }
+
+    /// Rewrites the only cache entry's timestamps: issued `issued_ago` seconds ago, expiring
+    /// `expires_in` seconds from now.
+    pub fn age_cache(&self, issued_ago: u64, expires_in: i64) {
+        let files = self.cache_files();
+        assert_eq!(files.len(), 1, "{files:?}");
+        age_entry(&files[0], issued_ago, expires_in);
+    }
+
+    /// Moves the only cache entry past half-life (10 of 60 minutes left): the next `get`
+    /// refreshes.
+    pub fn age_past_half_life(&self) {
+        self.age_cache(3000, 600);
     }
 }
 
-/// A command about to run, with optional stdin.
-pub struct TestCommand {
-    pub cmd: Command,
-    stdin: Option<Vec<u8>>,
+/// The `Secret` field of a `get` answer.
+pub fn secret_of(answer: &Value) -> String {
+    answer["Secret"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no Secret in {answer}"))
+        .to_string()
 }
 
-/// What a run produced.
-#[derive(Debug)]
-pub struct Output {
-    pub code: i32,
-    pub stdout: String,
-    pub stderr: String,
+/// The `*.json` files in `dir`, sorted.
+pub fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|rd| rd.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    files
 }
 
-impl Output {
-    /// Asserts success and returns stdout parsed as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        assert_eq!(self.code, 0, "expected success: {self:?}");
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
-    }
-
-    /// Asserts Docker's not-found answer.
-    pub fn assert_not_found(&self) {
-        assert_eq!(self.code, 1, "{self:?}");
-        assert_eq!(self.stdout, "credentials not found in native keychain\n", "{self:?}");
-    }
-
-    /// Asserts a one-line error on stdout containing every fragment, and returns it.
-    pub fn assert_error(&self, fragments: &[&str]) -> &str {
-        assert_eq!(self.code, 1, "expected exit 1: {self:?}");
-        assert_eq!(self.stdout.lines().count(), 1, "expected one line on stdout: {self:?}");
-        for f in fragments {
-            assert!(self.stdout.contains(f), "stdout lacks {f:?}: {self:?}");
-        }
-        self.stdout.trim_end()
-    }
+/// A cache file parsed; panics unless it is a complete, valid entry.
+pub fn valid_entry(path: &Path) -> Value {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap())
+        .unwrap_or_else(|e| panic!("{} is not valid JSON: {e}", path.display()));
+    assert_eq!(v["version"], 1, "{v}");
+    assert!(!v["access_token"].as_str().unwrap_or("").is_empty(), "{v}");
+    v
 }
 
-impl TestCommand {
-    pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Self {
-        self.stdin = Some(input.as_ref().to_vec());
-        self
-    }
+/// Rewrites a cache entry's timestamps (see [`TestEnv::age_cache`]).
+pub fn age_entry(path: &Path, issued_ago: u64, expires_in: i64) {
+    let mut v = valid_entry(path);
+    v["issued_at"] = json!(now() - issued_ago);
+    v["expires_at"] = json!((now() as i64 + expires_in) as u64);
+    std::fs::write(path, v.to_string()).unwrap();
+}
 
-    pub fn env(mut self, k: &str, v: impl AsRef<std::ffi::OsStr>) -> Self {
-        self.cmd.env(k, v);
-        self
-    }
-
-    /// Starts the process without waiting (for concurrency tests).
-    pub fn spawn(mut self) -> RunningCommand {
-        self.cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = self.cmd.spawn().expect("spawn the helper");
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(input) = &self.stdin {
-            let _ = stdin.write_all(input);
-        }
-        drop(stdin);
-        RunningCommand { child }
-    }
-
-    pub fn run(self) -> Output {
-        self.spawn().wait()
-    }
-
-    /// Runs with a hang guard: a process still running after `limit` is killed and the test
-    /// fails, so a hanging client cannot hang the suite.
-    pub fn run_within(self, limit: std::time::Duration) -> Output {
-        self.spawn().wait_within(limit)
+/// Waits until the fake has seen `n` requests (a hang guard, not a timing assertion).
+pub fn wait_for_requests(fake: &FakeStackit, n: usize) {
+    let start = Instant::now();
+    while fake.requests() < n {
+        assert!(start.elapsed() < Duration::from_secs(60), "the helper never called");
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
-pub struct RunningCommand {
-    child: Child,
-}
-
-impl RunningCommand {
-    /// [`RunningCommand::wait`] with a hang guard (see [`TestCommand::run_within`]).
-    pub fn wait_within(mut self, limit: std::time::Duration) -> Output {
-        use std::io::Read;
-        use std::time::{Duration, Instant};
-        // Drain the pipes while waiting, or a chatty child blocks on a full pipe. Through
-        // channels with a bounded wait: a grandchild (the helper under `docker`, which passes
-        // its own stderr on) can keep a pipe open after the child is gone.
-        let drain = |pipe: Option<Box<dyn Read + Send>>| {
-            let (tx, rx) = std::sync::mpsc::channel();
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                if let Some(mut p) = pipe {
-                    let _ = p.read_to_end(&mut buf);
-                }
-                let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
-            });
-            rx
-        };
-        let stdout = drain(self.child.stdout.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let stderr = drain(self.child.stderr.take().map(|p| Box::new(p) as Box<dyn Read + Send>));
-        let started = Instant::now();
-        let collect = |rx: &std::sync::mpsc::Receiver<String>| {
-            let left = limit.saturating_sub(started.elapsed()).max(Duration::from_secs(1));
-            rx.recv_timeout(left)
-                .unwrap_or_else(|_| "[pipe still held open by a leftover process]".into())
-        };
-        loop {
-            if let Some(status) = self.child.try_wait().expect("poll the child") {
-                return Output {
-                    code: status.code().unwrap_or(-1),
-                    stdout: collect(&stdout),
-                    stderr: collect(&stderr),
-                };
-            }
-            if started.elapsed() > limit {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                panic!(
-                    "hang guard: still running after {limit:?}; stdout: {:?}; stderr: {:?}",
-                    collect(&stdout),
-                    collect(&stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    /// Sends SIGKILL (no chance to clean up) and collects what the process had printed.
-    pub fn kill(mut self) -> Output {
-        let _ = self.child.kill();
-        self.wait()
-    }
-
-    pub fn wait(self) -> Output {
-        let out = self.child.wait_with_output().expect("wait for the helper");
-        Output {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    }
+/// A JWT with the given claims and a dummy signature (the helper never verifies it).
+pub fn unsigned_jwt(claims: &Value) -> String {
+    use base64::Engine;
+    let b = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.c2ln",
+        b(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b(&claims.to_string())
+    )
 }
 
 pub fn set_mode(path: &Path, mode: u32) {
@@ -284,6 +236,90 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
+
+/// Creates a FIFO at `path`.
+pub fn mkfifo(path: &Path) {
+    let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0, "mkfifo {path:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// What the machine offers: tools, privileges. Outside CI a missing one skips loudly; under
+// `CI=true` it fails, so that CI never turns coverage into silent skips.
+
+/// Whether `CI` is set to something other than empty, `0` or `false`.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// `None` with a loud message outside CI; a failure under `CI=true`.
+pub fn skip_or_fail<T>(message: String) -> Option<T> {
+    if in_ci() {
+        panic!("{message}; CI is set, so this fails instead of skipping");
+    }
+    use std::io::Write;
+    // Straight to the process's stderr: libtest captures `eprintln!` of passing tests, and a
+    // skip must be seen. (nextest captures per process; see docs/e2e.md.)
+    let _ = writeln!(
+        std::io::stderr(),
+        "SKIPPED: {message}. Set CI=true to make this a failure."
+    );
+    None
+}
+
+/// An executable on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// One external program (e.g. `strace`), under the rule above.
+pub fn tool(name: &str, how: &str) -> Option<PathBuf> {
+    which(name).or_else(|| skip_or_fail(format!("test needs {name} on PATH ({how})")))
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Linux capability numbers the tests care about.
+pub mod caps {
+    pub const CHOWN: u32 = 0;
+    pub const DAC_OVERRIDE: u32 = 1;
+    pub const SETGID: u32 = 6;
+    pub const SETUID: u32 = 7;
+    pub const SYS_ADMIN: u32 = 21;
+}
+
+/// Whether this process has capability `cap` in its effective set (`/proc/self/status`).
+pub fn has_cap(cap: u32) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .is_some_and(|bits| bits & (1 << cap) != 0)
+}
+
+/// The unprivileged user tests switch to when they need file modes to bind (`nobody`).
+pub const NOBODY: (u32, u32) = (65534, 65534);
+
+/// Hands `path` and everything below it to `uid:gid` (root only).
+pub fn chown_tree(path: &Path, (uid, gid): (u32, u32)) {
+    std::os::unix::fs::lchown(path, Some(uid), Some(gid)).unwrap();
+    if std::fs::symlink_metadata(path).unwrap().is_dir() {
+        for entry in std::fs::read_dir(path).unwrap() {
+            chown_tree(&entry.unwrap().path(), (uid, gid));
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// TLS and fakes
 
 /// A CA and a server certificate for 127.0.0.1 and localhost, as a rustls server config plus
 /// the CA in PEM (for `SSL_CERT_FILE`).
@@ -354,11 +390,11 @@ pub fn tls_fake() -> (FakeStackit, String) {
 
 /// A proxy on loopback that records the first line of each request (`CONNECT host:port …`)
 /// and refuses it, so a test can see where a request was headed without it leaving the machine.
-pub fn recording_proxy() -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+pub fn recording_proxy() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     use std::io::{BufRead, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
     let log = seen.clone();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
