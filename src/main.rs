@@ -2,7 +2,7 @@
 //! stdout/stderr/exit-code contract. All logic lives in the library.
 
 use docker_credential_stackit::config::Settings;
-use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, nss, protocol, verbs};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -71,6 +71,10 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "{msg}");
         std::process::exit(1);
     }));
+    if std::env::var_os("HOME").is_none() {
+        // The home directory then comes from the user database; see the module docs of nss.
+        nss::builtin_services_only(nss::Database::Passwd);
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
     let verb = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
