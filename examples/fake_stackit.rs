@@ -1,6 +1,7 @@
-//! A fake STACKIT token endpoint over HTTPS for `scripts/bench`: writes a key file, a CA and a
-//! ready-made form body for curl into DIR, prints the token URL, then answers `count` on stdin
-//! with the number of token requests so far. Exits when stdin closes.
+//! A fake STACKIT token endpoint over HTTPS for `scripts/bench` and `scripts/release-check`:
+//! writes a key file, a CA and a ready-made form body for curl into DIR, prints the token URL,
+//! then answers `count` on stdin with the number of token requests so far. Exits when stdin
+//! closes.
 //!
 //! Usage: cargo run --release --example fake_stackit -- DIR
 
@@ -27,7 +28,11 @@ fn main() {
     let ca = ca_params.self_signed(&ca_key).expect("CA cert");
     let issuer = rcgen::Issuer::new(ca_params, &ca_key);
     let leaf_key = rcgen::KeyPair::generate().expect("leaf key");
-    let leaf = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()])
+    // fake-stackit.test: a name only scripts/release-check's DNS server knows.
+    let names = ["127.0.0.1", "localhost", "fake-stackit.test"]
+        .map(String::from)
+        .to_vec();
+    let leaf = rcgen::CertificateParams::new(names)
         .expect("leaf params")
         .signed_by(&leaf_key, &issuer)
         .expect("leaf cert");

@@ -52,7 +52,9 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
 /// Reads at most `max` bytes from `file`; `Ok(None)` when there is more, so that a huge file,
 /// `/dev/zero` or a runaway pipe cannot eat memory. Callers name the limit in their message.
 pub fn read_capped(file: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
+    // `take` hides the file's size, so an empty Vec would grow from 32 bytes, one read(2) per
+    // doubling (nine for a key file); the files read here are a few KB, so one read usually does.
+    let mut bytes = Vec::with_capacity(8 * 1024);
     file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= max).then_some(bytes))
 }

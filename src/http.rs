@@ -41,6 +41,8 @@ impl Client {
     }
 
     fn with_proxy(proxy: Option<ureq::Proxy>) -> Client {
+        // Every request resolves its host through this client; see the module docs of nss.
+        crate::nss::builtin_services_only(crate::nss::Database::Hosts);
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let tls = ureq::tls::TlsConfig::builder()
             .root_certs(ureq::tls::RootCerts::PlatformVerifier)

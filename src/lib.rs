@@ -27,6 +27,7 @@ pub mod jwt;
 pub mod key;
 pub mod kubelet;
 pub mod log;
+pub mod nss;
 pub mod protocol;
 pub mod redact;
 pub mod robots;

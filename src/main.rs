@@ -1,10 +1,31 @@
 //! The `docker-credential-stackit` binary: argv -> verb -> library call -> Docker's
 //! stdout/stderr/exit-code contract. All logic lives in the library.
+//!
+//! On Linux the binary supplies the C `main` itself instead of std's start-up, which on every
+//! run reads `/proc/self/maps` to place a stack guard and sets up an alternate signal stack:
+//! about a third of what `version` costs, for a stack-overflow message this program does not
+//! need (a runaway recursion still dies, by SIGSEGV). [`main`] keeps what the helper relies on.
+
+#![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
 use docker_credential_stackit::config::Settings;
-use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, nss, protocol, verbs};
 use std::io::Write;
-use std::process::ExitCode;
+
+/// The process's exit status: 0 success, 1 failure, 2 usage error. A number rather than std's
+/// `ExitCode`, which cannot be returned from a C `main`.
+#[derive(Clone, Copy)]
+struct ExitCode(u8);
+
+impl ExitCode {
+    const SUCCESS: ExitCode = ExitCode(0);
+}
+
+impl From<u8> for ExitCode {
+    fn from(code: u8) -> ExitCode {
+        ExitCode(code)
+    }
+}
 
 const USAGE: &str = "\
 docker-credential-stackit - Docker credential helper for the STACKIT Container Registry
@@ -58,7 +79,59 @@ Environment:
 Exit status: 0 success, 1 failure (message on stdout for the protocol commands), 2 usage error.
 ";
 
-fn main() -> ExitCode {
+/// The C entry point on Linux. Of std's start-up it keeps what the helper relies on: stdin,
+/// stdout and stderr are open (else the next file opened, say a lock file, would become fd 1
+/// and receive the credentials), SIGPIPE is ignored (a reader that went away is a write error,
+/// not death by signal), and stdout is flushed at the end.
+#[cfg(all(target_os = "linux", not(test)))]
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: libc::c_int, argv: *const *const libc::c_char) -> libc::c_int {
+    keep_standard_fds_open();
+    // SAFETY: setting a disposition to SIG_IGN has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_IGN) };
+    let args = (1..usize::try_from(argc).unwrap_or(0))
+        .map(|i| {
+            // SAFETY: the C runtime passes `argc` valid NUL-terminated strings in `argv`.
+            let arg = unsafe { std::ffi::CStr::from_ptr(*argv.add(i)) };
+            arg.to_string_lossy().into_owned()
+        })
+        .collect();
+    let code = run(args);
+    let _ = std::io::stdout().flush();
+    libc::c_int::from(code.0)
+}
+
+#[cfg(not(all(target_os = "linux", not(test))))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(run(std::env::args().skip(1).collect()).0)
+}
+
+/// Opens `/dev/null` on any of fds 0, 1 and 2 that is closed, as std's start-up does; aborts
+/// if that is impossible, as std does.
+#[cfg(all(target_os = "linux", not(test)))]
+fn keep_standard_fds_open() {
+    let mut fds = [0, 1, 2].map(|fd| libc::pollfd {
+        fd,
+        events: 0,
+        revents: 0,
+    });
+    // SAFETY: poll writes only the `revents` of the three entries it is given.
+    if unsafe { libc::poll(fds.as_mut_ptr(), 3, 0) } < 0 {
+        std::process::abort();
+    }
+    for pollfd in fds {
+        if pollfd.revents & libc::POLLNVAL != 0 {
+            // SAFETY: a NUL-terminated path. The lower descriptors are open, so the new one
+            // is the closed one.
+            if unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) } != pollfd.fd {
+                std::process::abort();
+            }
+        }
+    }
+}
+
+/// Runs the command line without the program name and returns the exit status.
+fn run(args: Vec<String>) -> ExitCode {
     // A bug must not dump a backtrace into Docker's output: one line, exit 1.
     std::panic::set_hook(Box::new(|info| {
         let at = info
@@ -71,7 +144,10 @@ fn main() -> ExitCode {
         let _ = writeln!(std::io::stderr(), "{msg}");
         std::process::exit(1);
     }));
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    if std::env::var_os("HOME").is_none() {
+        // The home directory then comes from the user database; see the module docs of nss.
+        nss::builtin_services_only(nss::Database::Passwd);
+    }
     let verb = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
 
