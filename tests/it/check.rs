@@ -619,10 +619,8 @@ fn bad_keys_are_explained() {
 #[test]
 fn token_endpoint_down_fails_within_the_deadline() {
     let rig = Rig::linked(&["pull"]);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let refused = refused_port();
+    let closed = refused.addr;
     // The deadline is 3 s (time for a first attempt however slowly the process starts); the
     // builder's, 20 s, bounds what a broken deadline would cost.
     let out = rig
@@ -647,11 +645,8 @@ fn token_endpoint_down_fails_within_the_deadline() {
 #[test]
 fn unreachable_registry() {
     let rig = Rig::linked(&["pull"]);
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let refused = refused_port();
+    let closed = refused.addr.to_string();
     let env = wired(TestEnv::with_key(&rig.stackit), &closed);
     let out = env.check(&[&format!("{closed}/shop/app"), "--json"]).run();
     let r = Report::parse(&out);

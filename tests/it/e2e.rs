@@ -12,7 +12,6 @@ use crate::support::{Output, sa};
 use base64::Engine;
 use docker_credential_stackit::fake::{FakeIssuer, Reply};
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::time::Duration;
 
 /// `let rig = rig!(E2e::…);` or `let docker = rig!(rig.docker(…));`: the value, or return early
@@ -323,7 +322,8 @@ fn e2e_token_endpoint_down_fails_fast_with_our_reason() {
     // `manifest inspect` and goes on anonymously, so its error is the registry's refusal;
     // our reason reaches the user only as the retry warning on stderr, which Docker passes
     // through (see docs/e2e.md).
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let refused = crate::support::refused_port();
+    let closed = refused.addr;
     let down = format!("http://{closed}/token");
     rig.env.set_var("STACKIT_TOKEN_BASEURL", &down);
     let out = rig!(rig.docker(&[

@@ -138,9 +138,8 @@ fn a_hanging_endpoint_fails_within_the_deadline() {
 
 #[test]
 fn an_unreachable_endpoint_is_retried_until_the_deadline() {
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", closed.local_addr().unwrap());
-    drop(closed);
+    let refused = refused_port();
+    let url = format!("http://{}/token", refused.addr);
     // 3 s: time for retries however slowly the process starts.
     TestEnv::with_key(&fake())
         .var("STACKIT_TOKEN_BASEURL", &url)

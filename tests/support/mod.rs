@@ -407,3 +407,38 @@ pub fn recording_proxy() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
     });
     (url, seen)
 }
+
+/// A loopback address that refuses connections for as long as this value lives: a socket bound
+/// to it that never listens. A port that was bound and closed again can be taken at once by a
+/// fake that another test starts, which then answers instead of refusing.
+pub struct RefusedPort {
+    _socket: std::os::fd::OwnedFd,
+    /// `127.0.0.1:PORT`.
+    pub addr: std::net::SocketAddr,
+}
+
+/// See [`RefusedPort`].
+pub fn refused_port() -> RefusedPort {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket calls on a descriptor this function owns; the sockaddr structs are
+    // zero-initialised and sized as the calls expect.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0, "socket: {}", std::io::Error::last_os_error());
+        let socket = std::os::fd::OwnedFd::from_raw_fd(fd);
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let rc = libc::bind(fd, (&raw const sa).cast(), len);
+        assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+        let mut bound: libc::sockaddr_in = std::mem::zeroed();
+        let mut bound_len = len;
+        let rc = libc::getsockname(fd, (&raw mut bound).cast(), &mut bound_len);
+        assert_eq!(rc, 0, "getsockname: {}", std::io::Error::last_os_error());
+        RefusedPort {
+            _socket: socket,
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], u16::from_be(bound.sin_port))),
+        }
+    }
+}
