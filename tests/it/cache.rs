@@ -274,13 +274,22 @@ fn custom_and_unusable_cache_dirs() {
         "token file and lock file"
     );
 
-    // A cache dir that cannot exist (its parent is a file): still serves, with a warning.
+    // A cache dir that cannot exist (its parent is a file): still serves, with a warning that
+    // says why; and a regular file named as the cache dir is not taken for one.
     let blocker = env.write("blocker", "");
-    let env = env.var(
-        "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
-        blocker.join("cache").to_str().unwrap(),
-    );
-    env.get(HOST).stderr_has("token cache disabled").json();
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", blocker.join("cache"))
+        .stderr_has("token cache disabled: cannot inspect")
+        .stderr_has("Not a directory")
+        .json();
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", &blocker)
+        .stderr_has(format!(
+            "token cache disabled: {} is not a directory",
+            blocker.display()
+        ))
+        .json();
+    assert_eq!(std::fs::read(&blocker).unwrap(), b"", "the file is left as it was");
 
     // A world-writable cache dir is refused, not used.
     let open = env.path("open-cache");
@@ -312,6 +321,21 @@ fn a_cache_dir_owned_by_another_user_or_group_writable_is_refused() {
             0,
             "nothing written into it"
         );
+        // Seen from another user, a private directory cannot even be opened: the warning says
+        // that, not something else.
+        if has_cap(caps::SETUID) && has_cap(caps::SETGID) {
+            let mine = env.path("roots-cache");
+            std::fs::create_dir(&mine).unwrap();
+            set_mode(&mine, 0o700);
+            set_mode(env.home.path(), 0o755);
+            std::os::unix::fs::chown(env.path("sa-key.json"), Some(NOBODY.0), Some(NOBODY.1)).unwrap();
+            env.get(HOST)
+                .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", &mine)
+                .run_as(NOBODY.0, NOBODY.1)
+                .stderr_has(format!("token cache disabled: cannot open {}", mine.display()))
+                .stderr_has("Permission denied")
+                .json();
+        }
     } else {
         skip_or_fail::<()>("the other-owner case needs CAP_CHOWN (run as root) to give a directory away".into());
     }

@@ -246,6 +246,67 @@ fn key_and_config_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
     assert_eq!(fake.requests(), 0);
 }
 
+/// Whether process `pid` is blocked reading a pipe (its wait channel names the pipe read).
+fn blocked_reading_a_pipe(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe_read"))
+}
+
+#[test]
+fn a_key_from_a_pipe_that_is_written_later_is_read_whole() {
+    // STACKIT_SERVICE_ACCOUNT_KEY_PATH=<(vault read ...): the helper opens the pipe at once
+    // (never blocking on a FIFO without a writer) but must then wait for the data, not fail.
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let fifo = env.path("key-pipe");
+    mkfifo(&fifo);
+    // The writer end, open before the helper starts, so that the helper's read waits for data.
+    let mut writer = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let running = env
+        .get(HOST)
+        .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &fifo)
+        .expect_json()
+        .spawn();
+    // Write only once the helper sits in its read (or after 10 s where /proc does not say).
+    let waiting = std::time::Instant::now();
+    while !blocked_reading_a_pipe(running.pid()) && waiting.elapsed() < std::time::Duration::from_secs(10) {
+        assert!(!running.has_exited(), "the helper gave up before the key arrived");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    use std::io::Write;
+    writer.write_all(sa().key_json(true, None).expose().as_bytes()).unwrap();
+    // The helper keeps its own read end; closing ours (both ends) ends the data.
+    drop(writer);
+    assert!(!secret_of(&running.wait().json()).is_empty());
+    assert_eq!(fake.requests(), 1);
+}
+
+#[test]
+fn an_unreadable_key_file_says_permission_denied() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let key = env.path("sa-key.json");
+    set_mode(&key, 0o000);
+    // Root reads any file: the helper then runs as nobody, who owns nothing here but may
+    // reach the file through the temp HOME.
+    let mut get = env.get(HOST);
+    if has_cap(caps::DAC_OVERRIDE) {
+        if !(has_cap(caps::SETUID) && has_cap(caps::SETGID)) {
+            skip_or_fail::<()>("needs a user whom file modes bind".into());
+            return;
+        }
+        set_mode(env.home.path(), 0o755);
+        get = get
+            .run_as(NOBODY.0, NOBODY.1)
+            .env("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1");
+    }
+    get.assert_error(&[
+        "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+        key.to_str().unwrap(),
+        "permission denied",
+    ]);
+    assert_eq!(fake.requests(), 0);
+}
+
 #[test]
 fn key_file_readable_by_others_gets_a_warning() {
     let fake = fake();

@@ -331,19 +331,26 @@ fn temp_files_left_by_killed_writers_are_cleaned_up() {
     let dir = env.cache_dir();
     let old = dir.join(".token-killed.tmp");
     let recent = dir.join(".token-in-flight.tmp");
-    for p in [&old, &recent] {
+    // Old files that are not the cache's temp files are not the cache's to delete.
+    let not_ours = [dir.join("notes.tmp"), dir.join(".token-notes.txt")];
+    for p in [&old, &recent].into_iter().chain(&not_ours) {
         std::fs::write(p, "{\"partial").unwrap();
     }
     let hour_ago = SystemTime::now() - Duration::from_secs(3600);
-    std::fs::File::options()
-        .write(true)
-        .open(&old)
-        .unwrap()
-        .set_modified(hour_ago)
-        .unwrap();
+    for p in std::iter::once(&old).chain(&not_ours) {
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+    }
     std::fs::remove_file(&env.cache_files()[0]).unwrap();
     env.get(HOST).json(); // a cold get writes, and tidies up
     assert!(!old.exists(), "an hour-old temp file is a dead writer's: removed");
     assert!(recent.exists(), "a fresh one may belong to a running writer: kept");
+    for p in &not_ours {
+        assert!(p.exists(), "{p:?} is not a temp file of the cache: kept");
+    }
     env.cache_entry();
 }

@@ -251,3 +251,17 @@ fn errors_are_repeated_on_stderr_because_docker_hides_stdout() {
         .stderr("")
         .assert_error(&["/nonexistent/key.json"]);
 }
+
+#[test]
+fn stdin_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    const LIMIT: usize = 1024 * 1024;
+    // The host name padded with trailing whitespace, which the protocol trims.
+    let mut input = HOST.as_bytes().to_vec();
+    input.resize(LIMIT, b' ');
+    assert_eq!(env.cmd(&["get"]).stdin(&input).json()["ServerURL"], HOST);
+    input.push(b' ');
+    env.cmd(&["get"]).stdin(&input).assert_error(&["larger than 1024 KiB"]);
+    assert_eq!(fake.requests(), 1);
+}
