@@ -246,9 +246,15 @@ fn key_and_config_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
     assert_eq!(fake.requests(), 0);
 }
 
-/// Whether process `pid` is blocked reading a pipe (its wait channel names the pipe read).
-fn blocked_reading_a_pipe(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe_read"))
+/// Whether process `pid` holds `fifo` open and is blocked reading a pipe. Both are needed: the
+/// helper also reads its stdin, a pipe too, before it opens the key file.
+fn blocked_reading_the_fifo(pid: u32, fifo: &std::path::Path) -> bool {
+    let fifo = std::fs::canonicalize(fifo).unwrap_or_else(|_| fifo.to_path_buf());
+    let holds_it = std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+        fds.flatten()
+            .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == *fifo))
+    });
+    holds_it && std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe_read"))
 }
 
 #[test]
@@ -268,7 +274,7 @@ fn a_key_from_a_pipe_that_is_written_later_is_read_whole() {
         .spawn();
     // Write only once the helper sits in its read (or after 10 s where /proc does not say).
     let waiting = std::time::Instant::now();
-    while !blocked_reading_a_pipe(running.pid()) && waiting.elapsed() < std::time::Duration::from_secs(10) {
+    while !blocked_reading_the_fifo(running.pid(), &fifo) && waiting.elapsed() < std::time::Duration::from_secs(10) {
         assert!(!running.has_exited(), "the helper gave up before the key arrived");
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
