@@ -407,6 +407,25 @@ fn tokens_without_a_readable_exp_fall_back_to_expires_in() {
 }
 
 #[test]
+fn an_exp_written_as_a_decimal_number_is_read() {
+    // JSON has one number type; some issuers write `exp` with a fraction.
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let exp = now() + 3600;
+    let token = unsigned_jwt(&json!({"exp": exp as f64 + 0.5}));
+    fake.script([status(
+        200,
+        &json!({"access_token": token, "expires_in": 120}).to_string(),
+    )]);
+    assert_eq!(env.secret(HOST), token);
+    assert_eq!(
+        env.cache_entry()["expires_at"].as_u64(),
+        Some(exp),
+        "the token's exp, not now + expires_in"
+    );
+}
+
+#[test]
 fn an_already_expired_token_is_handed_out_once_with_a_clock_warning_and_never_cached() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
