@@ -406,6 +406,25 @@ fn tokens_without_a_readable_exp_fall_back_to_expires_in() {
 }
 
 #[test]
+fn an_exp_written_as_a_decimal_number_is_read() {
+    // JSON has one number type; some issuers write `exp` with a fraction.
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let exp = now() + 3600;
+    let token = unsigned_jwt(&json!({"exp": exp as f64 + 0.5}));
+    fake.script([status(
+        200,
+        &json!({"access_token": token, "expires_in": 120}).to_string(),
+    )]);
+    assert_eq!(env.secret(HOST), token);
+    assert_eq!(
+        env.cache_entry()["expires_at"].as_u64(),
+        Some(exp),
+        "the token's exp, not now + expires_in"
+    );
+}
+
+#[test]
 fn an_already_expired_token_is_handed_out_once_with_a_clock_warning_and_never_cached() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
@@ -459,4 +478,30 @@ fn clock_skew_and_hostile_date_headers() {
     // A correct clock is no news either.
     fake.script([reply(&docker_credential_stackit::fake::http_date(now()))]);
     env.get(HOST).json();
+}
+
+#[test]
+fn a_refusal_quotes_the_servers_words_whole_and_at_most_300_characters() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    // Not HTML: `<` and `>` are ordinary characters, not tags to strip.
+    fake.script([status(
+        400,
+        r#"{"message":"lifetime must be < 3600 s and > 60 s -> refused"}"#,
+    )]);
+    env.get(HOST)
+        .assert_error(&[r#"HTTP 400: {"message":"lifetime must be < 3600 s and > 60 s -> refused"}"#]);
+    // HTML is reduced to its text.
+    fake.script([status(401, "<html><b>Key</b> <i>revoked</i></html>")]);
+    let line = env.get(HOST).assert_error(&["HTTP 401: Key revoked)"]);
+    assert!(!line.contains('<'), "{line}");
+    // 300 characters are quoted whole; longer text is cut there, with an ellipsis.
+    let exactly = "w".repeat(300);
+    fake.script([status(400, &exactly)]);
+    let line = env.get(HOST).assert_error(&[&format!("HTTP 400: {exactly})")]);
+    assert!(!line.contains('…'), "{line}");
+    fake.script([status(400, &"w".repeat(301))]);
+    env.get(HOST)
+        .assert_error(&[&format!("HTTP 400: {}…)", "w".repeat(300))]);
+    assert_eq!(fake.requests(), 4);
 }

@@ -45,7 +45,28 @@ fn the_assertion_is_what_stackit_expects() {
     assert_eq!(c["sub"], sa().sub.as_str());
     assert_eq!(c["aud"], sa().aud.as_str(), "aud is a string, not an array");
     assert_eq!(c["exp"].as_u64().unwrap() - c["iat"].as_u64().unwrap(), 600);
-    assert_eq!(c["jti"].as_str().unwrap().len(), 36);
+    // A random (version 4, RFC 4122 variant) UUID: xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx.
+    let jti = c["jti"].as_str().unwrap();
+    let groups: Vec<&str> = jti.split('-').collect();
+    assert_eq!(
+        groups.iter().map(|g| g.len()).collect::<Vec<_>>(),
+        [8, 4, 4, 4, 12],
+        "{jti}"
+    );
+    assert!(
+        jti.chars()
+            .all(|c| c == '-' || c.is_ascii_hexdigit() && !c.is_ascii_uppercase()),
+        "{jti}"
+    );
+    assert!(
+        groups[2].starts_with('4') && groups[3].starts_with(['8', '9', 'a', 'b']),
+        "{jti}"
+    );
+    // Fresh for every assertion.
+    std::fs::remove_file(&env.cache_files()[0]).unwrap();
+    env.get(HOST).json();
+    let second = &fake.assertions()[1]["claims"]["jti"];
+    assert_ne!(second.as_str(), Some(jti));
 }
 
 #[test]
