@@ -288,8 +288,31 @@ pub(crate) mod tests {
             "Set DOCKER_CREDENTIAL_STACKIT_TIMEOUT or STACKIT_SERVICE_ACCOUNT_KEY_PATH; internationalization-and-localization-settings",
             "opaque-3fa85f64-5717-4562-b3fc-2c963f66afa6 at 1795972096723 ms --------------------------------",
             r#"{"error":"Bad Request","message":"The request could not be performed","status":400}"#,
+            // `eyJ` inside a longer word is not the start of a JWT, however it goes on.
+            "no route to turkeyJerkyFactory.example.com",
+            // Too short for a JWT header: a word that merely starts with `eyJ`.
+            "the proxy for sites.eyJabc.def said no",
+            // A JWT header alone (`{"alg":"RS512"}`) carries no secret and stays readable.
+            "unsupported header eyJhbGciOiJSUzUxMiJ9 (and eyJhbGciOiJSUzUxMiJ9.)",
+            // A `>` in a text that is not HTML is text.
+            "expected 1 > 0 but got <none>",
         ] {
             assert_eq!(sanitize(text), text);
         }
+    }
+
+    #[test]
+    fn sanitize_reads_html_as_text_keeping_its_greater_than_signs() {
+        assert_eq!(
+            sanitize("<html><body><p>limit: 5 > 3 requests</p></body></html>"),
+            "limit: 5 > 3 requests"
+        );
+    }
+
+    #[test]
+    fn the_shortest_jwt_header_is_redacted_whole() {
+        // `{"a":1}` encodes to exactly the shortest header a JWT may have.
+        let t = "eyJhIjoxfQ.eyJzdWIiOiJ4In0.c2ln";
+        assert_eq!(sanitize(&format!("bad: {t}")), "bad: [redacted token]");
     }
 }

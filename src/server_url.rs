@@ -186,6 +186,15 @@ mod tests {
         assert_eq!(normalize("[::1]:5000").as_deref(), Some("[::1]:5000"));
         assert_eq!(normalize("https://[::1]").as_deref(), Some("[::1]"));
         assert_eq!(normalize("10.0.0.1:5000").as_deref(), Some("10.0.0.1:5000"));
+        assert_eq!(normalize("host:65535").as_deref(), Some("host:65535"));
+        assert_eq!(normalize("host:1").as_deref(), Some("host:1"));
+    }
+
+    #[test]
+    fn host_names_are_at_most_253_characters() {
+        let longest = format!("{}.example", "a".repeat(253 - ".example".len()));
+        assert_eq!(normalize(&longest).as_deref(), Some(longest.as_str()));
+        assert_eq!(normalize(&format!("a{longest}")), None);
     }
 
     #[test]
@@ -206,6 +215,10 @@ mod tests {
             "{\"ServerURL\":\"x\"}",
             "host:1:2",
             "-host",
+            "host.",
+            "host-",
+            "host:+443",
+            "host:65536",
         ] {
             assert_eq!(normalize(input), None, "{input:?}");
         }

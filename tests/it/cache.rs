@@ -353,13 +353,15 @@ fn a_cache_dir_owned_by_another_user_or_group_writable_is_refused() {
 #[test]
 fn a_symlinked_cache_file_is_not_followed() {
     let fake = fake();
-    let env = TestEnv::with_key(&fake);
-    env.get(HOST).json();
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
+    // No cache file yet is the normal cold path, not worth a word even in the debug log.
+    env.get(HOST).stderr_any().stderr_lacks("ignoring cache file").json();
     let file = env.cache_files()[0].clone();
     let victim = env.write("victim.txt", "precious");
     std::fs::remove_file(&file).unwrap();
     std::os::unix::fs::symlink(&victim, &file).unwrap();
-    env.get(HOST).json();
+    // A planted link is: the debug log says why the cache was passed over.
+    env.get(HOST).stderr_has("ignoring cache file").json();
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
     assert!(
         !std::fs::symlink_metadata(&file).unwrap().file_type().is_symlink(),
