@@ -86,7 +86,8 @@ impl TokenSource {
         matches!(self, TokenSource::GithubActions { .. })
     }
 
-    /// Gets the federated token and checks that it is a JWT that has not expired.
+    /// Gets the federated token and checks that it is a JWT that has not expired; `deadline`
+    /// bounds the request of a network source.
     pub fn fetch(&self, deadline: Instant) -> Result<FederatedToken> {
         let jwt = match self {
             TokenSource::File { path, .. } => self.read_file(path)?,
@@ -94,6 +95,13 @@ impl TokenSource {
             TokenSource::Inline { token, .. } => token.clone(),
         };
         self.parse(jwt)
+    }
+
+    /// The token of a local source (a file, an inline token), checked as [`TokenSource::fetch`]
+    /// does; `None` for a source that needs the network.
+    pub fn read_local(&self) -> Option<Result<FederatedToken>> {
+        // A local read never waits on the network, so no deadline applies to it.
+        (!self.needs_network()).then(|| self.fetch(Instant::now()))
     }
 
     fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
@@ -197,13 +205,9 @@ pub fn github_request_url(url: &str) -> String {
 /// goes only to that URL, over https (plain http only to loopback), and is never printed.
 fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
     let origin = "ACTIONS_ID_TOKEN_REQUEST_URL";
-    let url = crate::identity::check_endpoint(url, origin)?;
+    let url = crate::http::check_endpoint(url, origin)?;
     let url = github_request_url(&url);
-    let host = url
-        .split("://")
-        .nth(1)
-        .and_then(|r| r.split(['/', '?']).next())
-        .unwrap_or("");
+    let host = crate::server_url::origin(&url).map(|o| o.authority).unwrap_or_default();
     let fail = |why: String| Error::Token(format!("cannot get the GitHub Actions OIDC token from {host}: {why}"));
     let client = crate::http::Client::from_env()?;
     let request = client

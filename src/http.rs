@@ -4,6 +4,7 @@
 //! token exchange and `check` both use it, so TLS and proxy behaviour cannot drift between them.
 
 use crate::error::{Error, Result};
+use crate::server_url;
 use std::sync::Arc;
 use ureq::typestate::{WithBody, WithoutBody};
 
@@ -201,6 +202,23 @@ pub fn is_tls_error(e: &ureq::Error) -> bool {
         ureq::Error::Io(io) => io.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()),
         ureq::Error::Rustls(_) | ureq::Error::Tls(_) | ureq::Error::Pem(_) => true,
         _ => false,
+    }
+}
+
+/// Accepts an explicitly configured endpoint: any https URL, or plain http to a loopback host
+/// (a local fake or proxy), so that nothing secret crosses a network in clear text. `origin`
+/// names what configured it, for the error.
+pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
+    let url = url.trim();
+    match server_url::origin(url) {
+        Some(o) if o.scheme == "https" => Ok(url.to_string()),
+        Some(o) if o.scheme == "http" && server_url::is_loopback(&o.host) => Ok(url.to_string()),
+        Some(o) if o.scheme == "http" => Err(Error::Config(format!(
+            "token endpoint {url} from {origin} uses plain http to a non-loopback host; use https"
+        ))),
+        _ => Err(Error::Config(format!(
+            "token endpoint {url:?} from {origin} is not an https:// URL"
+        ))),
     }
 }
 

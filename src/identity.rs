@@ -6,9 +6,9 @@
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::{FederatedToken, TokenSource};
+use crate::http;
 use crate::key::{ServiceAccountKey, read_key_file};
 use crate::secret::Secret;
-use crate::server_url;
 use std::path::PathBuf;
 
 /// The token endpoint used when nothing else is configured.
@@ -239,7 +239,7 @@ pub fn load_key(spec: &KeySpec) -> Result<KeyIdentity> {
     let text = spec.key.read()?;
     let key = ServiceAccountKey::parse(text.expose(), &spec.key.describe())?;
     let (endpoint, endpoint_origin) = match &spec.endpoint {
-        Some((url, origin)) => (check_endpoint(url, origin)?, origin.clone()),
+        Some((url, origin)) => (http::check_endpoint(url, origin)?, origin.clone()),
         None => match &key.token_endpoint {
             Some(url) if is_known_token_endpoint(url) => (
                 url.clone(),
@@ -270,17 +270,11 @@ pub fn load_key(spec: &KeySpec) -> Result<KeyIdentity> {
 /// Loads a federated identity: checks the endpoint and, for a local token source, reads the
 /// token now (its subject keys the cache, and a bad token must cost no request).
 pub fn load_federated(spec: &FederatedSpec) -> Result<FederatedIdentity> {
-    let endpoint = check_endpoint(&spec.endpoint, &spec.endpoint_origin)?;
+    let endpoint = http::check_endpoint(&spec.endpoint, &spec.endpoint_origin)?;
     debug!("IdP token endpoint {endpoint} from {}", spec.endpoint_origin);
-    let token = if spec.source.needs_network() {
-        None
-    } else {
-        // A local source cannot block on the network; the deadline only bounds the read.
-        Some(
-            spec.source
-                .fetch(std::time::Instant::now() + crate::config::DEFAULT_TIMEOUT)?,
-        )
-    };
+    // A local source (a file, an inline token) is read now; the GitHub endpoint is asked only
+    // on the cold path, where the deadline applies.
+    let token = spec.source.read_local().transpose()?;
     if let Some(t) = &token {
         debug!(
             "federated token from {}: iss {}, sub {}",
@@ -322,40 +316,25 @@ fn is_known_token_endpoint(url: &str) -> bool {
             .any(|h| authority.host().eq_ignore_ascii_case(h))
 }
 
-/// Accepts an explicitly configured endpoint: any https URL, or http to a loopback host.
-pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
-    let url = url.trim();
-    match server_url::origin(url) {
-        Some(o) if o.scheme == "https" => Ok(url.to_string()),
-        Some(o) if o.scheme == "http" && server_url::is_loopback(&o.host) => Ok(url.to_string()),
-        Some(o) if o.scheme == "http" => Err(Error::Config(format!(
-            "token endpoint {url} from {origin} uses plain http to a non-loopback host; use https"
-        ))),
-        _ => Err(Error::Config(format!(
-            "token endpoint {url:?} from {origin} is not an https:// URL"
-        ))),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn endpoint_rules() {
-        assert!(check_endpoint("https://x.example/token", "T").is_ok());
-        assert!(check_endpoint("http://127.0.0.1:9/token", "T").is_ok());
-        assert!(check_endpoint("http://localhost:9/token", "T").is_ok());
-        assert!(check_endpoint("http://[::1]:9/token", "T").is_ok());
-        let err = check_endpoint("http://10.1.1.1/token", "STACKIT_TOKEN_BASEURL")
+        assert!(http::check_endpoint("https://x.example/token", "T").is_ok());
+        assert!(http::check_endpoint("http://127.0.0.1:9/token", "T").is_ok());
+        assert!(http::check_endpoint("http://localhost:9/token", "T").is_ok());
+        assert!(http::check_endpoint("http://[::1]:9/token", "T").is_ok());
+        let err = http::check_endpoint("http://10.1.1.1/token", "STACKIT_TOKEN_BASEURL")
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("STACKIT_TOKEN_BASEURL") && err.contains("plain http"),
             "{err}"
         );
-        assert!(check_endpoint("ftp://x/token", "T").is_err());
-        assert!(check_endpoint("token", "T").is_err());
+        assert!(http::check_endpoint("ftp://x/token", "T").is_err());
+        assert!(http::check_endpoint("token", "T").is_err());
         assert!(is_known_token_endpoint(
             "https://service-account.api.stackit.cloud/token"
         ));
