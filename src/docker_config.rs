@@ -710,38 +710,19 @@ fn positions(ops: &[Op]) -> (usize, usize) {
     })
 }
 
-/// Longest-common-subsequence line diff. Config files are small; beyond 4M cells the diff falls
-/// back to "everything replaced", which is still correct, only less helpful.
+/// The line diff as an edit script (`similar`'s Myers). Config files are small; a pathological
+/// pair gets a less minimal diff after a second rather than a long wait, which is still correct.
 fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
-    let (n, m) = (a.len(), b.len());
-    if n.saturating_mul(m) > 4_000_000 {
-        return (0..n).map(Op::Del).chain((0..m).map(Op::Add)).collect();
-    }
-    // lcs[i][j] = LCS length of a[i..] and b[j..], flattened.
-    let w = m + 1;
-    let mut lcs = vec![0u32; (n + 1) * w];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i * w + j] = if a[i] == b[j] {
-                lcs[(i + 1) * w + j + 1] + 1
-            } else {
-                lcs[(i + 1) * w + j].max(lcs[i * w + j + 1])
-            };
-        }
-    }
-    let (mut i, mut j) = (0, 0);
-    let mut ops = Vec::with_capacity(n + m);
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            ops.push(Op::Same(i));
-            i += 1;
-            j += 1;
-        } else if j < m && (i == n || lcs[i * w + j + 1] >= lcs[(i + 1) * w + j]) {
-            ops.push(Op::Add(j));
-            j += 1;
-        } else {
-            ops.push(Op::Del(i));
-            i += 1;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    let mut ops = Vec::with_capacity(a.len() + b.len());
+    for op in similar::capture_diff_slices_deadline(similar::Algorithm::Myers, a, b, Some(deadline)) {
+        let (_, old, new) = op.as_tag_tuple();
+        match op {
+            similar::DiffOp::Equal { .. } => ops.extend(old.map(Op::Same)),
+            _ => {
+                ops.extend(old.map(Op::Del));
+                ops.extend(new.map(Op::Add));
+            }
         }
     }
     // Show deletions before additions within a change, as diff(1) does.
@@ -1023,5 +1004,42 @@ mod tests {
         let d = unified_diff("", "{}\n", "/dev/null", "new");
         assert_eq!(d, "--- /dev/null\n+++ new\n@@ -0,0 +1,1 @@\n+{}\n");
         assert_eq!(unified_diff("x\n", "x\n", "a", "b"), "--- a\n+++ b\n");
+    }
+
+    /// Applies an edit script to `a`; it must give `b`, and deletions come before additions.
+    fn apply<'t>(ops: &[Op], a: &[&'t str], b: &[&'t str]) -> Vec<&'t str> {
+        for pair in ops.windows(2) {
+            assert!(!matches!(pair, [Op::Add(_), Op::Del(_)]), "{ops:?}");
+        }
+        ops.iter()
+            .filter_map(|op| match op {
+                Op::Same(i) => Some(a[*i]),
+                Op::Del(_) => None,
+                Op::Add(j) => Some(b[*j]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn edit_scripts_turn_the_old_lines_into_the_new_ones() {
+        let lines = |s: &'static str| s.split(' ').filter(|l| !l.is_empty()).collect::<Vec<_>>();
+        for (a, b) in [
+            ("a b c d", "a x c d e"),
+            ("", "a b"),
+            ("a b", ""),
+            ("a b a b a", "b a b a b"),
+            ("{ } { }", "} { } {"),
+        ] {
+            let (a, b) = (lines(a), lines(b));
+            assert_eq!(apply(&diff_ops(&a, &b), &a, &b), b);
+        }
+        // Two large files with nothing in common still get a script that is right.
+        let a: Vec<String> = (0..20_000).map(|i| format!("old {i}")).collect();
+        let b: Vec<String> = (0..20_000).map(|i| format!("new {}", i * 7)).collect();
+        let (a, b): (Vec<&str>, Vec<&str>) = (
+            a.iter().map(|s| s.as_str()).collect(),
+            b.iter().map(|s| s.as_str()).collect(),
+        );
+        assert_eq!(apply(&diff_ops(&a, &b), &a, &b), b);
     }
 }
