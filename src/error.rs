@@ -30,6 +30,9 @@ pub enum Error {
     /// cause, so callers decide on it rather than on the text.
     #[error(transparent)]
     File(#[from] FileError),
+    /// A private directory (the robot store's) cannot be used; keeps which check failed.
+    #[error(transparent)]
+    Dir(#[from] crate::fs::DirError),
     /// The token endpoint could not be reached or refused the key.
     #[error("{0}")]
     Token(String),

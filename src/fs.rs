@@ -136,56 +136,55 @@ pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// The checks and the chmod go through one descriptor opened with `O_NOFOLLOW`, so a link put in
 /// place of the directory after it was created is refused, never chmod'ed.
 #[cfg(unix)]
-pub fn open_private_dir(dir: &Path, link_fix: &str) -> Result<(), String> {
+pub fn open_private_dir(dir: &Path, link_fix: &str) -> Result<(), DirError> {
     use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
     // A trailing slash ("link/") makes the kernel follow the link despite O_NOFOLLOW; the
     // components are the same path without it.
     let dir: PathBuf = dir.components().collect();
-    let shown = dir.display();
-    let refuse_link = || {
-        let target = std::fs::read_link(&dir).map(|t| format!(" (to {})", t.display()));
-        format!(
-            "{shown} is a symbolic link{}; not using it, so that what it points to is never changed. Fix: {link_fix}",
-            target.unwrap_or_default()
-        )
+    let path = || dir.clone();
+    let refuse_link = || DirError::Link {
+        target: std::fs::read_link(&dir).ok(),
+        path: path(),
+        fix: link_fix.to_string(),
     };
     match std::fs::symlink_metadata(&dir) {
         Ok(meta) if meta.file_type().is_symlink() => return Err(refuse_link()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            create_private_dir(&dir).map_err(|e| format!("cannot create {shown}: {e}"))?;
+            create_private_dir(&dir).map_err(|source| DirError::Create { path: path(), source })?;
         }
-        Err(e) => return Err(format!("cannot inspect {shown}: {e}")),
+        Err(source) => return Err(DirError::Inspect { path: path(), source }),
     }
     let handle = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(&dir)
-        .map_err(|e| match std::fs::symlink_metadata(&dir) {
+        .map_err(|source| match std::fs::symlink_metadata(&dir) {
             Ok(meta) if meta.file_type().is_symlink() => refuse_link(),
-            Ok(meta) if !meta.is_dir() => format!("{shown} is not a directory"),
-            _ => format!("cannot open {shown}: {e}"),
+            Ok(meta) if !meta.is_dir() => DirError::NotDir { path: path() },
+            _ => DirError::Open { path: path(), source },
         })?;
-    let meta = handle.metadata().map_err(|e| format!("cannot inspect {shown}: {e}"))?;
+    let meta = handle
+        .metadata()
+        .map_err(|source| DirError::Inspect { path: path(), source })?;
     // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
-    if meta.uid() != uid {
-        return Err(format!(
-            "{shown} belongs to uid {}, not to you (uid {uid}); not using it",
-            meta.uid()
-        ));
+    let you = unsafe { libc::geteuid() };
+    if meta.uid() != you {
+        return Err(DirError::Foreign {
+            path: path(),
+            owner: meta.uid(),
+            you,
+        });
     }
     let mode = meta.mode() & 0o777;
     if mode & 0o022 != 0 {
-        return Err(format!(
-            "{shown} is writable by other users (mode {mode:o}); not using it. Fix: chmod 700 {shown}"
-        ));
+        return Err(DirError::Writable { path: path(), mode });
     }
     if mode & 0o077 != 0 {
         // fchmod on the descriptor just checked, not chmod on the path, which could now lead elsewhere.
         handle
             .set_permissions(std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| format!("cannot restrict {shown} to mode 700: {e}"))?;
+            .map_err(|source| DirError::Restrict { path: path(), source })?;
     }
     Ok(())
 }
@@ -193,13 +192,89 @@ pub fn open_private_dir(dir: &Path, link_fix: &str) -> Result<(), String> {
 /// Creates `dir` if it is missing and checks that it is a directory; see the Unix version for
 /// the rules. Windows has no modes to keep private, so there is nothing more to check.
 #[cfg(not(unix))]
-pub fn open_private_dir(dir: &Path, _link_fix: &str) -> Result<(), String> {
-    create_private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+pub fn open_private_dir(dir: &Path, _link_fix: &str) -> Result<(), DirError> {
+    let path = || dir.to_path_buf();
+    create_private_dir(dir).map_err(|source| DirError::Create { path: path(), source })?;
     if dir.is_dir() {
         Ok(())
     } else {
-        Err(format!("{} is not a directory", dir.display()))
+        Err(DirError::NotDir { path: path() })
     }
+}
+
+/// Why a directory cannot be a private directory; the text is the one-line message users see.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// It is a symbolic link (never followed nor chmod'ed); `fix` says what to do instead.
+    #[error(
+        "{} is a symbolic link{}; not using it, so that what it points to is never changed. Fix: {fix}",
+        .path.display(),
+        .target.as_ref().map(|t| format!(" (to {})", t.display())).unwrap_or_default()
+    )]
+    Link {
+        /// The directory.
+        path: PathBuf,
+        /// Where the link points, if it could be read.
+        target: Option<PathBuf>,
+        /// What to do instead.
+        fix: String,
+    },
+    /// It was missing and cannot be created.
+    #[error("cannot create {}: {source}", .path.display())]
+    Create {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Its metadata cannot be read.
+    #[error("cannot inspect {}: {source}", .path.display())]
+    Inspect {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// It cannot be opened.
+    #[error("cannot open {}: {source}", .path.display())]
+    Open {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Something else than a directory is in its place.
+    #[error("{} is not a directory", .path.display())]
+    NotDir {
+        /// The path.
+        path: PathBuf,
+    },
+    /// It belongs to another user.
+    #[error("{} belongs to uid {owner}, not to you (uid {you}); not using it", .path.display())]
+    Foreign {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner.
+        owner: u32,
+        /// The effective uid of this process.
+        you: u32,
+    },
+    /// Other users may write to it.
+    #[error("{} is writable by other users (mode {mode:o}); not using it. Fix: chmod 700 {}", .path.display(), .path.display())]
+    Writable {
+        /// The directory.
+        path: PathBuf,
+        /// Its permission bits.
+        mode: u32,
+    },
+    /// It is ours but readable by others, and cannot be tightened to 0700.
+    #[error("cannot restrict {} to mode 700: {source}", .path.display())]
+    Restrict {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
 }
 
 /// Opens a file without following a symlink at its last component; with `create`, opens it for
@@ -220,32 +295,51 @@ pub fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> {
     o.open(path)
 }
 
-/// A cache file must be a regular file owned by us and private to us.
+/// A cache or store file must be a regular file owned by us and private to us.
 #[cfg(unix)]
-pub fn check_own_file(file: &File) -> Result<(), String> {
+pub fn check_own_file(file: &File) -> Result<(), FileCheckError> {
     use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(FileCheckError::Inspect)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
     if !meta.is_file() {
-        Err("not a regular file".into())
+        Err(FileCheckError::NotRegular)
     } else if meta.uid() != uid {
-        Err(format!("owned by uid {}, not by you", meta.uid()))
+        Err(FileCheckError::Foreign(meta.uid()))
     } else if meta.mode() & 0o077 != 0 {
-        Err(format!("mode {:o} is readable by others", meta.mode() & 0o777))
+        Err(FileCheckError::Readable(meta.mode() & 0o777))
     } else {
         Ok(())
     }
 }
 
+/// A file must be a regular file (Windows has no owner or mode bits to check here).
 #[cfg(not(unix))]
-pub fn check_own_file(file: &File) -> Result<(), String> {
-    let meta = file.metadata().map_err(|e| e.to_string())?;
+pub fn check_own_file(file: &File) -> Result<(), FileCheckError> {
+    let meta = file.metadata().map_err(FileCheckError::Inspect)?;
     if meta.is_file() {
         Ok(())
     } else {
-        Err("not a regular file".into())
+        Err(FileCheckError::NotRegular)
     }
+}
+
+/// Why a file the helper keeps for itself cannot be trusted; the text completes a message
+/// that names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileCheckError {
+    /// Its metadata cannot be read.
+    #[error("{0}")]
+    Inspect(std::io::Error),
+    /// A FIFO, device or directory is in its place.
+    #[error("not a regular file")]
+    NotRegular,
+    /// It belongs to this other uid.
+    #[error("owned by uid {0}, not by you")]
+    Foreign(u32),
+    /// Other users may read it (these permission bits).
+    #[error("mode {0:o} is readable by others")]
+    Readable(u32),
 }
 
 #[cfg(test)]

@@ -119,7 +119,7 @@ impl RobotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoreFile::default()),
             Err(e) => return Err(format!("cannot open it: {e}")),
         };
-        check_own_file(&file)?;
+        check_own_file(&file).map_err(|e| e.to_string())?;
         let mut text = String::new();
         file.take(MAX_FILE)
             .read_to_string(&mut text)
@@ -139,7 +139,7 @@ impl RobotStore {
     fn update(&self, deadline: Instant, change: impl FnOnce(&mut StoreFile) -> bool) -> Result<()> {
         let io =
             |what: &str, e: &dyn std::fmt::Display| Error::Io(format!("cannot {what} {}: {e}", self.dir.display()));
-        open_private_dir(&self.dir, DATA_LINK_FIX).map_err(Error::Io)?;
+        open_private_dir(&self.dir, DATA_LINK_FIX)?;
         let _lock = lock(&self.dir.join("robots.lock"), deadline)?;
         let mut file = match self.load() {
             Ok(f) => f,

@@ -7,7 +7,9 @@
 //! replaced, and replacement is a rename, so a symlink planted in place of the file is never
 //! followed.
 
-use crate::fs::{LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic};
+use crate::fs::{
+    DirError, LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic,
+};
 use crate::secret::Secret;
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
@@ -102,7 +104,7 @@ pub struct Cache {
 impl Cache {
     /// Opens (creating if needed) the cache directory. An error says why it cannot be used;
     /// callers then work without a cache.
-    pub fn open(dir: &Path) -> Result<Cache, String> {
+    pub fn open(dir: &Path) -> Result<Cache, DirError> {
         open_private_dir(dir, CACHE_LINK_FIX)?;
         Ok(Cache { dir: dir.to_path_buf() })
     }
@@ -363,7 +365,9 @@ mod tests {
         let c = dir.path().join("c");
         std::fs::create_dir(&c).unwrap();
         std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(Cache::open(&c).unwrap_err().contains("writable by other users"));
+        let err = Cache::open(&c).unwrap_err();
+        assert!(matches!(err, DirError::Writable { mode: 0o777, .. }), "{err:?}");
+        assert!(err.to_string().contains("writable by other users"), "{err}");
         std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o755)).unwrap();
         Cache::open(&c).unwrap();
         assert_eq!(std::fs::metadata(&c).unwrap().permissions().mode() & 0o777, 0o700);
@@ -383,12 +387,16 @@ mod tests {
         let with_slash = PathBuf::from(format!("{}/", link.display()));
         for path in [&link, &with_slash] {
             let err = Cache::open(path).unwrap_err();
-            assert!(err.contains("is a symbolic link"), "{err}");
+            assert!(
+                matches!(&err, DirError::Link { target: Some(t), .. } if *t == mine),
+                "{err:?}"
+            );
+            assert!(err.to_string().contains("is a symbolic link"), "{err}");
             assert_eq!(mode(&mine), 0o755, "{path:?}");
         }
         let dangling = dir.path().join("dangling");
         std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
-        assert!(Cache::open(&dangling).unwrap_err().contains("is a symbolic link"));
+        assert!(matches!(Cache::open(&dangling), Err(DirError::Link { .. })));
         assert!(!dir.path().join("nowhere").exists(), "nothing created through the link");
         // A link further up the path is the user's layout (e.g. ~/.cache on another disk).
         let below = link.join("c");
