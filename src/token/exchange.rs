@@ -210,15 +210,8 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
         ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => {
             Attempt::Retry(format!("token endpoint {endpoint} unreachable: {text}"), None)
         }
-        ureq::Error::HostNotFound => Attempt::Fatal(Error::Token(format!(
-            "token endpoint {endpoint}: host not found (DNS: no address); check the URL, your network and any HTTPS_PROXY"
-        ))),
-        ureq::Error::BadUri(_) | ureq::Error::Http(_) => Attempt::Fatal(Error::Config(format!(
-            "token endpoint {endpoint:?} is not a valid URL: {text}"
-        ))),
-        ureq::Error::InvalidProxyUrl => Attempt::Fatal(Error::Config(format!(
-            "the proxy URL in HTTPS_PROXY/HTTP_PROXY/ALL_PROXY is invalid: {text}"
-        ))),
+        // Anything else is final. A bad URL or proxy never gets here: the endpoint was parsed by
+        // the same URI parser when it was configured, the proxy when the client was built.
         _ => Attempt::Fatal(Error::Token(format!("token endpoint {endpoint}: {text}"))),
     }
 }
