@@ -70,7 +70,7 @@ impl Session {
     }
 
     /// GET on the Harbor API (`path` starts with `/api/v2.0/`) with Basic auth.
-    pub fn api_get(&self, path: &str) -> Result<Reply, String> {
+    pub fn api_get(&self, path: &str) -> Result<Reply, ProbeError> {
         let url = format!("{}{path}", self.api_base);
         get(
             &self.agent,
@@ -82,7 +82,7 @@ impl Session {
     }
 
     /// A registry token from the realm for `scope` (`None`: a login without scope).
-    fn token(&self, scope: Option<&str>) -> Result<Reply, String> {
+    fn token(&self, scope: Option<&str>) -> Result<Reply, ProbeError> {
         let mut query = Vec::new();
         if let Some(service) = &self.service {
             query.push(("service", service.as_str()));
@@ -96,18 +96,18 @@ impl Session {
     }
 
     /// Harbor's numeric id for `project`.
-    pub fn project_id(&self, project: &str) -> Result<i64, String> {
+    pub fn project_id(&self, project: &str) -> Result<i64, ProbeError> {
         let reply = self.api_get(&format!(
             "/api/v2.0/projects/{}",
             percent_encoding::utf8_percent_encode(project, PATH_SEGMENT)
         ))?;
         if reply.status != 200 {
-            return Err(format!("HTTP {}", reply.status));
+            return Err(ProbeError::Status(reply.status));
         }
         serde_json::from_str::<Value>(&reply.body)
             .ok()
             .and_then(|v| v.get("project_id").and_then(Value::as_i64))
-            .ok_or_else(|| "an answer without project_id".to_string())
+            .ok_or(ProbeError::NoProjectId)
     }
 }
 
@@ -143,7 +143,7 @@ enum LoginProbe {
     /// No HTTP client (a proxy variable that cannot be used).
     NoClient(String),
     /// `/v2/` could not be reached.
-    Unreachable(String),
+    Unreachable(ProbeError),
     /// `/v2/` answered 200: no login needed.
     Open,
     /// `/v2/` answered something other than 200 or 401.
@@ -155,7 +155,7 @@ enum LoginProbe {
     /// The realm is on a host name the helper does not serve.
     RealmNotServed { realm: String, realm_host: String },
     /// The token service could not be reached.
-    TokenServiceUnreachable { realm: String, why: String },
+    TokenServiceUnreachable { realm: String, why: ProbeError },
     /// The token service answered.
     TokenService { session: Box<Session>, reply: Reply },
 }
@@ -471,8 +471,8 @@ fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
     };
     let reply = match session.api_get(&path) {
         Ok(r) if r.status == 200 => r,
-        Ok(r) => return unavailable(format!("HTTP {}", r.status)),
-        Err(why) => return unavailable(why),
+        Ok(r) => return unavailable(ProbeError::Status(r.status).to_string()),
+        Err(why) => return unavailable(why.to_string()),
     };
     let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&reply.body) else {
         return unavailable("not a JSON list".into());
@@ -605,7 +605,7 @@ fn get(
     url: &str,
     login: Option<&Login>,
     headers: &[(&str, &str)],
-) -> Result<Reply, String> {
+) -> Result<Reply, ProbeError> {
     let mut request = agent.get(url).header("Accept", "application/json");
     let authorization = login.map(basic);
     if let Some(value) = &authorization {
@@ -616,20 +616,18 @@ fn get(
     }
     let answer = match crate::http::bounded(request, deadline, MAX_BODY, |r| r.call()) {
         Ok(answer) => answer,
-        Err(SendError::NoTimeLeft) => return Err("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
-        Err(SendError::Failed(e)) => return Err(describe(&e)),
+        Err(SendError::NoTimeLeft) => return Err(ProbeError::NoTimeLeft),
+        Err(SendError::Failed(e)) => return Err(ProbeError::from(&e)),
     };
     let status = answer.status;
     let date = answer.header("date").and_then(parse_http_date);
     let challenge = answer.header("www-authenticate").map(str::to_string);
     let body = match answer.body {
         Ok(b) => b,
-        Err(BodyError::TooLarge) => {
-            return Err(format!("it answered with more than {} KiB", MAX_BODY / 1024));
-        }
+        Err(BodyError::TooLarge) => return Err(ProbeError::TooLarge),
         // An unreadable error body should not hide the status.
         Err(_) if !(200..300).contains(&status) => String::new(),
-        Err(BodyError::Read(e)) => return Err(describe(&e)),
+        Err(BodyError::Read(e)) => return Err(ProbeError::from(&e)),
     };
     Ok(Reply {
         status,
@@ -647,12 +645,37 @@ fn basic(login: &Login) -> Secret {
     ))
 }
 
-fn describe(e: &ureq::Error) -> String {
-    let text = sanitize(&e.to_string());
-    if crate::http::is_tls_error(e) {
-        format!("TLS failed: {text}")
-    } else {
-        text
+/// Why a request of `check` got no usable answer; the text completes "cannot reach …: ".
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The deadline passed before the request could be sent or finished.
+    #[error("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)")]
+    NoTimeLeft,
+    /// The answer was larger than [`MAX_BODY`].
+    #[error("it answered with more than {} KiB", MAX_BODY / 1024)]
+    TooLarge,
+    /// The TLS handshake failed (the text is sanitised).
+    #[error("TLS failed: {0}")]
+    Tls(String),
+    /// Connecting, sending or reading failed (the text is sanitised).
+    #[error("{0}")]
+    Network(String),
+    /// The answer had a status the caller cannot use.
+    #[error("HTTP {0}")]
+    Status(u16),
+    /// A project lookup answered without `project_id`.
+    #[error("an answer without project_id")]
+    NoProjectId,
+}
+
+impl From<&ureq::Error> for ProbeError {
+    fn from(e: &ureq::Error) -> ProbeError {
+        let text = sanitize(&e.to_string());
+        if crate::http::is_tls_error(e) {
+            ProbeError::Tls(text)
+        } else {
+            ProbeError::Network(text)
+        }
     }
 }
 
