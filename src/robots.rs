@@ -106,33 +106,30 @@ impl RobotStore {
     }
 
     /// Reads the file; a missing file is an empty store. A corrupt or foreign file is an error
-    /// for writers (so nothing is overwritten blindly) and empty for readers.
-    fn load(&self) -> std::result::Result<StoreFile, String> {
-        self.load_quietly().map_err(|why| self.unusable(why))
+    /// for writers (so nothing is overwritten blindly) and empty for readers; either way it is
+    /// reported as a warning.
+    fn load(&self) -> std::result::Result<StoreFile, StoreProblem> {
+        self.load_quietly().inspect_err(|why| {
+            warn!("ignoring stored robot credentials in {}: {why}", self.path().display());
+        })
     }
 
     /// `load` without the warning, for callers that only peek (the writer that follows reports it).
-    fn load_quietly(&self) -> std::result::Result<StoreFile, String> {
+    fn load_quietly(&self) -> std::result::Result<StoreFile, StoreProblem> {
         let path = self.path();
         let file = match open_nofollow(&path, false) {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoreFile::default()),
-            Err(e) => return Err(format!("cannot open it: {e}")),
+            Err(e) => return Err(StoreProblem::Open(e)),
         };
-        check_own_file(&file).map_err(|e| e.to_string())?;
+        check_own_file(&file)?;
         let mut text = String::new();
         file.take(MAX_FILE)
             .read_to_string(&mut text)
-            .map_err(|_| "it is not UTF-8 text".to_string())?;
+            .map_err(|_| StoreProblem::NotText)?;
         let parsed = serde_json::from_str::<StoreFile>(&text);
         zeroize::Zeroize::zeroize(&mut text);
-        parsed.map_err(|_| "it is not valid JSON".to_string())
-    }
-
-    fn unusable(&self, why: String) -> String {
-        let msg = format!("ignoring stored robot credentials in {}: {why}", self.path().display());
-        warn!("{msg}");
-        msg
+        parsed.map_err(|_| StoreProblem::NotJson)
     }
 
     /// Read-modify-write under a lock; the write is atomic. `change` returns whether to write.
@@ -162,6 +159,20 @@ impl RobotStore {
         debug!("updated {}", self.path().display());
         Ok(())
     }
+}
+
+/// Why the store file cannot be used; the text completes "ignoring stored robot credentials
+/// in <file>: ".
+#[derive(Debug, thiserror::Error)]
+enum StoreProblem {
+    #[error("cannot open it: {0}")]
+    Open(std::io::Error),
+    #[error(transparent)]
+    Unsafe(#[from] crate::fs::FileCheckError),
+    #[error("it is not UTF-8 text")]
+    NotText,
+    #[error("it is not valid JSON")]
+    NotJson,
 }
 
 fn lock(path: &Path, deadline: Instant) -> Result<LockGuard> {
