@@ -16,7 +16,7 @@ use crate::http::{BodyError, SendError, body_note};
 use crate::redact::sanitize;
 use crate::secret::Secret;
 use crate::server_url;
-use crate::validate::{Finding, Grants, Scope, check_grants, missing_actions, needs_for_scope};
+use crate::validate::{Finding, Grants, GrantsError, Scope, check_grants, missing_actions, needs_for_scope};
 use base64::Engine;
 use serde_json::Value;
 use std::time::Instant;
@@ -366,6 +366,97 @@ pub struct ScopesOutcome {
     pub project_id: Option<i64>,
 }
 
+/// What the token service said about a scope, before any words are put to it.
+enum ScopeProbe {
+    /// It could not be reached.
+    Unreachable(ProbeError),
+    /// It answered with a status other than 200.
+    Refused(Reply),
+    /// It answered 200 without a token.
+    NoToken,
+    /// Its token cannot be read.
+    Unreadable(GrantsError),
+    /// What its token grants.
+    Granted(Grants),
+}
+
+/// Step 5, the probe: a registry token for `scope_text`, decoded.
+fn probe_scope(session: &Session, scope_text: &str) -> ScopeProbe {
+    let reply = match session.token(Some(scope_text)) {
+        Err(why) => return ScopeProbe::Unreachable(why),
+        Ok(reply) if reply.status != 200 => return ScopeProbe::Refused(reply),
+        Ok(reply) => reply,
+    };
+    match registry_token(&reply.body).map(|t| Grants::from_token(t.expose())) {
+        None => ScopeProbe::NoToken,
+        Some(Err(e)) => ScopeProbe::Unreadable(e),
+        Some(Ok(grants)) => ScopeProbe::Granted(grants),
+    }
+}
+
+/// Step 5's words for a scope probe: the step summary and its findings.
+fn scope_findings(
+    probe: ScopeProbe,
+    realm: &str,
+    scope: &Scope,
+    scope_text: &str,
+    repository: &str,
+) -> (String, Vec<Finding>) {
+    let no_token = || format!("no token for {scope_text}");
+    match probe {
+        ScopeProbe::Unreachable(why) => (
+            no_token(),
+            vec![Finding::error(
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!("cannot reach the token service {realm}: {why}"),
+                "try again; check the network or proxy",
+            )],
+        ),
+        ScopeProbe::Refused(reply) => (
+            no_token(),
+            vec![Finding::error(
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!(
+                    "the token service {realm} answered HTTP {} for {scope_text}{}",
+                    reply.status,
+                    body_note(reply.status, &reply.body)
+                ),
+                "try again later; if it persists, the registry's token service is broken",
+            )],
+        ),
+        ScopeProbe::NoToken => (
+            no_token(),
+            vec![Finding::error(
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!("the token service {realm} answered without a token"),
+                "check that the realm is Harbor's /service/token",
+            )],
+        ),
+        ScopeProbe::Unreadable(e) => (
+            format!("the token for {scope_text} cannot be read"),
+            vec![e.to_finding()],
+        ),
+        ScopeProbe::Granted(grants) => {
+            let granted: Vec<String> = grants.actions(&scope.kind, &scope.name).into_iter().collect();
+            let missing = missing_actions(&grants, scope);
+            let granted = if granted.is_empty() {
+                "nothing".to_string()
+            } else {
+                granted.join(", ")
+            };
+            let summary = if missing.is_empty() {
+                format!("repository {repository}: granted {granted}")
+            } else {
+                format!(
+                    "repository {repository}: granted {granted}; missing {}",
+                    missing.join(", ")
+                )
+            };
+            (summary, check_grants(&grants, scope))
+        }
+    }
+}
+
 /// Runs step 5: asks the token service for the repository scope and decodes what it granted;
 /// adds Harbor's own view of the identity's permissions in the project when the API answers.
 pub fn scopes_step(session: &Session, repository: &str, actions: &[&str]) -> ScopesOutcome {
@@ -378,72 +469,17 @@ pub fn scopes_step(session: &Session, repository: &str, actions: &[&str]) -> Sco
         };
     }
     let scope = Scope::parse(&scope_text);
+    let probe = probe_scope(session, &scope_text);
+    let (summary, granted) = scope_findings(probe, &session.realm, &scope, &scope_text, repository);
     let mut findings = needs.findings;
-    let summary;
-    match session.token(Some(&scope_text)) {
-        Err(why) => {
-            summary = format!("no token for {scope_text}");
-            findings.push(Finding::error(
-                codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                format!("cannot reach the token service {}: {why}", session.realm),
-                "try again; check the network or proxy",
-            ));
-        }
-        Ok(reply) if reply.status != 200 => {
-            summary = format!("no token for {scope_text}");
-            findings.push(Finding::error(
-                codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                format!(
-                    "the token service {} answered HTTP {} for {scope_text}{}",
-                    session.realm,
-                    reply.status,
-                    body_note(reply.status, &reply.body)
-                ),
-                "try again later; if it persists, the registry's token service is broken",
-            ));
-        }
-        Ok(reply) => {
-            let token = registry_token(&reply.body);
-            match token.as_ref().map(|t| Grants::from_token(t.expose())) {
-                None => {
-                    summary = format!("no token for {scope_text}");
-                    findings.push(Finding::error(
-                        codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                        format!("the token service {} answered without a token", session.realm),
-                        "check that the realm is Harbor's /service/token",
-                    ));
-                }
-                Some(Err(e)) => {
-                    summary = format!("the token for {scope_text} cannot be read");
-                    findings.push(e.to_finding());
-                }
-                Some(Ok(grants)) => {
-                    let granted: Vec<String> = grants.actions(&scope.kind, &scope.name).into_iter().collect();
-                    let missing = missing_actions(&grants, &scope);
-                    let granted = if granted.is_empty() {
-                        "nothing".to_string()
-                    } else {
-                        granted.join(", ")
-                    };
-                    summary = if missing.is_empty() {
-                        format!("repository {repository}: granted {granted}")
-                    } else {
-                        format!(
-                            "repository {repository}: granted {granted}; missing {}",
-                            missing.join(", ")
-                        )
-                    };
-                    findings.extend(check_grants(&grants, &scope));
-                }
-            }
-        }
-    }
+    findings.extend(granted);
     let mut project_id = None;
     if let Some(project) = scope.project() {
         match session.project_id(project) {
             Ok(id) => {
                 project_id = Some(id);
-                findings.push(harbor_permissions(session, project, id));
+                let permissions = project_permissions(session, id);
+                findings.push(harbor_permissions(session.username(), project, permissions));
             }
             Err(why) => findings.push(Finding::info(
                 codes::HARBOR_API_UNAVAILABLE,
@@ -460,24 +496,18 @@ pub fn scopes_step(session: &Session, repository: &str, actions: &[&str]) -> Sco
     }
 }
 
-/// `harbor.permissions`: what Harbor says this identity may do in the project.
-fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
+/// The probe behind `harbor.permissions`: Harbor's `(resource, action)` pairs for the current
+/// identity in project `id`.
+fn project_permissions(session: &Session, id: i64) -> Result<Vec<(String, String)>, ProbeError> {
     let path = format!("/api/v2.0/users/current/permissions?scope=/project/{id}&relative=true");
-    let unavailable = |why: String| {
-        Finding::info(
-            codes::HARBOR_API_UNAVAILABLE,
-            format!("the Harbor API did not list the permissions in project {project:?} ({why})"),
-        )
-    };
-    let reply = match session.api_get(&path) {
-        Ok(r) if r.status == 200 => r,
-        Ok(r) => return unavailable(ProbeError::Status(r.status).to_string()),
-        Err(why) => return unavailable(why.to_string()),
-    };
+    let reply = session.api_get(&path)?;
+    if reply.status != 200 {
+        return Err(ProbeError::Status(reply.status));
+    }
     let Ok(Value::Array(items)) = serde_json::from_str::<Value>(&reply.body) else {
-        return unavailable("not a JSON list".into());
+        return Err(ProbeError::NotAList);
     };
-    let pairs: Vec<(String, String)> = items
+    Ok(items
         .iter()
         .filter_map(|p| {
             Some((
@@ -485,7 +515,24 @@ fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
                 p.get("action")?.as_str()?.to_string(),
             ))
         })
-        .collect();
+        .collect())
+}
+
+/// `harbor.permissions`: what Harbor says `username` may do in the project.
+fn harbor_permissions(
+    username: &str,
+    project: &str,
+    permissions: Result<Vec<(String, String)>, ProbeError>,
+) -> Finding {
+    let pairs = match permissions {
+        Ok(pairs) => pairs,
+        Err(why) => {
+            return Finding::info(
+                codes::HARBOR_API_UNAVAILABLE,
+                format!("the Harbor API did not list the permissions in project {project:?} ({why})"),
+            );
+        }
+    };
     let mut repository: Vec<&str> = pairs
         .iter()
         .filter(|(r, _)| r == "repository")
@@ -506,10 +553,7 @@ fn harbor_permissions(session: &Session, project: &str, id: i64) -> Finding {
     };
     Finding::info(
         codes::HARBOR_PERMISSIONS,
-        format!(
-            "Harbor says {} may, in project {project:?}, {listed}{more}",
-            session.username()
-        ),
+        format!("Harbor says {username} may, in project {project:?}, {listed}{more}"),
     )
 }
 
@@ -666,6 +710,9 @@ pub enum ProbeError {
     /// A project lookup answered without `project_id`.
     #[error("an answer without project_id")]
     NoProjectId,
+    /// A list was asked for and something else came.
+    #[error("not a JSON list")]
+    NotAList,
 }
 
 impl From<&ureq::Error> for ProbeError {
