@@ -147,8 +147,8 @@ pub fn open_private_dir(dir: &Path, link_fix: &str) -> Result<(), DirError> {
         path: path(),
         fix: link_fix.to_string(),
     };
+    // A link found here is refused below: the O_NOFOLLOW open fails on it.
     match std::fs::symlink_metadata(&dir) {
-        Ok(meta) if meta.file_type().is_symlink() => return Err(refuse_link()),
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             create_private_dir(&dir).map_err(|source| DirError::Create { path: path(), source })?;
@@ -345,6 +345,17 @@ pub enum FileCheckError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn a_dir_below_a_file_cannot_be_inspected_and_nothing_is_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        let err = open_private_dir(&file.join("cache"), "fix").unwrap_err();
+        assert!(matches!(err, DirError::Inspect { .. }), "{err:?}");
+        assert!(err.to_string().starts_with("cannot inspect "), "{err}");
+    }
 
     #[test]
     fn reads_are_capped() {
