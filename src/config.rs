@@ -481,7 +481,8 @@ impl Settings {
 /// Reads the STACKIT credentials file at most once, and only if a value is needed from it.
 struct CredentialsLoader<'a> {
     env: &'a Env,
-    loaded: std::cell::OnceCell<Result<Option<(CredentialsFile, PathBuf)>, String>>,
+    /// The file once read; an error is not kept (it ends the caller's work, keeping its type).
+    loaded: std::cell::OnceCell<Option<(CredentialsFile, PathBuf)>>,
 }
 
 impl<'a> CredentialsLoader<'a> {
@@ -493,11 +494,11 @@ impl<'a> CredentialsLoader<'a> {
     }
 
     fn file(&self) -> Result<Option<&(CredentialsFile, PathBuf)>> {
-        let loaded = self.loaded.get_or_init(|| self.read().map_err(|e| e.to_string()));
-        match loaded {
-            Ok(v) => Ok(v.as_ref()),
-            Err(msg) => Err(Error::Config(msg.clone())),
+        if let Some(loaded) = self.loaded.get() {
+            return Ok(loaded.as_ref());
         }
+        let read = self.read()?;
+        Ok(self.loaded.get_or_init(|| read).as_ref())
     }
 
     fn read(&self) -> Result<Option<(CredentialsFile, PathBuf)>> {
