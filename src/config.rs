@@ -12,6 +12,7 @@
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::{DEFAULT_IDP_TOKEN_ENDPOINT, TokenSource};
+use crate::fs::ReadError;
 use crate::identity::{FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
 use crate::key::read_key_file;
 use crate::secret::Secret;
@@ -577,27 +578,24 @@ impl<'a> CredentialsLoader<'a> {
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
 fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
-    let text = match crate::fs::read_file_capped(path, MAX_CONFIG_FILE) {
-        Ok(Some(bytes)) => String::from_utf8(bytes).map_err(|_| {
-            Error::Config(format!(
-                "cannot read config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG): it is not UTF-8 text",
-                path.display()
-            ))
-        })?,
-        Ok(None) => {
-            return Err(Error::Config(format!(
-                "config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG) is larger than {} KiB; it is not a docker-credential-stackit config",
-                path.display(),
-                MAX_CONFIG_FILE / 1024
-            )));
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(ConfigFile::default()),
+    let text = match crate::fs::read_text_file(path, MAX_CONFIG_FILE) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() && !explicit => return Ok(ConfigFile::default()),
         Err(e) => {
-            return Err(Error::Config(format!(
-                "cannot read config file {} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {}",
-                path.display(),
-                crate::fs::io_reason(&e)
-            )));
+            let file = path.display();
+            return Err(Error::Config(match e {
+                ReadError::Unreadable(e) => format!(
+                    "cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {}",
+                    crate::fs::io_reason(&e)
+                ),
+                ReadError::TooLarge(max) => format!(
+                    "config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG) is larger than {} KiB; it is not a docker-credential-stackit config",
+                    max / 1024
+                ),
+                ReadError::NotText => {
+                    format!("cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): it is not UTF-8 text")
+                }
+            }));
         }
     };
     if text.trim().is_empty() {

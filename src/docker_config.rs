@@ -9,6 +9,7 @@
 
 use crate::config::Settings;
 use crate::error::{Error, Result};
+use crate::fs::ReadError;
 use crate::server_url;
 use crate::warn;
 use serde::Serialize;
@@ -408,10 +409,13 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
         Ok(meta) => {
             let unreadable =
                 |why: String| Error::Io(format!("cannot read {}: {why}; nothing was changed", target.display()));
-            let bytes = crate::fs::read_file_capped(&target, MAX_FILE)
-                .map_err(|e| unreadable(crate::fs::io_reason(&e)))?
-                .ok_or_else(|| unreadable(format!("it is larger than {} MiB", MAX_FILE / 1024 / 1024)))?;
-            let text = String::from_utf8(bytes).map_err(|_| unreadable("it is not UTF-8 text".into()))?;
+            let text = crate::fs::read_text_file(&target, MAX_FILE).map_err(|e| {
+                unreadable(match e {
+                    ReadError::Unreadable(e) => crate::fs::io_reason(&e),
+                    ReadError::TooLarge(max) => format!("it is larger than {} MiB", max / 1024 / 1024),
+                    ReadError::NotText => "it is not UTF-8 text".into(),
+                })
+            })?;
             (Some(text), Some(meta))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),

@@ -1,5 +1,7 @@
 //! The library's error type. Every message names what to fix and never contains secret material.
 
+use crate::fs::ReadError;
+
 /// Everything that can go wrong, grouped by what the user has to look at.
 ///
 /// The `Display` text is the one-line message Docker shows (it is printed on stdout for the
@@ -56,37 +58,26 @@ pub struct FileError {
     /// The path.
     pub path: std::path::PathBuf,
     /// Why it cannot be used.
-    pub problem: FileProblem,
-}
-
-/// Why a file cannot be used.
-#[derive(Debug)]
-pub enum FileProblem {
-    /// Opening or reading failed (missing, permission denied, ...).
-    Unreadable(std::io::Error),
-    /// It is larger than this many bytes, so it is not what it should be.
-    TooLarge(u64),
-    /// It is not UTF-8 text.
-    NotText,
+    pub problem: ReadError,
 }
 
 impl FileError {
     /// Whether the file does not exist.
     pub fn is_not_found(&self) -> bool {
-        matches!(&self.problem, FileProblem::Unreadable(e) if e.kind() == std::io::ErrorKind::NotFound)
+        self.problem.is_not_found()
     }
 
     fn message(&self) -> String {
         let (what, path) = (&self.what, self.path.display());
         match &self.problem {
-            FileProblem::Unreadable(e) => format!("cannot read {what} {path}: {}", crate::fs::io_reason(e)),
-            FileProblem::TooLarge(limit) => {
+            ReadError::Unreadable(e) => format!("cannot read {what} {path}: {}", crate::fs::io_reason(e)),
+            ReadError::TooLarge(limit) => {
                 format!(
                     "{what} {path} is larger than {} KiB; it is not a key file",
                     limit / 1024
                 )
             }
-            FileProblem::NotText => format!("{what} {path} is not text (invalid UTF-8); it is not a key file"),
+            ReadError::NotText => format!("{what} {path} is not text (invalid UTF-8); it is not a key file"),
         }
     }
 }

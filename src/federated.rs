@@ -8,7 +8,7 @@
 
 use crate::clock::unix_now;
 use crate::error::{Error, Result};
-use crate::fs::io_reason;
+use crate::fs::{ReadError, io_reason};
 use crate::jwt::jwt_claims;
 use crate::redact::sanitize;
 use crate::secret::Secret;
@@ -106,19 +106,15 @@ impl TokenSource {
 
     fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
         let fail = |why: String| Error::Key(format!("cannot read the federated token {}: {why}", self.describe()));
-        let bytes = crate::fs::read_file_capped(path, MAX_TOKEN).map_err(|e| {
-            fail(match e.kind() {
-                std::io::ErrorKind::NotFound => {
+        let mut text = crate::fs::read_text_file(path, MAX_TOKEN).map_err(|e| {
+            fail(match e {
+                _ if e.is_not_found() => {
                     "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
                 }
-                _ => io_reason(&e),
+                ReadError::Unreadable(e) => io_reason(&e),
+                ReadError::TooLarge(max) => format!("larger than {} KiB; it is not a token", max / 1024),
+                ReadError::NotText => "not text (invalid UTF-8); it is not a token".into(),
             })
-        })?;
-        let bytes = bytes.ok_or_else(|| fail(format!("larger than {} KiB; it is not a token", MAX_TOKEN / 1024)))?;
-        let mut text = String::from_utf8(bytes).map_err(|e| {
-            let mut bytes = e.into_bytes();
-            zeroize::Zeroize::zeroize(&mut bytes);
-            fail("not text (invalid UTF-8); it is not a token".into())
         })?;
         let token = Secret::new(text.trim());
         zeroize::Zeroize::zeroize(&mut text);

@@ -59,9 +59,41 @@ pub fn read_capped(file: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>
     Ok((bytes.len() as u64 <= max).then_some(bytes))
 }
 
-/// [`open_for_reading`] then [`read_capped`]: the one way to read a file named by a user.
-pub fn read_file_capped(path: &Path, max: u64) -> std::io::Result<Option<Vec<u8>>> {
-    read_capped(open_for_reading(path)?, max)
+/// Why a file cannot be read as text; callers put it in their own words.
+#[derive(Debug)]
+pub enum ReadError {
+    /// Opening or reading failed (missing, permission denied, ...).
+    Unreadable(std::io::Error),
+    /// It is larger than this many bytes, so it is not what it should be.
+    TooLarge(u64),
+    /// It is not UTF-8 text.
+    NotText,
+}
+
+impl ReadError {
+    /// Whether the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Unreadable(e) if e.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Reads `file` as UTF-8 text of at most `max` bytes. Bytes that are not text are wiped before
+/// they are dropped: the file may have held a secret all the same.
+pub fn read_text(file: File, max: u64) -> Result<String, ReadError> {
+    let bytes = read_capped(file, max)
+        .map_err(ReadError::Unreadable)?
+        .ok_or(ReadError::TooLarge(max))?;
+    String::from_utf8(bytes).map_err(|e| {
+        let mut bytes = e.into_bytes();
+        zeroize::Zeroize::zeroize(&mut bytes);
+        ReadError::NotText
+    })
+}
+
+/// [`open_for_reading`] then [`read_text`]: the one way to read a text file a user named (a
+/// config, a token, a robot's JSON), never hanging on a FIFO and never reading without bound.
+pub fn read_text_file(path: &Path, max: u64) -> Result<String, ReadError> {
+    read_text(open_for_reading(path).map_err(ReadError::Unreadable)?, max)
 }
 
 /// A short reason for an I/O error without the OS error number noise.
@@ -362,12 +394,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "12345").unwrap();
-        assert_eq!(read_file_capped(&path, 5).unwrap().as_deref(), Some(&b"12345"[..]));
-        assert_eq!(read_file_capped(&path, 4).unwrap(), None);
-        assert_eq!(
-            read_file_capped(&dir.path().join("missing"), 4).unwrap_err().kind(),
-            std::io::ErrorKind::NotFound
+        assert_eq!(read_text_file(&path, 5).unwrap(), "12345");
+        assert!(matches!(read_text_file(&path, 4), Err(ReadError::TooLarge(4))));
+        assert!(
+            read_text_file(&dir.path().join("missing"), 4)
+                .unwrap_err()
+                .is_not_found()
         );
+        std::fs::write(&path, b"\xff\xfe").unwrap();
+        assert!(matches!(read_text_file(&path, 5), Err(ReadError::NotText)));
     }
 
     #[cfg(unix)]
@@ -378,6 +413,6 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo with a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert_eq!(read_file_capped(&fifo, 10).unwrap().as_deref(), Some(&b""[..]));
+        assert_eq!(read_text_file(&fifo, 10).unwrap(), "");
     }
 }

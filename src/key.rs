@@ -4,8 +4,8 @@
 //! `tokenEndpoint` and `validUntil` optional) and strict where a mistake would only show up later
 //! as an opaque 400 from the token endpoint (`kid`, `iss`, `sub`, `aud` must be present).
 
-use crate::error::{Error, FileError, FileProblem, Result};
-use crate::fs::{open_for_reading, read_capped};
+use crate::error::{Error, FileError, Result};
+use crate::fs::{ReadError, open_for_reading, read_text};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::Path;
@@ -134,16 +134,11 @@ pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
         path: path.to_path_buf(),
         problem,
     };
-    let file = open_for_reading(path).map_err(|e| fail(FileProblem::Unreadable(e)))?;
+    let file = open_for_reading(path).map_err(|e| fail(ReadError::Unreadable(e)))?;
     warn_if_shared(&file, path);
-    let bytes = read_capped(file, MAX_KEY_FILE)
-        .map_err(|e| fail(FileProblem::Unreadable(e)))?
-        .ok_or_else(|| fail(FileProblem::TooLarge(MAX_KEY_FILE)))?;
-    String::from_utf8(bytes).map(Secret::new).map_err(|e| {
-        let mut bytes = e.into_bytes();
-        zeroize::Zeroize::zeroize(&mut bytes);
-        Error::File(fail(FileProblem::NotText))
-    })
+    read_text(file, MAX_KEY_FILE)
+        .map(Secret::new)
+        .map_err(|problem| Error::File(fail(problem)))
 }
 
 #[cfg(unix)]

@@ -144,13 +144,11 @@ fn containers_auth_files(env: &Environment) -> Vec<PathBuf> {
 
 /// `Ok(None)` when the file does not exist; `Err` says what is wrong with it.
 fn read_json(path: &Path) -> Result<Option<Map<String, Value>>, String> {
-    let bytes = match crate::fs::read_file_capped(path, MAX_CONFIG) {
-        Ok(Some(bytes)) => bytes,
-        Ok(None) => return Err(format!("is larger than {} KiB", MAX_CONFIG / 1024)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("cannot be read: {}", crate::fs::io_reason(&e))),
+    let text = match crate::fs::read_text_file(path, MAX_CONFIG) {
+        Ok(text) => text,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(unreadable(e)),
     };
-    let text = String::from_utf8(bytes).map_err(|_| "cannot be read: it is not UTF-8 text".to_string())?;
     if text.trim().is_empty() {
         return Ok(Some(Map::new()));
     }
@@ -159,6 +157,17 @@ fn read_json(path: &Path) -> Result<Option<Map<String, Value>>, String> {
         Ok(Value::Object(map)) => Ok(Some(map)),
         Ok(_) => Err("is not a JSON object".into()),
         Err(e) => Err(format!("is not valid JSON (line {} column {})", e.line(), e.column())),
+    }
+}
+
+/// How a JSON file that cannot be read is described after its name.
+pub(super) fn unreadable(e: crate::fs::ReadError) -> String {
+    match e {
+        crate::fs::ReadError::Unreadable(e) => format!("cannot be read: {}", crate::fs::io_reason(&e)),
+        // Limits above 1 MiB (the robot file's) read better in MiB; the config's is "1024 KiB".
+        crate::fs::ReadError::TooLarge(max) if max > 1024 * 1024 => format!("is larger than {} MiB", max / 1024 / 1024),
+        crate::fs::ReadError::TooLarge(max) => format!("is larger than {} KiB", max / 1024),
+        crate::fs::ReadError::NotText => "cannot be read: it is not UTF-8 text".into(),
     }
 }
 

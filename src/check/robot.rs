@@ -115,10 +115,7 @@ pub fn step(
 }
 
 fn read_robot_file(path: &Path) -> Result<Vec<Robot>, String> {
-    let bytes = crate::fs::read_file_capped(path, MAX_ROBOT_FILE)
-        .map_err(|e| format!("cannot be read: {}", crate::fs::io_reason(&e)))?
-        .ok_or_else(|| format!("is larger than {} MiB", MAX_ROBOT_FILE / 1024 / 1024))?;
-    let text = String::from_utf8(bytes).map_err(|_| "cannot be read: it is not UTF-8 text".to_string())?;
+    let text = crate::fs::read_text_file(path, MAX_ROBOT_FILE).map_err(super::docker::unreadable)?;
     parse_robots(&text)
 }
 
