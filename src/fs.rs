@@ -56,7 +56,16 @@ pub fn read_capped(file: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>
     // doubling (nine for a key file); the files read here are a few KB, so one read usually does.
     let mut bytes = Vec::with_capacity(8 * 1024);
     file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    Ok((bytes.len() as u64 <= max).then_some(bytes))
+    if bytes.len() as u64 <= max {
+        // Give back the unused room: secrets read here are wiped on drop, capacity and all, and
+        // shrinking in place copies nothing.
+        bytes.shrink_to_fit();
+        Ok(Some(bytes))
+    } else {
+        // What was read may be secret all the same (a key, a cached token).
+        zeroize::Zeroize::zeroize(&mut bytes);
+        Ok(None)
+    }
 }
 
 /// Why a file cannot be read as text; callers put it in their own words.

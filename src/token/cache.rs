@@ -133,11 +133,19 @@ impl Cache {
             debug!("ignoring cache file {}: {why}", path.display());
             return None;
         }
-        let mut text = String::new();
-        if file.take(MAX_CACHE_FILE).read_to_string(&mut text).is_err() {
-            debug!("ignoring cache file {}: not UTF-8 text", path.display());
-            return None;
-        }
+        // One read(2) for the whole file: `read_text` starts with room for it.
+        let mut text = match crate::fs::read_text(file, MAX_CACHE_FILE) {
+            Ok(text) => text,
+            Err(e) => {
+                let why = match e {
+                    crate::fs::ReadError::Unreadable(e) => e.to_string(),
+                    crate::fs::ReadError::TooLarge(max) => format!("larger than {max} bytes"),
+                    crate::fs::ReadError::NotText => "not UTF-8 text".into(),
+                };
+                debug!("ignoring cache file {}: {why}", path.display());
+                return None;
+            }
+        };
         let parsed = parse_entry(&text, id);
         zeroize::Zeroize::zeroize(&mut text);
         match parsed {
