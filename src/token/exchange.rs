@@ -386,6 +386,7 @@ mod tests {
             "<html>hi</html>",
             "{}",
             r#"{"access_token":""}"#,
+            r#"{"access_token":"   ","expires_in":3600}"#,
             r#"{"access_token":"opaque"}"#,
             "[1]",
         ] {
@@ -448,5 +449,9 @@ mod tests {
             let base = (250u64 << (attempt - 1).min(4)).min(4000);
             assert!(b >= base / 2 && b < base * 3 / 2, "{attempt}: {b}");
         }
+        // Jitter: waits spread over the range, so that processes refused together do not
+        // come back together (20 equal draws from 16 random bits do not happen).
+        let waits: std::collections::BTreeSet<u128> = (0..20).map(|_| backoff(3).as_millis()).collect();
+        assert!(waits.len() > 1 && *waits.last().unwrap() > 600, "{waits:?}");
     }
 }

@@ -119,7 +119,14 @@ fn a_refusal_says_the_key_was_refused_and_a_missing_endpoint_does_not() {
         let line = env.get(HOST).assert_error(&[&format!("HTTP {code}: no")]);
         assert!(!line.contains("refused") && !line.contains("portal"), "{line}");
     }
-    assert_eq!(fake.requests(), 7, "none of them retried");
+    // A web server's own 404 page at a wrong URL says "was not found" too; only a key id that
+    // was not found means the key is unknown there.
+    fake.script([status(404, "The requested URL was not found on this server.")]);
+    let line = env
+        .get(HOST)
+        .assert_error(&["HTTP 404", "was not found on this server"]);
+    assert!(!line.contains("key id is unknown"), "{line}");
+    assert_eq!(fake.requests(), 8, "none of them retried");
 }
 
 #[test]
