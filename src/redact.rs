@@ -302,6 +302,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn letters_only_runs_are_judged_by_how_often_they_switch_case() {
+        // Random base64 that drew no digit switches case at nearly every other letter...
+        assert_redacted(
+            "token qXmTbWzRkDpLvNcHsYgFjQaEuIoPwZxCk.",
+            &["qXmTbWzRkDpLvNcHsYgFjQaEuIoPwZxCk"],
+        );
+        // ...a long CamelCase identifier only where a word starts.
+        let name = "DockerCredentialStackitConfiguration";
+        assert_eq!(
+            sanitize(&format!("unknown field {name}")),
+            format!("unknown field {name}")
+        );
+    }
+
+    #[test]
     fn sanitize_reads_html_as_text_keeping_its_greater_than_signs() {
         assert_eq!(
             sanitize("<html><body><p>limit: 5 > 3 requests</p></body></html>"),
