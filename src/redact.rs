@@ -308,6 +308,9 @@ pub(crate) mod tests {
             "token qXmTbWzRkDpLvNcHsYgFjQaEuIoPwZxCk.",
             &["qXmTbWzRkDpLvNcHsYgFjQaEuIoPwZxCk"],
         );
+        // (or at every second one: a third of the letters switching is enough)
+        let pairs = "qwERtyUIopASdfGHjkLZxcVBnmQWerTYuiOP";
+        assert_redacted(&format!("token {pairs}"), &[pairs]);
         // ...a long CamelCase identifier only where a word starts.
         let name = "DockerCredentialStackitConfiguration";
         assert_eq!(
