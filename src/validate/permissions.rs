@@ -377,6 +377,20 @@ mod tests {
     }
 
     #[test]
+    fn a_pull_nobody_granted_is_not_granted_whatever_the_robot() {
+        // Neither pull nor push: not the "push without pull" case, for either level.
+        for level in [Level::Project, Level::System] {
+            let r = robot(
+                "robot$shop+idle",
+                level,
+                vec![perm(Kind::Project, "shop", vec![allow("artifact", "read")])],
+            );
+            let findings = check_needs(&r, &[Need::repository("shop", "pull")]);
+            assert_eq!(codes_of(&findings), [codes::PERM_NOT_GRANTED]);
+        }
+    }
+
+    #[test]
     fn vector_star_namespace_covers_every_project() {
         let r = robot(
             "robot$reader",
@@ -505,6 +519,12 @@ mod tests {
                 Level::Project,
                 vec![perm(Kind::System, "/", vec![allow("audit-log", "list")])],
             ),
+            // The right namespace does not make a system permission a project one.
+            robot(
+                "robot$shop+ci",
+                Level::Project,
+                vec![perm(Kind::System, "shop", vec![allow("repository", "pull")])],
+            ),
         ] {
             let codes = codes_of(&check_permissions(&bad, "robot$"));
             assert_eq!(codes.first(), Some(&codes::PERM_PROJECT_ROBOT_SHAPE), "{bad:?}");
@@ -546,6 +566,12 @@ mod tests {
             ]
         );
         assert_eq!(findings[2].severity, super::super::findings::Severity::Warning);
+        // The system permission on "shop" is the one reported, not the one on "/".
+        assert!(
+            findings[0].message.contains(r#"namespace "shop""#),
+            "{}",
+            findings[0].message
+        );
     }
 
     #[test]
