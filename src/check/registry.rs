@@ -402,35 +402,29 @@ fn scope_findings(
     scope_text: &str,
     repository: &str,
 ) -> (String, Vec<Finding>) {
-    let no_token = || format!("no token for {scope_text}");
+    // Every way of getting no token is the same finding, in its own words.
+    let failed = |message: String, hint: &str| {
+        (
+            format!("no token for {scope_text}"),
+            vec![Finding::error(codes::REGISTRY_TOKEN_SERVICE_FAILED, message, hint)],
+        )
+    };
     match probe {
-        ScopeProbe::Unreachable(why) => (
-            no_token(),
-            vec![Finding::error(
-                codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                format!("cannot reach the token service {realm}: {why}"),
-                "try again; check the network or proxy",
-            )],
+        ScopeProbe::Unreachable(why) => failed(
+            format!("cannot reach the token service {realm}: {why}"),
+            "try again; check the network or proxy",
         ),
-        ScopeProbe::Refused(reply) => (
-            no_token(),
-            vec![Finding::error(
-                codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                format!(
-                    "the token service {realm} answered HTTP {} for {scope_text}{}",
-                    reply.status,
-                    body_note(reply.status, &reply.body)
-                ),
-                "try again later; if it persists, the registry's token service is broken",
-            )],
+        ScopeProbe::Refused(reply) => failed(
+            format!(
+                "the token service {realm} answered HTTP {} for {scope_text}{}",
+                reply.status,
+                body_note(reply.status, &reply.body)
+            ),
+            "try again later; if it persists, the registry's token service is broken",
         ),
-        ScopeProbe::NoToken => (
-            no_token(),
-            vec![Finding::error(
-                codes::REGISTRY_TOKEN_SERVICE_FAILED,
-                format!("the token service {realm} answered without a token"),
-                "check that the realm is Harbor's /service/token",
-            )],
+        ScopeProbe::NoToken => failed(
+            format!("the token service {realm} answered without a token"),
+            "check that the realm is Harbor's /service/token",
         ),
         ScopeProbe::Unreadable(e) => (
             format!("the token for {scope_text} cannot be read"),
