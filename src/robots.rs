@@ -7,7 +7,6 @@ use crate::secret::Secret;
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -123,10 +122,13 @@ impl RobotStore {
             Err(e) => return Err(StoreProblem::Open(e)),
         };
         check_own_file(&file)?;
-        let mut text = String::new();
-        file.take(MAX_FILE)
-            .read_to_string(&mut text)
-            .map_err(|_| StoreProblem::NotText)?;
+        // The same capped reader as the token cache's: one read(2), wiped if it is not text.
+        // Texts as before: a read error reads as "not UTF-8 text", a file over the cap as
+        // "not valid JSON" (it used to be cut at the cap and fail to parse).
+        let mut text = crate::fs::read_text(file, MAX_FILE).map_err(|e| match e {
+            crate::fs::ReadError::TooLarge(_) => StoreProblem::NotJson,
+            crate::fs::ReadError::Unreadable(_) | crate::fs::ReadError::NotText => StoreProblem::NotText,
+        })?;
         let parsed = serde_json::from_str::<StoreFile>(&text);
         zeroize::Zeroize::zeroize(&mut text);
         parsed.map_err(|_| StoreProblem::NotJson)
