@@ -270,6 +270,9 @@ pub fn load_key(spec: &KeySpec) -> Result<KeyIdentity> {
 /// Loads a federated identity: checks the endpoint and, for a local token source, reads the
 /// token now (its subject keys the cache, and a bad token must cost no request).
 pub fn load_federated(spec: &FederatedSpec) -> Result<FederatedIdentity> {
+    // Checked here, the one door every federated identity passes (config file, environment,
+    // kubelet request), before anything is read or sent.
+    let email = service_account_email(&spec.email, &spec.email_origin)?;
     let endpoint = http::check_endpoint(&spec.endpoint, &spec.endpoint_origin)?;
     debug!("IdP token endpoint {endpoint} from {}", spec.endpoint_origin);
     // A local source (a file, an inline token) is read now; the GitHub endpoint is asked only
@@ -284,13 +287,45 @@ pub fn load_federated(spec: &FederatedSpec) -> Result<FederatedIdentity> {
         );
     }
     Ok(FederatedIdentity {
-        email: spec.email.clone(),
+        email: email.to_string(),
         source: spec.source.clone(),
         token,
         endpoint,
         endpoint_origin: spec.endpoint_origin.clone(),
-        username: spec.username.clone().unwrap_or_else(|| spec.email.clone()),
+        username: spec.username.clone().unwrap_or_else(|| email.to_string()),
     })
+}
+
+/// `text` trimmed, if it is shaped like a service account's e-mail (`name@domain.tld`: one `@`,
+/// visible ASCII only, a dotted domain, at most 254 characters); else an error naming `origin`.
+/// The value is not quoted: it may be anything a tenant or a CI variable put there.
+pub fn service_account_email<'a>(text: &'a str, origin: &str) -> Result<&'a str> {
+    let email = text.trim();
+    if email.is_empty() {
+        return Err(Error::Config(format!(
+            "{origin} is blank; set it to the STACKIT service account's e-mail (name@sa.stackit.cloud)"
+        )));
+    }
+    let shaped = email.len() <= 254
+        && email.bytes().all(|b| b.is_ascii_graphic())
+        && match email.split_once('@') {
+            Some((local, domain)) => {
+                !local.is_empty()
+                    && !domain.contains('@')
+                    && domain.contains('.')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+                    && !domain.contains("..")
+            }
+            None => false,
+        };
+    if shaped {
+        Ok(email)
+    } else {
+        Err(Error::Config(format!(
+            "{origin} is not an e-mail address; set it to the STACKIT service account's e-mail (name@sa.stackit.cloud)"
+        )))
+    }
 }
 
 /// The hosts whose token endpoints a key file may name (see docs/reliability.md, "Where a key
@@ -319,6 +354,35 @@ fn is_known_token_endpoint(url: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn service_account_emails_are_checked_and_never_quoted() {
+        for ok in ["ci-pusher-1a2b3c@sa.stackit.cloud", " a.b+c@x.example\n"] {
+            assert_eq!(service_account_email(ok, "X").unwrap(), ok.trim());
+        }
+        for bad in [
+            "",
+            " ",
+            "\t",
+            "nobody",
+            "a@b",
+            "@x.example",
+            "a@@x.example",
+            "a@x..example",
+            "a@.x",
+            "a@x.",
+            "a b@x.example",
+            "ä@x.example",
+        ] {
+            let err = service_account_email(bad, "the ORIGIN").unwrap_err().to_string();
+            assert!(err.starts_with("the ORIGIN is "), "{bad:?}: {err}");
+            assert!(
+                bad.trim().is_empty() || !err.contains(bad.trim()),
+                "{bad:?} quoted: {err}"
+            );
+        }
+        assert!(service_account_email(&format!("{}@x.example", "a".repeat(250)), "X").is_err());
+    }
 
     #[test]
     fn endpoint_rules() {

@@ -18,7 +18,12 @@
 //! Per-pod identity: when the kubelet passes the pod's service account token (`tokenAttributes`
 //! in the `CredentialProviderConfig`) and the service account carries the annotation
 //! [`EMAIL_ANNOTATION`], that token is exchanged for that STACKIT service account, cached per
-//! federated subject like any federated identity. Without them the node's identity answers.
+//! federated subject like any federated identity. A request without a token is answered by the
+//! node's identity. A request with one is answered by the node's identity only when the
+//! annotation key is absent altogether and the node's configuration allows it
+//! ([`NodeFallback::Allowed`], the `--allow-node-fallback` argument): the kubelet checks that a
+//! required annotation key is present, not that it has a value, so a tenant who can edit their
+//! ServiceAccount must not be able to turn their pod into the node by blanking it.
 
 use crate::clock::unix_now;
 use crate::config::Settings;
@@ -237,8 +242,21 @@ impl Response {
     }
 }
 
+/// Whether a pod that sent its service account token but whose service account has no
+/// [`EMAIL_ANNOTATION`] key at all may pull with the node's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeFallback {
+    /// Such a pod gets an error naming the annotation (the default, and the shipped per-pod config).
+    Refused,
+    /// Such a pod pulls with the node's identity (`kubelet --allow-node-fallback`).
+    Allowed,
+}
+
+/// The argument of the `kubelet` verb that allows [`NodeFallback::Allowed`].
+pub const ALLOW_NODE_FALLBACK: &str = "--allow-node-fallback";
+
 /// Answers a parsed request: credentials for served hosts, an empty answer for the rest.
-pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
+pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -> Result<Response> {
     let registry = registry_of(&request.image);
     let Some(host) = server_url::normalize(registry).filter(|h| settings.serves(h)) else {
         debug!(
@@ -249,7 +267,7 @@ pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
     };
     // A pod's own identity that fails is an error, never the node's credentials: otherwise a
     // pod whose federation is refused would pull with whatever the node may pull.
-    let (identity, token) = match pod_identity(settings, request)? {
+    let (identity, token) = match pod_identity(settings, request, fallback)? {
         Some(identity) => {
             let token = token::access_token(settings, &identity)?;
             (identity, token)
@@ -273,25 +291,31 @@ pub fn respond(settings: &Settings, request: &Request) -> Result<Response> {
     ))
 }
 
-/// The pod's own federated identity, when the kubelet sent the pod's service account token and
-/// the service account names its STACKIT service account; `None` means "use the node's".
-fn pod_identity(settings: &Settings, request: &Request) -> Result<Option<Identity>> {
-    let email = request
-        .service_account_annotations
-        .get(EMAIL_ANNOTATION)
-        .map(|e| e.trim())
-        .filter(|e| !e.is_empty());
-    let (token, email) = match (&request.service_account_token, email) {
-        (Some(token), Some(email)) => (token, email),
-        (Some(_), None) => {
-            debug!("the pod's service account has no {EMAIL_ANNOTATION} annotation; using the node's identity");
-            return Ok(None);
-        }
-        (None, _) => return Ok(None),
+/// The pod's own federated identity, when the kubelet sent the pod's service account token;
+/// `None` means "use the node's", which only a request without a token, or one whose service
+/// account lacks the annotation key altogether on a node that allows the fallback, may mean.
+/// A present annotation, whatever its value, always means the pod's own identity: a blank or
+/// malformed e-mail is then an error from [`load_federated`], with no request to anyone.
+fn pod_identity(settings: &Settings, request: &Request, fallback: NodeFallback) -> Result<Option<Identity>> {
+    let Some(token) = &request.service_account_token else {
+        return Ok(None);
+    };
+    let Some(email) = request.service_account_annotations.get(EMAIL_ANNOTATION) else {
+        return match fallback {
+            NodeFallback::Allowed => {
+                debug!(
+                    "the pod's service account has no {EMAIL_ANNOTATION} annotation; using the node's identity ({ALLOW_NODE_FALLBACK})"
+                );
+                Ok(None)
+            }
+            NodeFallback::Refused => Err(Error::Config(format!(
+                "the pod's service account has no {EMAIL_ANNOTATION} annotation and this provider does not answer pods with the node's identity; annotate the service account with its STACKIT service account's e-mail, or add {ALLOW_NODE_FALLBACK} to this provider's args in the kubelet's CredentialProviderConfig"
+            ))),
+        };
     };
     let (endpoint, endpoint_origin) = settings.idp_endpoint();
     let spec = FederatedSpec {
-        email: email.to_string(),
+        email: email.clone(),
         email_origin: format!("the pod service account's {EMAIL_ANNOTATION} annotation"),
         source: TokenSource::Inline {
             token: token.clone(),
@@ -301,16 +325,17 @@ fn pod_identity(settings: &Settings, request: &Request) -> Result<Option<Identit
         endpoint_origin,
         username: None,
     };
-    debug!("answering with the pod's own federated identity {email}");
-    load_federated(&spec).map(|f| Some(Identity::Federated(f)))
+    let identity = load_federated(&spec)?;
+    debug!("answering with the pod's own federated identity {}", identity.email);
+    Ok(Some(Identity::Federated(identity)))
 }
 
 /// The whole verb: request text in, response JSON out. Settings are loaded only for a
 /// well-formed request.
-pub fn run(input: &str) -> Result<String> {
+pub fn run(input: &str, fallback: NodeFallback) -> Result<String> {
     let request = parse_request(input)?;
     let settings = Settings::load()?;
-    respond(&settings, &request)?.to_json()
+    respond(&settings, &request, fallback)?.to_json()
 }
 
 #[cfg(test)]

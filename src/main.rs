@@ -39,8 +39,11 @@ Commands called by Docker, podman, skopeo, buildah and nerdctl (stdin/stdout pro
   list       print {\"<server>\": \"<username>\"} for every host it can answer
 
 Command called by the kubelet (image credential provider plugin, see packaging/kubernetes/):
-  kubelet    read a CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1) on stdin,
-             print a CredentialProviderResponse; errors go to stderr
+  kubelet [--allow-node-fallback]
+             read a CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1) on stdin,
+             print a CredentialProviderResponse; errors go to stderr. A pod's token is answered
+             by the node's identity only if its service account lacks the e-mail annotation key
+             and --allow-node-fallback is given
 
 Commands for people:
   token [SERVER]  print the bare access token (for docker login --password-stdin, Harbor API)
@@ -219,16 +222,26 @@ fn token(args: &[String]) -> ExitCode {
 /// `kubelet`: the response on stdout; the kubelet logs stderr when we exit non-zero, so errors
 /// go there and stdout stays empty.
 fn kubelet_plugin(args: &[String]) -> ExitCode {
-    if !args.is_empty() {
-        let _ = writeln!(
-            std::io::stderr(),
-            "docker-credential-stackit: kubelet takes no further arguments; set this provider's args in the CredentialProviderConfig to exactly [kubelet]"
-        );
-        return ExitCode::from(2);
-    }
-    finish_human(read_stdin().and_then(|input| kubelet::run(&input)).map(|json| {
-        print(&json);
-    }))
+    let fallback = match args {
+        [] => kubelet::NodeFallback::Refused,
+        [flag] if flag == kubelet::ALLOW_NODE_FALLBACK => kubelet::NodeFallback::Allowed,
+        _ => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "docker-credential-stackit: kubelet takes no further arguments but {}; set this provider's args in the CredentialProviderConfig to [kubelet] or [kubelet, {}]",
+                kubelet::ALLOW_NODE_FALLBACK,
+                kubelet::ALLOW_NODE_FALLBACK
+            );
+            return ExitCode::from(2);
+        }
+    };
+    finish_human(
+        read_stdin()
+            .and_then(|input| kubelet::run(&input, fallback))
+            .map(|json| {
+                print(&json);
+            }),
+    )
 }
 
 /// `check`: the report on stdout (human or JSON); exit 1 if a step failed, 2 for usage errors.

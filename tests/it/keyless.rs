@@ -319,37 +319,174 @@ fn a_real_shaped_key_file_works_and_a_revoked_key_is_explained() {
     env.get(HOST).assert_error(&["HTTP 400", "revoked, expired or deleted"]);
 }
 
+/// A kubelet `CredentialProviderRequest` for a served image, with the pod's service account
+/// `token` (if any) and the annotations the kubelet passed on.
+fn pod_request(token: Option<&str>, annotations: serde_json::Value) -> String {
+    let mut request = json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1",
+        "kind": "CredentialProviderRequest", "image": "registry.onstackit.cloud/shop/app",
+        "serviceAccountAnnotations": annotations});
+    if let Some(token) = token {
+        request["serviceAccountToken"] = json!(token);
+    }
+    request.to_string()
+}
+
+/// A JWT-shaped token whose payload is `claims`, unsigned (the plugin reads claims unverified).
+fn unsigned_jwt(claims: serde_json::Value) -> String {
+    use base64::Engine;
+    let b64 = |v: &serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    format!("{}.{}.c2ln", b64(&json!({"alg": "RS256", "typ": "JWT"})), b64(&claims))
+}
+
+/// How the contract's table of per-pod cases must end.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum PodAnswer {
+    /// The node's own identity (the key's e-mail).
+    Node,
+    /// The pod's own federated identity (the annotation's e-mail).
+    Pod,
+    /// Exit 1, nothing on stdout, the reason on stderr naming this text; no request anywhere.
+    ErrorNoRequest(&'static str),
+    /// Exit 1, nothing on stdout: the IdP refused the pod's own exchange (one request, none to
+    /// the key endpoint).
+    Refused,
+}
+
+/// The contract's per-pod table, written from the contract rather than the code: token or not;
+/// annotation absent, blank, malformed or valid; the pod's token valid, refused by the IdP or
+/// failing to load; the node allowing the fallback or not. Only two rows may ever end with the
+/// node's credentials: no token at all, or no annotation key on a node that allows it.
 #[test]
-fn the_kubelet_exchanges_a_pods_own_token_and_never_falls_back_to_the_node() {
-    let idp = idp();
-    // The node has a key of its own.
-    let node = TestEnv::with_key(&idp).var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url());
-    let request = |token: &str, annotations: serde_json::Value| {
-        json!({"apiVersion": "credentialprovider.kubelet.k8s.io/v1", "kind": "CredentialProviderRequest",
-            "image": "registry.onstackit.cloud/shop/app", "serviceAccountToken": token,
-            "serviceAccountAnnotations": annotations})
-        .to_string()
-    };
-    let annotated = json!({"workload-identity.stackit.cloud/service-account-email": EMAIL});
-    let pod_token = token_for(SUBJECT);
-    let kubelet = node.cmd(&["kubelet"]).stdin(request(&pod_token, annotated.clone()));
-    let answer = never_printing(kubelet, &pod_token).json();
-    assert_eq!(answer["auth"]["registry.onstackit.cloud"]["username"], EMAIL);
-    assert_eq!(idp.federated_exchanges().len(), 1);
-
-    // A pod whose exchange is refused gets no credentials at all, not the node's.
-    let intruder = token_for("system:serviceaccount:other:intruder");
-    let kubelet = node.cmd(&["kubelet"]).stdin(request(&intruder, annotated));
-    never_printing(kubelet, &intruder)
-        .status(1)
-        .stdout("")
-        .stderr_has("HTTP 400")
-        .run();
-
-    // Without the annotation, the node's identity answers.
-    let answer = node.cmd(&["kubelet"]).stdin(request(&intruder, json!({}))).json();
-    assert_eq!(
-        answer["auth"]["registry.onstackit.cloud"]["username"],
-        sa().iss.as_str()
-    );
+fn per_pod_requests_follow_the_contracts_table() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let valid = token_for(SUBJECT);
+    let refused = token_for("system:serviceaccount:other:intruder");
+    let expired = issuer().token(SUBJECT, AUDIENCE, -120);
+    let no_sub = unsigned_jwt(json!({"iss": issuer().url, "aud": AUDIENCE, "exp": now + 600}));
+    let no_iss = unsigned_jwt(json!({"sub": SUBJECT, "aud": AUDIENCE, "exp": now + 600}));
+    let annotation = "workload-identity.stackit.cloud/service-account-email";
+    let annotated = |value: &str| json!({ annotation: value });
+    let unrelated = json!({"example.com/registry-role": "puller"});
+    use PodAnswer::*;
+    let mut cases: Vec<(&str, Option<&str>, serde_json::Value, PodAnswer, PodAnswer)> = vec![
+        // (what, pod token, annotations, answer with the fallback refused, with it allowed)
+        ("no token, no annotation", None, json!({}), Node, Node),
+        ("no token, annotated", None, annotated(EMAIL), Node, Node),
+        (
+            "token, annotation key absent",
+            Some(&valid),
+            unrelated.clone(),
+            ErrorNoRequest(annotation),
+            Node,
+        ),
+        (
+            "token, no annotations at all",
+            Some(&valid),
+            json!({}),
+            ErrorNoRequest(annotation),
+            Node,
+        ),
+        ("token, valid annotation", Some(&valid), annotated(EMAIL), Pod, Pod),
+        (
+            "token refused by the IdP",
+            Some(&refused),
+            annotated(EMAIL),
+            Refused,
+            Refused,
+        ),
+        (
+            "expired token",
+            Some(&expired),
+            annotated(EMAIL),
+            ErrorNoRequest("expired"),
+            ErrorNoRequest("expired"),
+        ),
+        (
+            "token not a JWT",
+            Some("not-a-jwt"),
+            annotated(EMAIL),
+            ErrorNoRequest("JWT"),
+            ErrorNoRequest("JWT"),
+        ),
+        (
+            "token without sub",
+            Some(&no_sub),
+            annotated(EMAIL),
+            ErrorNoRequest("sub"),
+            ErrorNoRequest("sub"),
+        ),
+        (
+            "token without iss",
+            Some(&no_iss),
+            annotated(EMAIL),
+            ErrorNoRequest("iss"),
+            ErrorNoRequest("iss"),
+        ),
+    ];
+    for blank in [
+        "",
+        " ",
+        "\t",
+        "not-an-email",
+        "sa@",
+        "@sa.stackit.cloud",
+        "a b@sa.stackit.cloud",
+        "sa@localhost",
+    ] {
+        cases.push((
+            "malformed annotation",
+            Some(&valid),
+            annotated(blank),
+            ErrorNoRequest(annotation),
+            ErrorNoRequest(annotation),
+        ));
+    }
+    // A malformed annotation with a bad token as well: still the annotation's error, no request.
+    cases.push((
+        "blank annotation, expired token",
+        Some(&expired),
+        annotated(""),
+        ErrorNoRequest(annotation),
+        ErrorNoRequest(annotation),
+    ));
+    for (what, token, annotations, refused_answer, allowed_answer) in cases {
+        for (args, expected) in [
+            (&["kubelet"][..], refused_answer),
+            (&["kubelet", "--allow-node-fallback"][..], allowed_answer),
+        ] {
+            let idp = idp();
+            // The node has a key of its own, and a cache each run starts without.
+            let node = TestEnv::with_key(&idp).var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url());
+            let mut cmd = node.cmd(args).stdin(pod_request(token, annotations.clone()));
+            if let Some(token) = token {
+                cmd = never_printing(cmd, token);
+            }
+            let context = format!("{what} ({annotations}), {args:?}");
+            match expected {
+                Node | Pod => {
+                    let answer = cmd.json();
+                    let want = if expected == Node { sa().iss.as_str() } else { EMAIL };
+                    assert_eq!(
+                        answer["auth"]["registry.onstackit.cloud"]["username"], want,
+                        "{context}"
+                    );
+                    let federated = idp.federated_exchanges().len();
+                    assert_eq!(federated, usize::from(expected == Pod), "{context}");
+                    assert_eq!(idp.requests(), 1, "{context}");
+                }
+                ErrorNoRequest(fragment) => {
+                    cmd.status(1).stdout("").stderr_has(fragment).run();
+                    assert_eq!(idp.requests(), 0, "{context}: no request to anyone");
+                }
+                Refused => {
+                    cmd.status(1).stdout("").stderr_has("HTTP 400").run();
+                    assert_eq!(idp.requests(), 1, "{context}: the node's key is never used");
+                    assert!(idp.assertions().is_empty(), "{context}: no key assertion");
+                }
+            }
+        }
+    }
 }

@@ -317,13 +317,24 @@ fn a_refused_key_fails_on_stderr_without_leaking_secrets() {
 }
 
 #[test]
-fn a_pod_token_without_the_email_annotation_gets_the_nodes_identity_and_is_never_echoed() {
+fn a_pod_token_without_the_email_annotation_gets_the_nodes_identity_only_where_allowed() {
     let node = Node::new();
     let stdin = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"registry.onstackit.cloud/shop/app","serviceAccountToken":"pod-sa-token-do-not-print","serviceAccountAnnotations":{"example.com/registry-role":"puller"}}"#;
-    // Per-pod identity needs the annotation; without it the node's identity is the normal
-    // answer, not a misconfiguration worth a warning: stderr stays empty.
+    // By default a pod that sent its token is never answered by the node: the reason names the
+    // annotation and the argument that allows the fallback, and nothing is requested.
+    node.kubelet(stdin)
+        .status(1)
+        .stdout("")
+        .stderr_has("workload-identity.stackit.cloud/service-account-email")
+        .stderr_has("--allow-node-fallback")
+        .stderr_lacks("pod-sa-token-do-not-print")
+        .run();
+    assert_eq!(node.fake.requests(), 0);
+    // Where the node's configuration allows it, the node's identity answers, quietly.
     let out = node
-        .kubelet(stdin)
+        .env
+        .cmd(&["kubelet", "--allow-node-fallback"])
+        .stdin(stdin)
         .stdout_any()
         .stdout_lacks("pod-sa-token-do-not-print")
         .run();
