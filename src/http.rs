@@ -49,14 +49,18 @@ impl Client {
             .root_certs(ureq::tls::RootCerts::PlatformVerifier)
             .unversioned_rustls_crypto_provider(provider)
             .build();
-        let agent = ureq::Agent::config_builder()
+        let config = ureq::Agent::config_builder()
             .tls_config(tls)
             .proxy(proxy)
             .http_status_as_error(false)
             .max_redirects(0)
             .user_agent(USER_AGENT)
-            .build()
-            .into();
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            LocalhostWithoutLookup::default(),
+        );
         Client { agent }
     }
 
@@ -68,6 +72,33 @@ impl Client {
     /// A POST request to `url`.
     pub fn post(&self, url: &str) -> ureq::RequestBuilder<WithBody> {
         direct_to_loopback(url, self.agent.post(url))
+    }
+}
+
+/// The system resolver, except that the name `localhost` is 127.0.0.1 and ::1 without any
+/// lookup. `localhost` counts as loopback (plain http allowed, no proxy), so it must never
+/// depend on DNS: without a `localhost` line in `/etc/hosts` (minimal images, containers) glibc
+/// asks DNS, search domains included, and whatever answers would get the assertion in clear
+/// text.
+#[derive(Debug, Default)]
+struct LocalhostWithoutLookup(ureq::unversioned::resolver::DefaultResolver);
+
+impl ureq::unversioned::resolver::Resolver for LocalhostWithoutLookup {
+    fn resolve(
+        &self,
+        uri: &ureq::http::Uri,
+        config: &ureq::config::Config,
+        timeout: ureq::unversioned::transport::NextTimeout,
+    ) -> Result<ureq::unversioned::resolver::ResolvedSocketAddrs, ureq::Error> {
+        if !uri.host().is_some_and(|h| h.eq_ignore_ascii_case("localhost")) {
+            return self.0.resolve(uri, config, timeout);
+        }
+        let default_port = if uri.scheme_str() == Some("https") { 443 } else { 80 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        let mut addrs = self.empty();
+        addrs.push(std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)));
+        addrs.push(std::net::SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, port)));
+        Ok(addrs)
     }
 }
 
@@ -169,10 +200,20 @@ fn proxy_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Op
         if value.trim().is_empty() {
             continue;
         }
-        if let Err(e) = ureq::Proxy::new(value) {
-            return Err(Error::Config(format!(
-                "{name} is not a usable proxy URL ({e}); set it to http://host:port or unset it"
-            )));
+        match ureq::Proxy::new(value) {
+            Err(e) => {
+                return Err(Error::Config(format!(
+                    "{name} is not a usable proxy URL ({e}); set it to http://host:port or unset it"
+                )));
+            }
+            // This build has no SOCKS support: ureq would connect directly instead, resolving
+            // the name locally, and bypass the network's rules without a word.
+            Ok(p) if !matches!(p.protocol(), ureq::ProxyProtocol::Http | ureq::ProxyProtocol::Https) => {
+                return Err(Error::Config(format!(
+                    "{name} names a SOCKS proxy, which this helper cannot use; only http:// proxies are supported: set {name} to an http://host:port proxy or unset it"
+                )));
+            }
+            Ok(_) => {}
         }
         // ureq reads the same variables in the same order and adds NO_PROXY; every variable
         // before this one was empty, which ureq skips as well.
@@ -250,5 +291,48 @@ mod tests {
         assert!(proxies(&[]).unwrap().is_none());
         assert!(proxies(&[("ALL_PROXY", " ")]).unwrap().is_none());
         assert!(proxies(&[("HTTP_PROXY", "::::")]).is_err());
+    }
+
+    #[test]
+    fn socks_proxies_are_refused_by_name_and_http_ones_kept() {
+        for (name, value) in [
+            ("ALL_PROXY", "socks5://proxy.corp.example:1080"),
+            ("all_proxy", "socks5h://u:pw@proxy.corp.example"),
+            ("HTTPS_PROXY", "socks4://proxy.corp.example:1080"),
+            ("https_proxy", "socks4a://proxy.corp.example:1080"),
+            ("HTTP_PROXY", "socks5h://proxy.corp.example:1080"),
+        ] {
+            let err = proxies(&[(name, value)]).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("{name} names a SOCKS proxy")), "{err}");
+            assert!(err.contains("only http:// proxies"), "{err}");
+            assert!(!err.contains("pw") && !err.contains("corp"), "{err}");
+        }
+        for value in ["http://proxy.corp.example:3128", "proxy.corp.example:3128"] {
+            assert!(proxies(&[("HTTPS_PROXY", value)]).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn localhost_is_loopback_without_asking_any_resolver() {
+        use ureq::unversioned::resolver::Resolver;
+        let config = ureq::Agent::config_builder().build();
+        let resolve = |url: &str| {
+            let uri: ureq::http::Uri = url.parse().unwrap();
+            LocalhostWithoutLookup::default()
+                .resolve(&uri, &config, Default::default())
+                .map(|a| a.iter().copied().collect::<Vec<_>>())
+        };
+        for (url, port) in [
+            ("http://localhost:8080/token", 8080),
+            ("https://LOCALHOST/x", 443),
+            ("http://localhost/", 80),
+        ] {
+            let addrs = resolve(url).unwrap();
+            assert_eq!(addrs.len(), 2, "{url}");
+            assert!(
+                addrs.iter().all(|a| a.ip().is_loopback() && a.port() == port),
+                "{url}: {addrs:?}"
+            );
+        }
     }
 }

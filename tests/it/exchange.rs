@@ -387,6 +387,35 @@ fn an_unparsable_proxy_is_an_error_not_a_direct_connection() {
     assert_eq!(fake.requests(), 0);
 }
 
+#[test]
+fn a_socks_proxy_is_refused_by_name_never_bypassed() {
+    // A SOCKS proxy on loopback that records whether anyone connects. The endpoint is remote
+    // (the default), so the proxy would apply; this build cannot speak SOCKS, and connecting
+    // directly instead would bypass the network's rules and resolve the name locally.
+    let socks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    socks.set_nonblocking(true).unwrap();
+    let at = socks.local_addr().unwrap();
+    let fake = fake();
+    for (name, scheme) in [
+        ("ALL_PROXY", "socks5"),
+        ("HTTPS_PROXY", "socks5h"),
+        ("all_proxy", "socks4"),
+    ] {
+        let line = TestEnv::with_key(&fake)
+            .var(
+                "STACKIT_TOKEN_BASEURL",
+                "https://service-account.api.stackit.cloud/token",
+            )
+            .var(name, &format!("{scheme}://user:hunter2@{at}"))
+            .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "2")
+            .get(HOST)
+            .assert_error(&[name, "SOCKS", "only http:// proxies"]);
+        assert!(!line.contains("hunter2"), "the proxy password is printed: {line}");
+    }
+    assert!(socks.accept().is_err(), "nobody connected to the proxy either");
+    assert_eq!(fake.requests(), 0);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Odd tokens and clocks
 
