@@ -33,6 +33,7 @@ pub mod redact;
 pub mod robots;
 pub mod secret;
 pub mod server_url;
+pub mod terminal;
 pub mod token;
 pub mod validate;
 pub mod verbs;

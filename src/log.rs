@@ -70,8 +70,12 @@ pub fn emit(at: Level, args: std::fmt::Arguments<'_>) {
 }
 
 fn emit_always(tag: &str, args: std::fmt::Arguments<'_>) {
+    // Messages carry names and texts from files, servers and the environment: escaped here,
+    // once, for every message (see `terminal`).
+    let text = args.to_string();
+    let text = crate::terminal::escape(&text);
     // A closed stderr must not turn into a panic: ignore write errors.
-    let _ = writeln!(std::io::stderr().lock(), "docker-credential-stackit: {tag}: {args}");
+    let _ = writeln!(std::io::stderr().lock(), "docker-credential-stackit: {tag}: {text}");
 }
 
 /// Logs at debug level: which source won, and why.

@@ -9,6 +9,7 @@
 #![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
 use docker_credential_stackit::config::Settings;
+use docker_credential_stackit::terminal::{Lines, escape};
 use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, nss, protocol, verbs};
 use std::io::Write;
 
@@ -159,8 +160,9 @@ fn run(args: Vec<String>) -> ExitCode {
         "token" => token(rest),
         "kubelet" => kubelet_plugin(rest),
         "check" => run_check(rest),
-        "demo" => finish_human(demo::run(&mut std::io::stdout())),
-        "configure-docker" => finish_human(docker_config::run(rest, &mut std::io::stdout())),
+        // Both print names from files (Docker's config, the helper's config): escaped per line.
+        "demo" => finish_human(demo::run(&mut Lines::new(std::io::stdout()))),
+        "configure-docker" => finish_human(docker_config::run(rest, &mut Lines::new(std::io::stdout()))),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => print(USAGE),
         "" => usage_error("no command given"),
@@ -189,7 +191,7 @@ fn protocol_verb(verb: &str) -> ExitCode {
         Ok(Some(out)) => print(&out),
         Ok(None) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stdout(), "{e}");
+            let _ = writeln!(std::io::stdout(), "{}", escape(&e.to_string()));
             // Docker continues anonymously after a failed `get` and never shows our stdout, but
             // it passes stderr through: repeat real errors there so the user sees the reason.
             if !matches!(e, Error::NotFound) {
@@ -267,7 +269,11 @@ fn finish_human(result: Result<(), Error>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            let _ = writeln!(std::io::stderr(), "docker-credential-stackit: {e}");
+            let _ = writeln!(
+                std::io::stderr(),
+                "docker-credential-stackit: {}",
+                escape(&e.to_string())
+            );
             ExitCode::from(if matches!(e, Error::Usage(_)) { 2 } else { 1 })
         }
     }
@@ -282,7 +288,8 @@ fn print(text: &str) -> ExitCode {
 fn usage_error(msg: &str) -> ExitCode {
     let _ = writeln!(
         std::io::stdout(),
-        "{msg}; run 'docker-credential-stackit help' for usage"
+        "{}; run 'docker-credential-stackit help' for usage",
+        escape(msg)
     );
     let _ = write!(std::io::stderr(), "{USAGE}");
     ExitCode::from(2)

@@ -26,6 +26,14 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// True when the secret is usable as an access token: non-empty visible ASCII (no space,
+    /// no control or non-ASCII character). A token is used as a password and piped into other
+    /// programs and terminals (`token`), so anything else from a token endpoint or a cache file
+    /// is refused rather than passed on.
+    pub fn is_token_text(&self) -> bool {
+        !self.0.is_empty() && self.0.bytes().all(|b| b.is_ascii_graphic())
+    }
 }
 
 impl Drop for Secret {

@@ -19,7 +19,7 @@
 //! Tokens never appear in the report. Plain http is used only towards loopback registries.
 //! No credential goes to a registry the helper does not serve (the token and registry steps
 //! refuse, as `get` does), nor to a token realm on another host name unless that host is
-//! served. Control characters in the report's text are escaped ([`report::escape_controls`]).
+//! served. Control characters in the report's text are escaped ([`crate::terminal::escape`]).
 
 pub mod docker;
 pub mod identity;

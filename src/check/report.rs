@@ -1,34 +1,9 @@
 //! The report `check` prints: one [`Step`] per stage, each with a status, a one-line summary
 //! and the findings behind it, rendered for people or as JSON with the stable finding codes.
 
+use crate::terminal::escape_in_place;
 use crate::validate::{Finding, Severity};
 use serde::Serialize;
-use std::borrow::Cow;
-
-/// `text` made safe to print on a terminal: every control character (C0 including ESC, DEL,
-/// C1) becomes a visible escape as Rust's `{:?}` writes it (`\u{1b}`, `\n`, `\r`), so text
-/// from a registry, the Harbor API or a robot file can neither send terminal commands (clear
-/// the screen, retitle the window) nor start a report line of its own. Everything else is kept.
-pub fn escape_controls(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
-        return Cow::Borrowed(text);
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-fn escape_in_place(text: &mut String) {
-    if let Cow::Owned(escaped) = escape_controls(text) {
-        *text = escaped;
-    }
-}
 
 /// The outcome of one step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -88,7 +63,7 @@ impl Step {
         matches!(self.status, Status::Ok | Status::Warn)
     }
 
-    /// The step with [`escape_controls`] applied to every text in it.
+    /// The step with [`crate::terminal::escape`] applied to every text in it.
     fn escaped(mut self) -> Step {
         escape_in_place(&mut self.summary);
         for f in &mut self.findings {
@@ -148,7 +123,7 @@ impl Report {
     /// Builds the report and its counts from the steps.
     ///
     /// Summaries, messages and hints quote registry answers, Harbor API JSON, the challenge and
-    /// robot files, so every text is passed through [`escape_controls`] here, the one place all
+    /// robot files, so every text is passed through [`crate::terminal::escape`] here, the one place all
     /// of it enters the report: neither the human report nor the JSON (whose strings scripts
     /// print) carries a raw control character, whichever step forgot to clean its input.
     pub fn new(
@@ -328,7 +303,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&r.to_json()).unwrap();
         assert_eq!(v["steps"][0]["findings"][0]["message"], escaped);
         assert_eq!(v["steps"][1]["summary"], escaped);
-        assert_eq!(escape_controls("plain ünïcode"), "plain ünïcode");
+        assert_eq!(crate::terminal::escape("plain ünïcode"), "plain ünïcode");
     }
 
     #[test]

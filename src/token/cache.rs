@@ -262,11 +262,15 @@ pub fn parse_entry(text: &str, id: &str) -> Result<CachedToken, &'static str> {
     if file.identity != id {
         return Err("written for another identity");
     }
-    if file.access_token.is_empty() {
+    let access_token = Secret::new(file.access_token);
+    if access_token.is_empty() {
         return Err("holds no token");
     }
+    if !access_token.is_token_text() {
+        return Err("holds a token that is not visible ASCII text");
+    }
     Ok(CachedToken {
-        access_token: Secret::new(file.access_token),
+        access_token,
         issued_at: file.issued_at,
         expires_at: file.expires_at,
     })

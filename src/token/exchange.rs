@@ -286,6 +286,11 @@ pub fn parse_success(text: &str, endpoint: &str, now: u64) -> Result<(Secret, u6
             )));
         }
     };
+    if !token.is_token_text() {
+        return Err(Error::Token(format!(
+            "token endpoint {endpoint} answered with an access_token that is not visible ASCII text (spaces, control or non-ASCII characters); it was refused, not passed on as a password"
+        )));
+    }
     let expires_in = body
         .expires_in
         .and_then(|v| v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())));

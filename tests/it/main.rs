@@ -21,3 +21,4 @@ mod locks;
 mod protocol;
 mod robots;
 mod secrets;
+mod terminal;
