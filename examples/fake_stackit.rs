@@ -66,7 +66,12 @@ fn main() {
     let Some(Identity::Key(identity)) = settings.identity(DEFAULT_REGISTRY).expect("identity") else {
         panic!("the bench key is not a key identity");
     };
-    let signed = assertion::sign(&identity, docker_credential_stackit::clock::unix_now()).expect("sign");
+    let signed = assertion::sign(
+        &identity,
+        docker_credential_stackit::clock::unix_now(),
+        std::time::Instant::now(),
+    )
+    .expect("sign");
     let form = format!(
         "grant_type={}&assertion={}",
         exchange::GRANT_TYPE.replace(':', "%3A"),

@@ -20,7 +20,7 @@ use crate::server_url::{self, DEFAULT_REGISTRY};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The default total deadline of a cold `get`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
@@ -170,6 +170,9 @@ pub struct Settings {
     pub data_dir: Option<PathBuf>,
     /// Total deadline of a cold token fetch, including lock waits and retries.
     pub timeout: Duration,
+    /// When this command's time is up: loaded + `timeout`. Waiting for a key, token or config
+    /// file that is a pipe ends here.
+    pub deadline: Instant,
     env: Env,
     file: ConfigFile,
     file_dir: PathBuf,
@@ -197,11 +200,16 @@ impl Settings {
 
     /// Loads settings from a given environment snapshot.
     pub fn from_env(env: Env) -> Result<Settings> {
+        let timeout = match env.var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT") {
+            None => DEFAULT_TIMEOUT,
+            Some(v) => parse_timeout(v)?,
+        };
+        let deadline = Instant::now() + timeout;
         let (config_path, explicit) = match env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG") {
             Some(p) => (expand_home(p, &env)?, true),
             None => (env.config_dir.clone().unwrap_or_default().join("config.json"), false),
         };
-        let file = read_config_file(&config_path, explicit)?;
+        let file = read_config_file(&config_path, explicit, deadline)?;
         let file_dir = config_path.parent().map(Path::to_path_buf).unwrap_or_default();
 
         let mut served = vec![DEFAULT_REGISTRY.to_string()];
@@ -227,10 +235,6 @@ impl Settings {
             }
         }
 
-        let timeout = match env.var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT") {
-            None => DEFAULT_TIMEOUT,
-            Some(v) => parse_timeout(v)?,
-        };
         let no_cache = env.var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE").is_some_and(truthy);
         let cache_dir = match (no_cache, env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR")) {
             (true, _) => None,
@@ -253,6 +257,7 @@ impl Settings {
             cache_dir,
             data_dir,
             timeout,
+            deadline,
             env,
             file,
             file_dir,
@@ -359,7 +364,7 @@ impl Settings {
             }
         }
 
-        let creds = CredentialsLoader::new(&self.env);
+        let creds = CredentialsLoader::new(&self.env, self.deadline);
         if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
             && self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
         {
@@ -441,7 +446,7 @@ impl Settings {
     /// The identity serving `host`, loaded, or `None` if none is configured.
     pub fn identity(&self, host: &str) -> Result<Option<Identity>> {
         match self.identity_spec(host)? {
-            Some(spec) => crate::identity::load(&spec).map(Some),
+            Some(spec) => crate::identity::load(&spec, self.deadline).map(Some),
             None => Ok(None),
         }
     }
@@ -482,14 +487,16 @@ impl Settings {
 /// Reads the STACKIT credentials file at most once, and only if a value is needed from it.
 struct CredentialsLoader<'a> {
     env: &'a Env,
+    deadline: Instant,
     /// The file once read; an error is not kept (it ends the caller's work, keeping its type).
     loaded: std::cell::OnceCell<Option<(CredentialsFile, PathBuf)>>,
 }
 
 impl<'a> CredentialsLoader<'a> {
-    fn new(env: &'a Env) -> Self {
+    fn new(env: &'a Env, deadline: Instant) -> Self {
         CredentialsLoader {
             env,
+            deadline,
             loaded: std::cell::OnceCell::new(),
         }
     }
@@ -515,7 +522,7 @@ impl<'a> CredentialsLoader<'a> {
         } else {
             "the STACKIT credentials file"
         };
-        let text = match read_key_file(&path, origin) {
+        let text = match read_key_file(&path, origin, self.deadline) {
             Ok(t) => t,
             Err(Error::File(e)) if !explicit && e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
@@ -577,8 +584,8 @@ impl<'a> CredentialsLoader<'a> {
 /// unbounded read of `/dev/zero` or a runaway file would eat memory on every `docker pull`.
 const MAX_CONFIG_FILE: u64 = 1024 * 1024;
 
-fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
-    let text = match crate::fs::read_text_file(path, MAX_CONFIG_FILE) {
+fn read_config_file(path: &Path, explicit: bool, deadline: Instant) -> Result<ConfigFile> {
+    let text = match crate::fs::read_text_file(path, MAX_CONFIG_FILE, deadline) {
         Ok(text) => text,
         Err(e) if e.is_not_found() && !explicit => return Ok(ConfigFile::default()),
         Err(e) => {
@@ -594,6 +601,9 @@ fn read_config_file(path: &Path, explicit: bool) -> Result<ConfigFile> {
                 ),
                 ReadError::NotText => {
                     format!("cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): it is not UTF-8 text")
+                }
+                e @ ReadError::TimedOut => {
+                    format!("cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {e}")
                 }
             }));
         }

@@ -409,11 +409,13 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
         Ok(meta) => {
             let unreadable =
                 |why: String| Error::Io(format!("cannot read {}: {why}; nothing was changed", target.display()));
-            let text = crate::fs::read_text_file(&target, MAX_FILE).map_err(|e| {
+            let deadline = std::time::Instant::now() + crate::config::DEFAULT_TIMEOUT;
+            let text = crate::fs::read_text_file(&target, MAX_FILE, deadline).map_err(|e| {
                 unreadable(match e {
                     ReadError::Unreadable(e) => crate::fs::io_reason(&e),
                     ReadError::TooLarge(max) => format!("it is larger than {} MiB", max / 1024 / 1024),
                     ReadError::NotText => "it is not UTF-8 text".into(),
+                    e @ ReadError::TimedOut => e.to_string(),
                 })
             })?;
             (Some(text), Some(meta))

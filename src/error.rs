@@ -78,6 +78,7 @@ impl FileError {
                 )
             }
             ReadError::NotText => format!("{what} {path} is not text (invalid UTF-8); it is not a key file"),
+            problem @ ReadError::TimedOut => format!("cannot read {what} {path}: {problem}"),
         }
     }
 }

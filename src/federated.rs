@@ -90,7 +90,7 @@ impl TokenSource {
     /// bounds the request of a network source.
     pub fn fetch(&self, deadline: Instant) -> Result<FederatedToken> {
         let jwt = match self {
-            TokenSource::File { path, .. } => self.read_file(path)?,
+            TokenSource::File { path, .. } => self.read_file(path, deadline)?,
             TokenSource::GithubActions { url, request_token } => github_token(url, request_token, deadline)?,
             TokenSource::Inline { token, .. } => token.clone(),
         };
@@ -98,15 +98,15 @@ impl TokenSource {
     }
 
     /// The token of a local source (a file, an inline token), checked as [`TokenSource::fetch`]
-    /// does; `None` for a source that needs the network.
-    pub fn read_local(&self) -> Option<Result<FederatedToken>> {
-        // A local read never waits on the network, so no deadline applies to it.
-        (!self.needs_network()).then(|| self.fetch(Instant::now()))
+    /// does; `None` for a source that needs the network. A file that is a pipe is waited for
+    /// until `deadline`.
+    pub fn read_local(&self, deadline: Instant) -> Option<Result<FederatedToken>> {
+        (!self.needs_network()).then(|| self.fetch(deadline))
     }
 
-    fn read_file(&self, path: &std::path::Path) -> Result<Secret> {
+    fn read_file(&self, path: &std::path::Path, deadline: Instant) -> Result<Secret> {
         let fail = |why: String| Error::Key(format!("cannot read the federated token {}: {why}", self.describe()));
-        let mut text = crate::fs::read_text_file(path, MAX_TOKEN).map_err(|e| {
+        let mut text = crate::fs::read_text_file(path, MAX_TOKEN, deadline).map_err(|e| {
             fail(match e {
                 _ if e.is_not_found() => {
                     "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
@@ -114,6 +114,7 @@ impl TokenSource {
                 ReadError::Unreadable(e) => io_reason(&e),
                 ReadError::TooLarge(max) => format!("larger than {} KiB; it is not a token", max / 1024),
                 ReadError::NotText => "not text (invalid UTF-8); it is not a token".into(),
+                e @ ReadError::TimedOut => e.to_string(),
             })
         })?;
         let token = Secret::new(text.trim());

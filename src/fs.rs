@@ -24,51 +24,90 @@ pub enum LockError {
 }
 
 /// Opens `path` for reading without blocking on a FIFO that has no writer: a key or config
-/// path pointing at one would otherwise hang every `docker pull`. Reads then block as usual, so
-/// process substitution (`STACKIT_SERVICE_ACCOUNT_KEY_PATH=<(vault read ...)`) still works;
-/// a FIFO nobody writes to reads as empty.
+/// path pointing at one would otherwise hang every `docker pull`. The file stays non-blocking
+/// (regular files ignore that), so reading a pipe or device never blocks either: see
+/// [`read_text_by`], which waits for its data until a deadline. A FIFO nobody has opened for
+/// writing reads as empty; process substitution (`STACKIT_SERVICE_ACCOUNT_KEY_PATH=<(vault
+/// read ...)`) has its writer already and works.
 pub fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsRawFd;
-        let fd = file.as_raw_fd();
-        // SAFETY: fcntl on a descriptor this function owns; failures leave it non-blocking,
-        // which only matters for pipes (a read may then fail with EAGAIN: an error, no hang).
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFL);
-            if flags >= 0 {
-                libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
-            }
-        }
-    }
-    Ok(file)
+    options.open(path)
 }
 
 /// Reads at most `max` bytes from `file`; `Ok(None)` when there is more, so that a huge file,
 /// `/dev/zero` or a runaway pipe cannot eat memory. Callers name the limit in their message.
-pub fn read_capped(file: impl Read, max: u64) -> std::io::Result<Option<Vec<u8>>> {
+/// A non-blocking pipe or device with nothing to read yet is waited for until `deadline`
+/// (then `TimedOut`), or, without a deadline, is an error at once (`WouldBlock`).
+fn read_capped(file: &File, max: u64, deadline: Option<Instant>) -> std::io::Result<Option<Vec<u8>>> {
     // `take` hides the file's size, so an empty Vec would grow from 32 bytes, one read(2) per
     // doubling (nine for a key file); the files read here are a few KB, so one read usually does.
     let mut bytes = Vec::with_capacity(8 * 1024);
-    file.take(max.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 <= max {
-        // Give back the unused room: secrets read here are wiped on drop, capacity and all, and
-        // shrinking in place copies nothing.
-        bytes.shrink_to_fit();
-        Ok(Some(bytes))
-    } else {
+    let mut limited = file.take(max.saturating_add(1));
+    let read = loop {
+        // read_to_end keeps what it read before an error, so a retry continues where it stopped.
+        match limited.read_to_end(&mut bytes) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => match deadline {
+                Some(deadline) => {
+                    if let Err(e) = wait_readable(file, deadline) {
+                        break Err(e);
+                    }
+                }
+                None => break Err(e),
+            },
+            other => break other,
+        }
+    };
+    if read.is_err() || bytes.len() as u64 > max {
         // What was read may be secret all the same (a key, a cached token).
         zeroize::Zeroize::zeroize(&mut bytes);
-        Ok(None)
+        return read.map(|_| None);
+    }
+    // Give back the unused room: secrets read here are wiped on drop, capacity and all, and
+    // shrinking in place copies nothing.
+    bytes.shrink_to_fit();
+    Ok(Some(bytes))
+}
+
+/// Waits until `file` has data (or its writer went away), or fails with `TimedOut` at
+/// `deadline`.
+#[cfg(unix)]
+fn wait_readable(file: &File, deadline: Instant) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::ErrorKind::TimedOut.into());
+        }
+        let mut pollfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = libc::c_int::try_from(left.as_millis().max(1)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: poll reads one pollfd this function owns and writes only its `revents`.
+        match unsafe { libc::poll(&mut pollfd, 1, ms) } {
+            n if n > 0 => return Ok(()),
+            0 => {}
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
     }
 }
 
-/// Why a file cannot be read as text; callers put it in their own words.
+#[cfg(not(unix))]
+fn wait_readable(_file: &File, _deadline: Instant) -> std::io::Result<()> {
+    Err(std::io::ErrorKind::WouldBlock.into())
+}
+
+/// Why a file cannot be read as text; callers put it in their own words around [`ReadError`]'s
+/// `Display`, which says what is wrong with the file.
 #[derive(Debug)]
 pub enum ReadError {
     /// Opening or reading failed (missing, permission denied, ...).
@@ -77,6 +116,8 @@ pub enum ReadError {
     TooLarge(u64),
     /// It is not UTF-8 text.
     NotText,
+    /// It is a pipe or device that did not deliver its content before the deadline.
+    TimedOut,
 }
 
 impl ReadError {
@@ -86,11 +127,38 @@ impl ReadError {
     }
 }
 
-/// Reads `file` as UTF-8 text of at most `max` bytes. Bytes that are not text are wiped before
-/// they are dropped: the file may have held a secret all the same.
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Unreadable(e) => f.write_str(&io_reason(e)),
+            ReadError::TooLarge(max) => write!(f, "larger than {} KiB", max / 1024),
+            ReadError::NotText => f.write_str("not text (invalid UTF-8)"),
+            ReadError::TimedOut => f.write_str(
+                "it is a pipe or device whose writer sent nothing (more) before the deadline (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)",
+            ),
+        }
+    }
+}
+
+/// Reads `file` (a regular file the caller has checked) as UTF-8 text of at most `max` bytes;
+/// it never waits. Bytes that are not text are wiped before they are dropped: the file may
+/// have held a secret all the same.
 pub fn read_text(file: File, max: u64) -> Result<String, ReadError> {
-    let bytes = read_capped(file, max)
-        .map_err(ReadError::Unreadable)?
+    text_of(read_capped(&file, max, None), max)
+}
+
+/// Reads `file` as UTF-8 text of at most `max` bytes, waiting for a pipe's or device's data no
+/// later than `deadline`.
+pub fn read_text_by(file: File, max: u64, deadline: Instant) -> Result<String, ReadError> {
+    text_of(read_capped(&file, max, Some(deadline)), max)
+}
+
+fn text_of(read: std::io::Result<Option<Vec<u8>>>, max: u64) -> Result<String, ReadError> {
+    let bytes = read
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::TimedOut => ReadError::TimedOut,
+            _ => ReadError::Unreadable(e),
+        })?
         .ok_or(ReadError::TooLarge(max))?;
     String::from_utf8(bytes).map_err(|e| {
         let mut bytes = e.into_bytes();
@@ -99,10 +167,11 @@ pub fn read_text(file: File, max: u64) -> Result<String, ReadError> {
     })
 }
 
-/// [`open_for_reading`] then [`read_text`]: the one way to read a text file a user named (a
-/// config, a token, a robot's JSON), never hanging on a FIFO and never reading without bound.
-pub fn read_text_file(path: &Path, max: u64) -> Result<String, ReadError> {
-    read_text(open_for_reading(path).map_err(ReadError::Unreadable)?, max)
+/// [`open_for_reading`] then [`read_text_by`]: the one way to read a text file a user named (a
+/// config, a token, a robot's JSON), never hanging on a FIFO past `deadline` and never reading
+/// without bound.
+pub fn read_text_file(path: &Path, max: u64, deadline: Instant) -> Result<String, ReadError> {
+    read_text_by(open_for_reading(path).map_err(ReadError::Unreadable)?, max, deadline)
 }
 
 /// A short reason for an I/O error without the OS error number noise.
@@ -403,15 +472,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         std::fs::write(&path, "12345").unwrap();
-        assert_eq!(read_text_file(&path, 5).unwrap(), "12345");
-        assert!(matches!(read_text_file(&path, 4), Err(ReadError::TooLarge(4))));
+        assert_eq!(read_text_file(&path, 5, soon()).unwrap(), "12345");
+        assert!(matches!(read_text_file(&path, 4, soon()), Err(ReadError::TooLarge(4))));
         assert!(
-            read_text_file(&dir.path().join("missing"), 4)
+            read_text_file(&dir.path().join("missing"), 4, soon())
                 .unwrap_err()
                 .is_not_found()
         );
         std::fs::write(&path, b"\xff\xfe").unwrap();
-        assert!(matches!(read_text_file(&path, 5), Err(ReadError::NotText)));
+        assert!(matches!(read_text_file(&path, 5, soon()), Err(ReadError::NotText)));
     }
 
     #[cfg(unix)]
@@ -422,6 +491,44 @@ mod tests {
         let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: mkfifo with a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert_eq!(read_text_file(&fifo, 10).unwrap(), "");
+        assert_eq!(read_text_file(&fifo, 10, soon()).unwrap(), "");
+    }
+
+    fn soon() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_whose_writer_never_writes_ends_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        // An idle writer: opened (non-blocking, as the reader is not there yet, needs O_RDWR)
+        // and kept open, writing nothing.
+        let writer = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(300);
+        assert!(matches!(read_text_file(&fifo, 10, deadline), Err(ReadError::TimedOut)));
+        assert!(Instant::now() >= deadline, "it waited until the deadline");
+        // Data that does arrive is read whole, across several writes.
+        let mut w = &writer;
+        w.write_all(b"par").unwrap();
+        let reader = open_for_reading(&fifo).unwrap();
+        let late = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            let mut w = &writer;
+            w.write_all(b"tial").unwrap();
+            drop(writer);
+        });
+        assert_eq!(read_text_by(reader, 10, soon()).unwrap(), "partial");
+        late.join().unwrap();
+        assert!(
+            ReadError::TimedOut
+                .to_string()
+                .contains("DOCKER_CREDENTIAL_STACKIT_TIMEOUT")
+        );
     }
 }

@@ -10,6 +10,7 @@ use crate::http;
 use crate::key::{ServiceAccountKey, read_key_file};
 use crate::secret::Secret;
 use std::path::PathBuf;
+use std::time::Instant;
 
 /// The token endpoint used when nothing else is configured.
 pub const DEFAULT_TOKEN_ENDPOINT: &str = "https://service-account.api.stackit.cloud/token";
@@ -42,10 +43,10 @@ impl Source {
         }
     }
 
-    /// Reads the content (bounded, for files).
-    pub fn read(&self) -> Result<Secret> {
+    /// Reads the content (bounded, for files; a pipe's data is waited for until `deadline`).
+    pub fn read(&self, deadline: Instant) -> Result<Secret> {
         match self {
-            Source::File { path, origin } => read_key_file(path, &format!("the file named by {origin}")),
+            Source::File { path, origin } => read_key_file(path, &format!("the file named by {origin}"), deadline),
             Source::Inline { text, .. } => Ok(text.clone()),
         }
     }
@@ -207,10 +208,11 @@ pub struct KeyIdentity {
 }
 
 impl KeyIdentity {
-    /// The PEM private key and a name for it: the external one if configured, else the key's own.
-    pub fn private_key_pem(&self) -> Result<(Secret, String)> {
+    /// The PEM private key and a name for it: the external one if configured, else the key's
+    /// own. An external file that is a pipe is waited for until `deadline`.
+    pub fn private_key_pem(&self, deadline: Instant) -> Result<(Secret, String)> {
         if let Some(source) = &self.private_key {
-            return Ok((source.read()?, source.describe()));
+            return Ok((source.read(deadline)?, source.describe()));
         }
         match &self.key.private_key {
             Some(pem) => Ok((
@@ -226,17 +228,18 @@ impl KeyIdentity {
 }
 
 /// Loads the identity of `spec`: parses the key, or reads the federated token when it is
-/// local (a file), and resolves endpoint and username. No network.
-pub fn load(spec: &IdentitySpec) -> Result<Identity> {
+/// local (a file), and resolves endpoint and username. No network; a key or token file that
+/// is a pipe is waited for until `deadline`.
+pub fn load(spec: &IdentitySpec, deadline: Instant) -> Result<Identity> {
     match spec {
-        IdentitySpec::Key(spec) => load_key(spec).map(Identity::Key),
-        IdentitySpec::Federated(spec) => load_federated(spec).map(Identity::Federated),
+        IdentitySpec::Key(spec) => load_key(spec, deadline).map(Identity::Key),
+        IdentitySpec::Federated(spec) => load_federated(spec, deadline).map(Identity::Federated),
     }
 }
 
 /// Reads and parses the key of `spec` and resolves endpoint and username (no network).
-pub fn load_key(spec: &KeySpec) -> Result<KeyIdentity> {
-    let text = spec.key.read()?;
+pub fn load_key(spec: &KeySpec, deadline: Instant) -> Result<KeyIdentity> {
+    let text = spec.key.read(deadline)?;
     let key = ServiceAccountKey::parse(text.expose(), &spec.key.describe())?;
     let (endpoint, endpoint_origin) = match &spec.endpoint {
         Some((url, origin)) => (http::check_endpoint(url, origin)?, origin.clone()),
@@ -269,7 +272,7 @@ pub fn load_key(spec: &KeySpec) -> Result<KeyIdentity> {
 
 /// Loads a federated identity: checks the endpoint and, for a local token source, reads the
 /// token now (its subject keys the cache, and a bad token must cost no request).
-pub fn load_federated(spec: &FederatedSpec) -> Result<FederatedIdentity> {
+pub fn load_federated(spec: &FederatedSpec, deadline: Instant) -> Result<FederatedIdentity> {
     // Checked here, the one door every federated identity passes (config file, environment,
     // kubelet request), before anything is read or sent.
     let email = service_account_email(&spec.email, &spec.email_origin)?;
@@ -277,7 +280,7 @@ pub fn load_federated(spec: &FederatedSpec) -> Result<FederatedIdentity> {
     debug!("IdP token endpoint {endpoint} from {}", spec.endpoint_origin);
     // A local source (a file, an inline token) is read now; the GitHub endpoint is asked only
     // on the cold path, where the deadline applies.
-    let token = spec.source.read_local().transpose()?;
+    let token = spec.source.read_local(deadline).transpose()?;
     if let Some(t) = &token {
         debug!(
             "federated token from {}: iss {}, sub {}",

@@ -5,7 +5,7 @@
 //! as an opaque 400 from the token endpoint (`kid`, `iss`, `sub`, `aud` must be present).
 
 use crate::error::{Error, FileError, Result};
-use crate::fs::{ReadError, open_for_reading, read_text};
+use crate::fs::{ReadError, open_for_reading, read_text_by};
 use crate::secret::Secret;
 use serde::Deserialize;
 use std::path::Path;
@@ -128,7 +128,8 @@ impl ServiceAccountKey {
 }
 
 /// Reads a key or PEM file, bounded by [`MAX_KEY_FILE`], naming `origin` in errors.
-pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
+/// A pipe's data is waited for until `deadline`.
+pub fn read_key_file(path: &Path, origin: &str, deadline: std::time::Instant) -> Result<Secret> {
     let fail = |problem| FileError {
         what: origin.to_string(),
         path: path.to_path_buf(),
@@ -136,7 +137,7 @@ pub fn read_key_file(path: &Path, origin: &str) -> Result<Secret> {
     };
     let file = open_for_reading(path).map_err(|e| fail(ReadError::Unreadable(e)))?;
     warn_if_shared(&file, path);
-    read_text(file, MAX_KEY_FILE)
+    read_text_by(file, MAX_KEY_FILE, deadline)
         .map(Secret::new)
         .map_err(|problem| Error::File(fail(problem)))
 }

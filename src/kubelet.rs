@@ -325,7 +325,7 @@ fn pod_identity(settings: &Settings, request: &Request, fallback: NodeFallback) 
         endpoint_origin,
         username: None,
     };
-    let identity = load_federated(&spec)?;
+    let identity = load_federated(&spec, settings.deadline)?;
     debug!("answering with the pod's own federated identity {}", identity.email);
     Ok(Some(Identity::Federated(identity)))
 }

@@ -127,7 +127,9 @@ impl RobotStore {
         // "not valid JSON" (it used to be cut at the cap and fail to parse).
         let mut text = crate::fs::read_text(file, MAX_FILE).map_err(|e| match e {
             crate::fs::ReadError::TooLarge(_) => StoreProblem::NotJson,
-            crate::fs::ReadError::Unreadable(_) | crate::fs::ReadError::NotText => StoreProblem::NotText,
+            crate::fs::ReadError::Unreadable(_) | crate::fs::ReadError::NotText | crate::fs::ReadError::TimedOut => {
+                StoreProblem::NotText
+            }
         })?;
         let parsed = serde_json::from_str::<StoreFile>(&text);
         zeroize::Zeroize::zeroize(&mut text);

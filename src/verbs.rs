@@ -64,7 +64,7 @@ pub fn identity_token(settings: &Settings, host: &str) -> Result<Option<(Identit
     let Some(spec) = settings.identity_spec(host)? else {
         return Ok(None);
     };
-    let identity = identity::load(&spec)?;
+    let identity = identity::load(&spec, settings.deadline)?;
     let token = token::access_token(settings, &identity)?;
     Ok(Some((identity, token)))
 }
@@ -122,7 +122,7 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
     }
     match settings.identity_spec(&host)? {
         Some(spec) => {
-            let own = identity::load(&spec)
+            let own = identity::load(&spec, settings.deadline)
                 .map(|i| i.username() == creds.username)
                 .unwrap_or(false);
             if own {

@@ -144,7 +144,8 @@ fn containers_auth_files(env: &Environment) -> Vec<PathBuf> {
 
 /// `Ok(None)` when the file does not exist; `Err` says what is wrong with it.
 fn read_json(path: &Path) -> Result<Option<Map<String, Value>>, String> {
-    let text = match crate::fs::read_text_file(path, MAX_CONFIG) {
+    let deadline = std::time::Instant::now() + crate::config::DEFAULT_TIMEOUT;
+    let text = match crate::fs::read_text_file(path, MAX_CONFIG, deadline) {
         Ok(text) => text,
         Err(e) if e.is_not_found() => return Ok(None),
         Err(e) => return Err(unreadable(e)),
@@ -168,6 +169,7 @@ pub(super) fn unreadable(e: crate::fs::ReadError) -> String {
         crate::fs::ReadError::TooLarge(max) if max > 1024 * 1024 => format!("is larger than {} MiB", max / 1024 / 1024),
         crate::fs::ReadError::TooLarge(max) => format!("is larger than {} KiB", max / 1024),
         crate::fs::ReadError::NotText => "cannot be read: it is not UTF-8 text".into(),
+        e @ crate::fs::ReadError::TimedOut => format!("cannot be read: {e}"),
     }
 }
 

@@ -114,7 +114,7 @@ pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
 fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> IdentityOutcome {
     // The token is read (a file) or fetched (GitHub Actions, which needs the job's permission);
     // either way a failure is one finding that names the source.
-    let loaded = identity::load_federated(spec).and_then(|identity| {
+    let loaded = identity::load_federated(spec, settings.deadline).and_then(|identity| {
         let token = match &identity.token {
             Some(t) => t.clone(),
             None => spec.source.fetch(std::time::Instant::now() + settings.timeout)?,
@@ -200,7 +200,7 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
         findings.extend(shared_mode(pk));
     }
 
-    let identity = match identity::load_key(spec) {
+    let identity = match identity::load_key(spec, settings.deadline) {
         Ok(identity) => identity,
         Err(e) => {
             findings.push(Finding::error(
@@ -234,7 +234,7 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
             "the key file's credentials.privateKey is ignored: an external private key overrides it",
         ));
     }
-    let private_origin = match identity.private_key_pem() {
+    let private_origin = match identity.private_key_pem(settings.deadline) {
         Err(e) => {
             findings.push(Finding::error(
                 codes::KEY_PRIVATE_KEY_INVALID,

@@ -115,7 +115,8 @@ pub fn step(
 }
 
 fn read_robot_file(path: &Path) -> Result<Vec<Robot>, String> {
-    let text = crate::fs::read_text_file(path, MAX_ROBOT_FILE).map_err(super::docker::unreadable)?;
+    let deadline = std::time::Instant::now() + crate::config::DEFAULT_TIMEOUT;
+    let text = crate::fs::read_text_file(path, MAX_ROBOT_FILE, deadline).map_err(super::docker::unreadable)?;
     parse_robots(&text)
 }
 

@@ -267,7 +267,8 @@ mod tests {
         let Some(Identity::Key(identity)) = settings.identity("registry.onstackit.cloud").unwrap() else {
             panic!("a key identity");
         };
-        let signed = crate::token::assertion::sign(&identity, crate::clock::unix_now()).unwrap();
+        let signed =
+            crate::token::assertion::sign(&identity, crate::clock::unix_now(), std::time::Instant::now()).unwrap();
         let form = |assertion: &str| {
             vec![
                 ("grant_type".to_string(), crate::token::exchange::GRANT_TYPE.to_string()),

@@ -23,8 +23,9 @@ struct Claims<'a> {
 ///
 /// Header `{alg: RS512, typ: JWT, kid}`; claims `iss`, `sub`, `aud` (a string) from the key,
 /// a fresh UUID v4 `jti`, `iat = now`, `exp = now + 600`.
-pub fn sign(identity: &KeyIdentity, now: u64) -> Result<Secret> {
-    let (pem, origin) = identity.private_key_pem()?;
+/// An external private key file that is a pipe is waited for until `deadline`.
+pub fn sign(identity: &KeyIdentity, now: u64, deadline: std::time::Instant) -> Result<Secret> {
+    let (pem, origin) = identity.private_key_pem(deadline)?;
     let key = signing_key(&pem, &origin)?;
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS512);
     header.kid = Some(identity.key.kid.clone());

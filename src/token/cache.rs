@@ -141,6 +141,7 @@ impl Cache {
                     crate::fs::ReadError::Unreadable(e) => e.to_string(),
                     crate::fs::ReadError::TooLarge(max) => format!("larger than {max} bytes"),
                     crate::fs::ReadError::NotText => "not UTF-8 text".into(),
+                    e @ crate::fs::ReadError::TimedOut => e.to_string(),
                 };
                 debug!("ignoring cache file {}: {why}", path.display());
                 return None;

@@ -136,7 +136,7 @@ pub fn mint(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Opti
     let now = unix_now();
     let minted = match identity {
         Identity::Key(key) => {
-            let assertion = assertion::sign(key, now)?;
+            let assertion = assertion::sign(key, now, deadline)?;
             exchange::exchange(&key.endpoint, exchange::Grant::Assertion(&assertion), deadline)?
         }
         Identity::Federated(f) => {

@@ -275,7 +275,43 @@ fn blocked_reading_the_fifo(pid: u32, fifo: &std::path::Path) -> bool {
         fds.flatten()
             .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|target| target == *fifo))
     });
-    holds_it && std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("pipe_read"))
+    // It waits for the pipe's data in poll(2), bounded by its deadline.
+    holds_it && std::fs::read_to_string(format!("/proc/{pid}/wchan")).is_ok_and(|w| w.contains("poll"))
+}
+
+#[test]
+fn a_key_or_token_pipe_whose_writer_never_writes_ends_at_the_deadline() {
+    // A FIFO with an idle writer in place of the key file, the external private key or the
+    // federated token file: get ends at DOCKER_CREDENTIAL_STACKIT_TIMEOUT with an error
+    // naming the file, instead of waiting until it is killed.
+    let fake = fake();
+    let base = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
+    let fifo = base.path("idle-pipe");
+    mkfifo(&fifo);
+    let _writer = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let fifo = fifo.to_str().unwrap();
+    for (variable, extra) in [
+        ("STACKIT_SERVICE_ACCOUNT_KEY_PATH", None),
+        ("STACKIT_PRIVATE_KEY_PATH", None),
+        (
+            "STACKIT_FEDERATED_TOKEN_FILE",
+            Some(("STACKIT_SERVICE_ACCOUNT_EMAIL", "ci@sa.stackit.cloud")),
+        ),
+        ("DOCKER_CREDENTIAL_STACKIT_CONFIG", None),
+    ] {
+        let mut get = base
+            .get(HOST)
+            .env(variable, fifo)
+            .deadline(std::time::Duration::from_secs(8));
+        if let Some((name, value)) = extra {
+            get = get.env(name, value);
+        }
+        let started = std::time::Instant::now();
+        let line = get.assert_error(&[fifo, "DOCKER_CREDENTIAL_STACKIT_TIMEOUT"]);
+        assert!(line.contains("pipe"), "{variable}: {line}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(8), "{variable}");
+    }
+    assert_eq!(fake.requests(), 0);
 }
 
 #[test]
