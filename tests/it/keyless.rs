@@ -490,3 +490,25 @@ fn per_pod_requests_follow_the_contracts_table() {
         }
     }
 }
+
+#[test]
+fn the_demo_uses_none_of_the_callers_identity_or_network_settings() {
+    // Run inside a CI job or a pod with workload identity, a proxy and settings of its own: the
+    // demo's child must still use only the demo's key and endpoint.
+    let idp = idp();
+    let env = federated_env(&idp, &token_for(SUBJECT));
+    let hostile = env.write(
+        "helper.json",
+        r#"{"registries": {"registry.onstackit.cloud": {"serviceAccountEmail": "x@sa.stackit.cloud"}}}"#,
+    );
+    let env = env
+        .var("STACKIT_TOKEN_BASEURL", &idp.url())
+        .var("DOCKER_CREDENTIAL_STACKIT_CONFIG", hostile.to_str().unwrap())
+        .var("ALL_PROXY", "socks5://127.0.0.1:9")
+        .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "soon")
+        .var("ACTIONS_ID_TOKEN_REQUEST_URL", &idp.github_url())
+        .var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "job-token");
+    env.cmd(&["demo"]).stdout_has("Demo passed").stderr_any().run();
+    assert_eq!(idp.requests(), 0, "nothing of the caller's identity reached its IdP");
+    assert!(idp.github_requests().is_empty());
+}
