@@ -202,8 +202,8 @@ pub fn github_request_url(url: &str) -> String {
 /// goes only to that URL, over https (plain http only to loopback), and is never printed.
 fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
     let origin = "ACTIONS_ID_TOKEN_REQUEST_URL";
-    let url = crate::http::check_endpoint(url, origin)?;
-    let url = github_request_url(&url);
+    let url = crate::http::Endpoint::parse(url, origin)?;
+    let url = github_request_url(url.url());
     let host = crate::server_url::origin(&url).map(|o| o.authority).unwrap_or_default();
     let fail = |why: String| Error::Token(format!("cannot get the GitHub Actions OIDC token from {host}: {why}"));
     let client = crate::http::Client::from_env()?;

@@ -246,20 +246,48 @@ pub fn is_tls_error(e: &ureq::Error) -> bool {
     }
 }
 
-/// Accepts an explicitly configured endpoint: any https URL, or plain http to a loopback host
-/// (a local fake or proxy), so that nothing secret crosses a network in clear text. `origin`
-/// names what configured it, for the error.
-pub fn check_endpoint(url: &str, origin: &str) -> Result<String> {
-    let url = url.trim();
-    match server_url::origin(url) {
-        Some(o) if o.scheme == "https" => Ok(url.to_string()),
-        Some(o) if o.scheme == "http" && server_url::is_loopback(&o.host) => Ok(url.to_string()),
-        Some(o) if o.scheme == "http" => Err(Error::Config(format!(
-            "token endpoint {url} from {origin} uses plain http to a non-loopback host; use https"
-        ))),
-        _ => Err(Error::Config(format!(
-            "token endpoint {url:?} from {origin} is not an https:// URL"
-        ))),
+/// An endpoint URL a credential may be sent to: https, or plain http to a loopback host.
+///
+/// The URL itself is only handed to requests ([`Endpoint::url`]); everything that prints an
+/// endpoint (`Display`, `Debug`) shows it without user info, so a password in
+/// `STACKIT_TOKEN_BASEURL=https://user:secret@host/…` reaches no error, log line or report.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint(String);
+
+impl Endpoint {
+    /// Accepts an explicitly configured endpoint: any https URL, or plain http to a loopback
+    /// host (a local fake or proxy), so that nothing secret crosses a network in clear text.
+    /// `origin` names what configured it, for the error.
+    pub fn parse(url: &str, origin: &str) -> Result<Endpoint> {
+        let url = url.trim();
+        let shown = server_url::without_userinfo(url);
+        match server_url::origin(url) {
+            Some(o) if o.scheme == "https" => Ok(Endpoint(url.to_string())),
+            Some(o) if o.scheme == "http" && server_url::is_loopback(&o.host) => Ok(Endpoint(url.to_string())),
+            Some(o) if o.scheme == "http" => Err(Error::Config(format!(
+                "token endpoint {shown} from {origin} uses plain http to a non-loopback host; use https"
+            ))),
+            _ => Err(Error::Config(format!(
+                "token endpoint {shown:?} from {origin} is not an https:// URL"
+            ))),
+        }
+    }
+
+    /// The URL to send requests to. Never print it: use the endpoint's `Display`.
+    pub fn url(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&server_url::without_userinfo(&self.0))
+    }
+}
+
+impl std::fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
     }
 }
 

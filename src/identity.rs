@@ -122,8 +122,8 @@ impl Identity {
         }
     }
 
-    /// The token endpoint URL.
-    pub fn endpoint(&self) -> &str {
+    /// The token endpoint.
+    pub fn endpoint(&self) -> &http::Endpoint {
         match self {
             Identity::Key(k) => &k.endpoint,
             Identity::Federated(f) => &f.endpoint,
@@ -182,8 +182,8 @@ pub struct FederatedIdentity {
     /// The federated token, already read for local sources (file, kubelet request); `None`
     /// for GitHub Actions until the cold path fetches it.
     pub token: Option<FederatedToken>,
-    /// The IdP token endpoint URL.
-    pub endpoint: String,
+    /// The IdP token endpoint.
+    pub endpoint: http::Endpoint,
     /// Why that endpoint was chosen.
     pub endpoint_origin: String,
     /// The username answered to Docker.
@@ -199,8 +199,8 @@ pub struct KeyIdentity {
     pub key_source: Source,
     /// An external private key, if one overrides the embedded one.
     pub private_key: Option<Source>,
-    /// The token endpoint URL.
-    pub endpoint: String,
+    /// The token endpoint.
+    pub endpoint: http::Endpoint,
     /// Why that endpoint was chosen.
     pub endpoint_origin: String,
     /// The username answered to Docker.
@@ -242,20 +242,21 @@ pub fn load_key(spec: &KeySpec, deadline: Instant) -> Result<KeyIdentity> {
     let text = spec.key.read(deadline)?;
     let key = ServiceAccountKey::parse(text.expose(), &spec.key.describe())?;
     let (endpoint, endpoint_origin) = match &spec.endpoint {
-        Some((url, origin)) => (http::check_endpoint(url, origin)?, origin.clone()),
+        Some((url, origin)) => (http::Endpoint::parse(url, origin)?, origin.clone()),
         None => match &key.token_endpoint {
-            Some(url) if is_known_token_endpoint(url) => (
-                url.clone(),
-                format!("credentials.tokenEndpoint in {}", spec.key.describe()),
-            ),
+            Some(url) if is_known_token_endpoint(url) => {
+                let origin = format!("credentials.tokenEndpoint in {}", spec.key.describe());
+                (http::Endpoint::parse(url, &origin)?, origin)
+            }
             Some(url) => {
                 crate::warn!(
-                    "ignoring credentials.tokenEndpoint {url:?} in {}: a key file may only name https://service-account.api.stackit.cloud or https://accounts.stackit.cloud; set STACKIT_TOKEN_BASEURL to use it",
+                    "ignoring credentials.tokenEndpoint {:?} in {}: a key file may only name https://service-account.api.stackit.cloud or https://accounts.stackit.cloud; set STACKIT_TOKEN_BASEURL to use it",
+                    crate::server_url::without_userinfo(url),
                     spec.key.describe()
                 );
-                (DEFAULT_TOKEN_ENDPOINT.to_string(), "the default".to_string())
+                default_endpoint()?
             }
-            None => (DEFAULT_TOKEN_ENDPOINT.to_string(), "the default".to_string()),
+            None => default_endpoint()?,
         },
     };
     debug!("token endpoint {endpoint} from {endpoint_origin}");
@@ -270,13 +271,21 @@ pub fn load_key(spec: &KeySpec, deadline: Instant) -> Result<KeyIdentity> {
     })
 }
 
+/// The default token endpoint of the key flow and where it came from.
+fn default_endpoint() -> Result<(http::Endpoint, String)> {
+    Ok((
+        http::Endpoint::parse(DEFAULT_TOKEN_ENDPOINT, "the default")?,
+        "the default".into(),
+    ))
+}
+
 /// Loads a federated identity: checks the endpoint and, for a local token source, reads the
 /// token now (its subject keys the cache, and a bad token must cost no request).
 pub fn load_federated(spec: &FederatedSpec, deadline: Instant) -> Result<FederatedIdentity> {
     // Checked here, the one door every federated identity passes (config file, environment,
     // kubelet request), before anything is read or sent.
     let email = service_account_email(&spec.email, &spec.email_origin)?;
-    let endpoint = http::check_endpoint(&spec.endpoint, &spec.endpoint_origin)?;
+    let endpoint = http::Endpoint::parse(&spec.endpoint, &spec.endpoint_origin)?;
     debug!("IdP token endpoint {endpoint} from {}", spec.endpoint_origin);
     // A local source (a file, an inline token) is read now; the GitHub endpoint is asked only
     // on the cold path, where the deadline applies.
@@ -389,19 +398,19 @@ mod tests {
 
     #[test]
     fn endpoint_rules() {
-        assert!(http::check_endpoint("https://x.example/token", "T").is_ok());
-        assert!(http::check_endpoint("http://127.0.0.1:9/token", "T").is_ok());
-        assert!(http::check_endpoint("http://localhost:9/token", "T").is_ok());
-        assert!(http::check_endpoint("http://[::1]:9/token", "T").is_ok());
-        let err = http::check_endpoint("http://10.1.1.1/token", "STACKIT_TOKEN_BASEURL")
+        assert!(http::Endpoint::parse("https://x.example/token", "T").is_ok());
+        assert!(http::Endpoint::parse("http://127.0.0.1:9/token", "T").is_ok());
+        assert!(http::Endpoint::parse("http://localhost:9/token", "T").is_ok());
+        assert!(http::Endpoint::parse("http://[::1]:9/token", "T").is_ok());
+        let err = http::Endpoint::parse("http://10.1.1.1/token", "STACKIT_TOKEN_BASEURL")
             .unwrap_err()
             .to_string();
         assert!(
             err.contains("STACKIT_TOKEN_BASEURL") && err.contains("plain http"),
             "{err}"
         );
-        assert!(http::check_endpoint("ftp://x/token", "T").is_err());
-        assert!(http::check_endpoint("token", "T").is_err());
+        assert!(http::Endpoint::parse("ftp://x/token", "T").is_err());
+        assert!(http::Endpoint::parse("token", "T").is_err());
         assert!(is_known_token_endpoint(
             "https://service-account.api.stackit.cloud/token"
         ));

@@ -107,6 +107,19 @@ pub struct Origin {
     pub has_userinfo: bool,
 }
 
+/// `url` as it may be printed: any user info (`user:password@`) in its authority is replaced
+/// by `***@`. Works on text that does not parse as a URL too (everything up to the last `@`
+/// before a query or fragment counts as user info), erring towards hiding more.
+pub fn without_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let rest = &url[start..];
+    let end = rest.find(['?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => std::borrow::Cow::Owned(format!("{}***@{}", &url[..start], &rest[at + 1..])),
+        None => std::borrow::Cow::Borrowed(url),
+    }
+}
+
 /// Reads an absolute URL's scheme and authority; `None` for anything else.
 pub fn origin(url: &str) -> Option<Origin> {
     let uri = url.trim().parse::<ureq::http::Uri>().ok()?;

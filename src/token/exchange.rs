@@ -68,8 +68,11 @@ impl Grant<'_> {
 }
 
 /// Exchanges `grant` at `endpoint`, giving up at `deadline`.
-pub fn exchange(endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Result<Minted> {
+pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: Instant) -> Result<Minted> {
     let agent = crate::http::Client::from_env()?;
+    // Messages name the endpoint without its user info; only the request sees the whole URL.
+    let (url, endpoint) = (endpoint.url(), endpoint.to_string());
+    let endpoint = endpoint.as_str();
     let started = Instant::now();
     let mut attempt = 0u32;
     loop {
@@ -79,7 +82,7 @@ pub fn exchange(endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Result<M
             return Err(no_time_left(endpoint));
         }
         debug!("POST {endpoint} (attempt {attempt}, {:.1}s left)", left.as_secs_f64());
-        let (reason, wait) = match try_once(&agent, endpoint, grant, deadline) {
+        let (reason, wait) = match try_once(&agent, url, endpoint, grant, deadline) {
             Attempt::Done(m) => return Ok(m),
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry(reason, wait) => (reason, wait),
@@ -101,8 +104,9 @@ pub fn exchange(endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Result<M
     }
 }
 
-fn try_once(agent: &crate::http::Client, endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Attempt {
-    let request = agent.post(endpoint).header("Accept", "application/json");
+/// One POST of `grant` to `url`; messages name it as `endpoint` (without user info).
+fn try_once(agent: &crate::http::Client, url: &str, endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Attempt {
+    let request = agent.post(url).header("Accept", "application/json");
     let answer = crate::http::bounded(request, deadline, MAX_BODY, |request| match grant {
         Grant::Assertion(assertion) => {
             request.send_form([("grant_type", GRANT_TYPE), ("assertion", assertion.expose())])

@@ -285,3 +285,75 @@ fn a_token_answer_with_trailing_garbage_is_not_echoed() {
     assert_eq!(secrets.len(), 2, "one assertion, one access token: {secrets:?}");
     assert_no_piece_of(&secrets, &traces);
 }
+
+#[test]
+fn an_endpoints_password_is_never_printed() {
+    // STACKIT_TOKEN_BASEURL, STACKIT_IDP_TOKEN_ENDPOINT or a config file's tokenEndpoint with
+    // user info: errors, debug lines and check's report name the endpoint without it.
+    let fake = fake();
+    let port = fake
+        .url()
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let with_password = format!("http://user:s3cr3tpw@127.0.0.1:{port}/token");
+    let refused = Reply::Status(400, r#"{"error":"invalid_grant"}"#.into(), vec![]);
+    let key_env = || {
+        TestEnv::with_key(&fake)
+            .var("STACKIT_TOKEN_BASEURL", &with_password)
+            .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug")
+    };
+    let mut runs = Vec::new();
+    fake.script([refused.clone(), refused.clone(), refused.clone()]);
+    runs.push(key_env().get(HOST).any_status().stdout_any().stderr_any().run());
+    runs.push(key_env().cmd(&["token"]).any_status().stdout_any().stderr_any().run());
+    runs.push(
+        key_env()
+            .cmd(&["check", HOST])
+            .any_status()
+            .stdout_any()
+            .stderr_any()
+            .run(),
+    );
+    // The config file's tokenEndpoint.
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
+    let config = env.write(
+        "helper.json",
+        &serde_json::json!({"registries": {HOST: {"tokenEndpoint": with_password}}}).to_string(),
+    );
+    let env = env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG", config.to_str().unwrap());
+    fake.script([refused.clone()]);
+    runs.push(env.get(HOST).any_status().stdout_any().stderr_any().run());
+    // Refused before any request: plain http to another host, and not a URL at all.
+    for bad in [
+        "http://user:s3cr3tpw@10.9.9.9/token",
+        "ftp://user:s3cr3tpw@x.example/token",
+        "user:s3cr3tpw@x.example",
+    ] {
+        runs.push(
+            TestEnv::with_key(&fake)
+                .var("STACKIT_TOKEN_BASEURL", bad)
+                .get(HOST)
+                .any_status()
+                .stdout_any()
+                .stderr_any()
+                .run(),
+        );
+    }
+    for out in &runs {
+        assert!(
+            !out.stdout.contains("s3cr3tpw") && !out.stderr.contains("s3cr3tpw"),
+            "the endpoint's password is printed: {out:?}"
+        );
+        assert_ne!(out.code, 0, "{out:?}");
+    }
+    assert!(
+        runs[0].stderr.contains("***@127.0.0.1"),
+        "the endpoint is still named: {}",
+        runs[0].stderr
+    );
+}
