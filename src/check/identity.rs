@@ -58,8 +58,9 @@ pub struct IdentityOutcome {
     pub expected: Option<SaIdentity>,
 }
 
-/// Runs step 2 for `host` at `now` (unix seconds).
-pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
+/// Runs step 2 for `host` at `now` (unix seconds). For a host that is not `served`, only local
+/// files are read: nothing that costs a request or mints a credential happens for it.
+pub fn step(settings: &Settings, host: &str, served: bool, now: u64) -> IdentityOutcome {
     let fail = |code, message: String, hint: &str| IdentityOutcome {
         step: Step::ran(
             "identity",
@@ -105,7 +106,34 @@ pub fn step(settings: &Settings, host: &str, now: u64) -> IdentityOutcome {
     };
     match spec {
         IdentitySpec::Key(spec) => key_step(settings, &spec, now),
+        IdentitySpec::Federated(spec) if !served && spec.source.needs_network() => not_requested(host, &spec),
         IdentitySpec::Federated(spec) => federated_step(settings, &spec, now),
+    }
+}
+
+/// Step 2 for a federated identity whose token would cost a request (a CI provider's), for a
+/// host that is not served: named, not requested.
+fn not_requested(host: &str, spec: &FederatedSpec) -> IdentityOutcome {
+    IdentityOutcome {
+        step: Step::ran(
+            "identity",
+            format!(
+                "federated identity {} from {} (token not requested)",
+                spec.email,
+                spec.source.describe()
+            ),
+            vec![Finding::info(
+                codes::FEDERATED_IDENTITY,
+                format!(
+                    "service account {} (from {}); its token from {} is not requested: {host} is not served, so nothing is minted for it",
+                    spec.email,
+                    spec.email_origin,
+                    spec.source.describe()
+                ),
+            )],
+        ),
+        credential: None,
+        expected: None,
     }
 }
 

@@ -333,14 +333,15 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
         }
     };
 
-    let identity = identity::step(&settings, &target.host, now);
+    // `get` answers "not found" for a host it does not serve, so check must not hand that
+    // host (or whoever answers for it) a token or robot secret either: no token is fetched,
+    // no CI provider is asked for one, and nothing logs in; the identity step reads only local
+    // files for it.
+    let served = settings.serves(&target.host);
+    let identity = identity::step(&settings, &target.host, served, now);
     steps.push(identity.step);
     let expected: Option<SaIdentity> = identity.expected;
 
-    // `get` answers "not found" for a host it does not serve, so check must not hand that
-    // host (or whoever answers for it) a token or robot secret either: no token is fetched
-    // and nothing logs in. The identity step above only read local files.
-    let served = settings.serves(&target.host);
     let (token_step, login) = if served {
         identity::token_step(&settings, identity.credential)
     } else {

@@ -512,3 +512,37 @@ fn the_demo_uses_none_of_the_callers_identity_or_network_settings() {
     assert_eq!(idp.requests(), 0, "nothing of the caller's identity reached its IdP");
     assert!(idp.github_requests().is_empty());
 }
+
+#[test]
+fn check_asks_no_ci_provider_for_a_token_for_a_host_it_does_not_serve() {
+    // In a GitHub Actions job, `check ghcr.io/org/img` must not ask the runner for an ID token:
+    // nothing that costs a request or mints a credential happens for an unserved host.
+    let idp = idp();
+    let github = FakeIssuer::new("https://token.actions.githubusercontent.com");
+    idp.serve_github(
+        "gh-request-token-do-not-print",
+        &github.token("repo:o/r:ref:refs/heads/main", AUDIENCE, 300),
+    );
+    let env = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
+        .var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url())
+        .var("ACTIONS_ID_TOKEN_REQUEST_URL", &idp.github_url())
+        .var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token-do-not-print");
+    for args in [
+        &["check", "ghcr.io/org/img"][..],
+        &["check", "--json", "docker.io/library/alpine"],
+    ] {
+        let out = never_printing(env.cmd(args), "gh-request-token-do-not-print")
+            .status(1)
+            .stdout_has("not served")
+            .stderr_any()
+            .run();
+        assert!(out.stdout.contains("not requested"), "{args:?}: {}", out.stdout);
+    }
+    assert!(
+        idp.github_requests().is_empty(),
+        "GitHub was asked: {:?}",
+        idp.github_requests()
+    );
+    assert_eq!(idp.requests(), 0);
+}
