@@ -252,7 +252,10 @@ pub fn is_tls_error(e: &ureq::Error) -> bool {
 /// endpoint (`Display`, `Debug`) shows it without user info, so a password in
 /// `STACKIT_TOKEN_BASEURL=https://user:secret@host/…` reaches no error, log line or report.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Endpoint(String);
+pub struct Endpoint {
+    url: String,
+    origin: String,
+}
 
 impl Endpoint {
     /// Accepts an explicitly configured endpoint: any https URL, or plain http to a loopback
@@ -262,8 +265,12 @@ impl Endpoint {
         let url = url.trim();
         let shown = server_url::without_userinfo(url);
         match server_url::origin(url) {
-            Some(o) if o.scheme == "https" => Ok(Endpoint(url.to_string())),
-            Some(o) if o.scheme == "http" && server_url::is_loopback(&o.host) => Ok(Endpoint(url.to_string())),
+            Some(o) if o.scheme == "https" || (o.scheme == "http" && server_url::is_loopback(&o.host)) => {
+                Ok(Endpoint {
+                    url: url.to_string(),
+                    origin: origin.to_string(),
+                })
+            }
             Some(o) if o.scheme == "http" => Err(Error::Config(format!(
                 "token endpoint {shown} from {origin} uses plain http to a non-loopback host; use https"
             ))),
@@ -275,13 +282,18 @@ impl Endpoint {
 
     /// The URL to send requests to. Never print it: use the endpoint's `Display`.
     pub fn url(&self) -> &str {
-        &self.0
+        &self.url
+    }
+
+    /// What configured it (a variable, a config file entry, `the default`), for messages.
+    pub fn origin(&self) -> &str {
+        &self.origin
     }
 }
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&server_url::without_userinfo(&self.0))
+        f.write_str(&server_url::without_userinfo(&self.url))
     }
 }
 

@@ -133,8 +133,8 @@ impl Identity {
     /// Why that endpoint was chosen.
     pub fn endpoint_origin(&self) -> &str {
         match self {
-            Identity::Key(k) => &k.endpoint_origin,
-            Identity::Federated(f) => &f.endpoint_origin,
+            Identity::Key(k) => k.endpoint.origin(),
+            Identity::Federated(f) => f.endpoint.origin(),
         }
     }
 
@@ -182,10 +182,8 @@ pub struct FederatedIdentity {
     /// The federated token, already read for local sources (file, kubelet request); `None`
     /// for GitHub Actions until the cold path fetches it.
     pub token: Option<FederatedToken>,
-    /// The IdP token endpoint.
+    /// The IdP token endpoint and what configured it.
     pub endpoint: http::Endpoint,
-    /// Why that endpoint was chosen.
-    pub endpoint_origin: String,
     /// The username answered to Docker.
     pub username: String,
 }
@@ -199,10 +197,8 @@ pub struct KeyIdentity {
     pub key_source: Source,
     /// An external private key, if one overrides the embedded one.
     pub private_key: Option<Source>,
-    /// The token endpoint.
+    /// The token endpoint and what configured it.
     pub endpoint: http::Endpoint,
-    /// Why that endpoint was chosen.
-    pub endpoint_origin: String,
     /// The username answered to Docker.
     pub username: String,
 }
@@ -241,12 +237,12 @@ pub fn load(spec: &IdentitySpec, deadline: Instant) -> Result<Identity> {
 pub fn load_key(spec: &KeySpec, deadline: Instant) -> Result<KeyIdentity> {
     let text = spec.key.read(deadline)?;
     let key = ServiceAccountKey::parse(text.expose(), &spec.key.describe())?;
-    let (endpoint, endpoint_origin) = match &spec.endpoint {
-        Some((url, origin)) => (http::Endpoint::parse(url, origin)?, origin.clone()),
+    let endpoint = match &spec.endpoint {
+        Some((url, origin)) => http::Endpoint::parse(url, origin)?,
         None => match &key.token_endpoint {
             Some(url) if is_known_token_endpoint(url) => {
                 let origin = format!("credentials.tokenEndpoint in {}", spec.key.describe());
-                (http::Endpoint::parse(url, &origin)?, origin)
+                http::Endpoint::parse(url, &origin)?
             }
             Some(url) => {
                 crate::warn!(
@@ -259,24 +255,20 @@ pub fn load_key(spec: &KeySpec, deadline: Instant) -> Result<KeyIdentity> {
             None => default_endpoint()?,
         },
     };
-    debug!("token endpoint {endpoint} from {endpoint_origin}");
+    debug!("token endpoint {endpoint} from {}", endpoint.origin());
     let username = spec.username.clone().unwrap_or_else(|| key.iss.clone());
     Ok(KeyIdentity {
         key,
         key_source: spec.key.clone(),
         private_key: spec.private_key.clone(),
         endpoint,
-        endpoint_origin,
         username,
     })
 }
 
-/// The default token endpoint of the key flow and where it came from.
-fn default_endpoint() -> Result<(http::Endpoint, String)> {
-    Ok((
-        http::Endpoint::parse(DEFAULT_TOKEN_ENDPOINT, "the default")?,
-        "the default".into(),
-    ))
+/// The default token endpoint of the key flow.
+fn default_endpoint() -> Result<http::Endpoint> {
+    http::Endpoint::parse(DEFAULT_TOKEN_ENDPOINT, "the default")
 }
 
 /// Loads a federated identity: checks the endpoint and, for a local token source, reads the
@@ -303,7 +295,6 @@ pub fn load_federated(spec: &FederatedSpec, deadline: Instant) -> Result<Federat
         source: spec.source.clone(),
         token,
         endpoint,
-        endpoint_origin: spec.endpoint_origin.clone(),
         username: spec.username.clone().unwrap_or_else(|| email.to_string()),
     })
 }

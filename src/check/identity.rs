@@ -98,7 +98,7 @@ pub fn step(settings: &Settings, host: &str, served: bool, now: u64) -> Identity
         }
         Err(e) => {
             return fail(
-                codes::KEY_UNREADABLE,
+                super::code_of(&e),
                 e.to_string(),
                 "fix the variable or file named in the message",
             );

@@ -83,6 +83,10 @@ pub mod codes {
     /// The helper does not serve the host, so `get` answers "not found".
     pub const DOCKER_HOST_NOT_SERVED: &str = "docker.host_not_served";
 
+    /// The helper's settings cannot be loaded: a bad environment variable (a timeout that is no
+    /// number, a registry list entry that is no host) or an unusable config file.
+    pub const SETTINGS_INVALID: &str = "settings.invalid";
+
     /// No service account key (and no stored robot login) for the host.
     pub const KEY_NONE: &str = "key.none";
     /// Which key source won, and which were ignored (info).
@@ -165,6 +169,7 @@ pub mod codes {
         DOCKER_NOT_ON_PATH,
         DOCKER_OTHER_BINARY,
         DOCKER_HOST_NOT_SERVED,
+        SETTINGS_INVALID,
         KEY_NONE,
         KEY_SOURCE,
         KEY_ROBOT_LOGIN,
@@ -300,26 +305,34 @@ impl Environment {
     }
 }
 
+/// The finding code for an error that stopped a step before it could look closer: a settings
+/// problem, an unreadable key, or a failed token request. Decided on the error's kind, not on
+/// the step that happened to meet it.
+pub fn code_of(e: &crate::Error) -> &'static str {
+    use crate::Error;
+    match e {
+        Error::Key(_) | Error::File(_) => codes::KEY_UNREADABLE,
+        Error::Token(_) => codes::TOKEN_FAILED,
+        _ => codes::SETTINGS_INVALID,
+    }
+}
+
 /// Runs every step and returns the report. `settings` is passed in already loaded so that a
 /// broken helper configuration becomes a failed step rather than an early exit.
 pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> Report {
     let target = &options.target;
     let now = unix_now();
-    let settings = settings.map_err(|e| e.to_string());
+    let settings = settings.map_err(|e| (code_of(&e), e.to_string()));
     let served = settings.as_ref().ok().map(|s| s.serves(&target.host));
     let mut steps = vec![docker::step(&target.host, env, served)];
 
     let settings = match settings {
         Ok(s) => s,
-        Err(e) => {
+        Err((code, e)) => {
             steps.push(Step::ran(
                 "identity",
                 "the helper's settings cannot be loaded",
-                vec![Finding::error(
-                    codes::KEY_UNREADABLE,
-                    e,
-                    "fix the variable or file named in the message",
-                )],
+                vec![Finding::error(code, e, "fix the variable or file named in the message")],
             ));
             for (step, why) in [
                 ("token", "no identity"),

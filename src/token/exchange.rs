@@ -65,13 +65,22 @@ impl Grant<'_> {
             Grant::Federated { .. } => "STACKIT_IDP_TOKEN_ENDPOINT",
         }
     }
+
+    /// What to change to send this grant to another URL: where `endpoint` was configured, or
+    /// the variable that overrides a default (or a key file's `tokenEndpoint`).
+    fn where_to_set(&self, endpoint: &crate::http::Endpoint) -> String {
+        match endpoint.origin() {
+            o if o == "the default" || o.starts_with("credentials.tokenEndpoint") => self.endpoint_variable().into(),
+            o => o.to_string(),
+        }
+    }
 }
 
 /// Exchanges `grant` at `endpoint`, giving up at `deadline`.
 pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: Instant) -> Result<Minted> {
     let agent = crate::http::Client::from_env()?;
     // Messages name the endpoint without its user info; only the request sees the whole URL.
-    let (url, endpoint) = (endpoint.url(), endpoint.to_string());
+    let (url, set_it, endpoint) = (endpoint.url(), grant.where_to_set(endpoint), endpoint.to_string());
     let endpoint = endpoint.as_str();
     let started = Instant::now();
     let mut attempt = 0u32;
@@ -82,7 +91,7 @@ pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: In
             return Err(no_time_left(endpoint));
         }
         debug!("POST {endpoint} (attempt {attempt}, {:.1}s left)", left.as_secs_f64());
-        let (reason, wait) = match try_once(&agent, url, endpoint, grant, deadline) {
+        let (reason, wait) = match try_once(&agent, (url, endpoint, &set_it), grant, deadline) {
             Attempt::Done(m) => return Ok(m),
             Attempt::Fatal(e) => return Err(e),
             Attempt::Retry(reason, wait) => (reason, wait),
@@ -104,8 +113,10 @@ pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: In
     }
 }
 
-/// One POST of `grant` to `url`; messages name it as `endpoint` (without user info).
-fn try_once(agent: &crate::http::Client, url: &str, endpoint: &str, grant: Grant<'_>, deadline: Instant) -> Attempt {
+/// One POST of `grant` to `url`; messages name it as `endpoint` (without user info) and say
+/// that `set_it` moves it.
+fn try_once(agent: &crate::http::Client, target: (&str, &str, &str), grant: Grant<'_>, deadline: Instant) -> Attempt {
+    let (url, endpoint, set_it) = target;
     let request = agent.post(url).header("Accept", "application/json");
     let answer = crate::http::bounded(request, deadline, MAX_BODY, |request| match grant {
         Grant::Assertion(assertion) => {
@@ -155,7 +166,7 @@ fn try_once(agent: &crate::http::Client, url: &str, endpoint: &str, grant: Grant
         300..=399 => Attempt::Fatal(Error::Token(format!(
             "token endpoint {endpoint} redirected (HTTP {status}) to {}; redirects are not followed with a signed assertion, set {} to the final URL",
             location.as_deref().map(sanitize).unwrap_or_else(|| "nowhere".into()),
-            grant.endpoint_variable()
+            set_it
         ))),
         429 => Attempt::Retry(
             format!("token endpoint {endpoint} is rate limiting (HTTP 429)"),

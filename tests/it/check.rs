@@ -954,3 +954,62 @@ fn the_readme_shows_the_real_check_output() {
         "README.md's sample `check` output differs from what check prints now; update the README"
     );
 }
+
+#[test]
+fn a_bad_setting_is_reported_as_a_settings_problem_not_an_unreadable_key() {
+    // A script acting on codes must not be sent to fix a key that is fine.
+    let fake = fake();
+    let env = TestEnv::with_key(&fake);
+    let config = env.write("helper.json", r#"{"registries": {"not a host!": {}}}"#);
+    for (name, value) in [
+        ("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "soon"),
+        ("DOCKER_CREDENTIAL_STACKIT_REGISTRIES", "a b"),
+        ("DOCKER_CREDENTIAL_STACKIT_CONFIG", config.to_str().unwrap()),
+    ] {
+        let out = env
+            .cmd(&["check", "--json", HOST])
+            .env(name, value)
+            .status(1)
+            .stderr_any()
+            .stdout_any()
+            .run();
+        let report: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let codes: Vec<&str> = report["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["findings"].as_array().unwrap().iter())
+            .filter_map(|f| f["code"].as_str())
+            .collect();
+        assert!(codes.contains(&"settings.invalid"), "{name}: {codes:?}");
+        assert!(!codes.contains(&"key.unreadable"), "{name}: {codes:?}");
+        assert!(
+            out.stdout.contains(name) || name == "DOCKER_CREDENTIAL_STACKIT_CONFIG",
+            "{name}: {}",
+            out.stdout
+        );
+    }
+    assert_eq!(fake.requests(), 0);
+}
+
+#[test]
+fn a_redirect_names_where_the_endpoint_was_configured() {
+    // The config file's tokenEndpoint redirects: the fix names that entry, not
+    // STACKIT_TOKEN_BASEURL, which would not change anything.
+    let fake = fake();
+    fake.script([docker_credential_stackit::fake::Reply::Status(
+        302,
+        String::new(),
+        vec![("Location".into(), "https://elsewhere.example/token".into())],
+    )]);
+    let env = TestEnv::with_key(&fake);
+    let config = env.write(
+        "helper.json",
+        &serde_json::json!({"registries": {HOST: {"tokenEndpoint": fake.url()}}}).to_string(),
+    );
+    let line = env
+        .var("DOCKER_CREDENTIAL_STACKIT_CONFIG", config.to_str().unwrap())
+        .get(HOST)
+        .assert_error(&["redirected", "tokenEndpoint", "config file"]);
+    assert!(!line.contains("STACKIT_TOKEN_BASEURL"), "{line}");
+}
