@@ -36,6 +36,7 @@ pub const ENV_VARS: &[&str] = &[
     "STACKIT_CREDENTIALS_PATH",
     "STACKIT_TOKEN_BASEURL",
     "STACKIT_SERVICE_ACCOUNT_EMAIL",
+    "STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN",
     "STACKIT_FEDERATED_TOKEN_FILE",
     "STACKIT_IDP_TOKEN_ENDPOINT",
     "ACTIONS_ID_TOKEN_REQUEST_URL",
@@ -206,7 +207,7 @@ impl Settings {
         };
         let deadline = Instant::now() + timeout;
         let (config_path, explicit) = match env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG") {
-            Some(p) => (expand_home(p, &env)?, true),
+            Some(p) => (path_value(p, "DOCKER_CREDENTIAL_STACKIT_CONFIG", None, &env)?, true),
             None => (env.config_dir.clone().unwrap_or_default().join("config.json"), false),
         };
         let file = read_config_file(&config_path, explicit, deadline)?;
@@ -238,7 +239,7 @@ impl Settings {
         let no_cache = env.var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE").is_some_and(truthy);
         let cache_dir = match (no_cache, env.var("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR")) {
             (true, _) => None,
-            (false, Some(dir)) => Some(expand_home(dir, &env)?),
+            (false, Some(dir)) => Some(path_value(dir, "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", None, &env)?),
             (false, None) => env.cache_dir.clone(),
         };
         let data_dir = env.data_dir.clone();
@@ -293,11 +294,14 @@ impl Settings {
                 )));
             }
             let source = match &entry.federated_token_file {
-                Some(path) => TokenSource::File {
-                    path: self.config_relative(path)?,
-                    origin: format!("{field}.federatedTokenFile"),
-                },
-                None => self.env_token_source().ok_or_else(|| {
+                Some(path) => {
+                    let origin = format!("{field}.federatedTokenFile");
+                    TokenSource::File {
+                        path: self.config_relative(path, &origin)?,
+                        origin,
+                    }
+                }
+                None => self.env_token_source()?.ok_or_else(|| {
                     Error::Config(format!(
                         "config file: {field}.serviceAccountEmail is set but there is no federated token; set {field}.federatedTokenFile or STACKIT_FEDERATED_TOKEN_FILE"
                     ))
@@ -323,15 +327,18 @@ impl Settings {
             let origin = format!("registries.\"{host}\".serviceAccountKeyPath");
             debug!("{host}: key from the config file ({origin}); it wins over the environment");
             let private_key = match &entry.private_key_path {
-                Some(p) => Some(Source::File {
-                    path: self.config_relative(p)?,
-                    origin: format!("registries.\"{host}\".privateKeyPath"),
-                }),
+                Some(p) => {
+                    let origin = format!("registries.\"{host}\".privateKeyPath");
+                    Some(Source::File {
+                        path: self.config_relative(p, &origin)?,
+                        origin,
+                    })
+                }
                 None => None,
             };
             return Ok(Some(IdentitySpec::Key(KeySpec {
                 key: Source::File {
-                    path: self.config_relative(path)?,
+                    path: self.config_relative(path, &origin)?,
                     origin,
                 },
                 private_key,
@@ -341,7 +348,7 @@ impl Settings {
         }
 
         if let Some(email) = self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL") {
-            match self.env_token_source() {
+            match self.env_token_source()? {
                 Some(source) => {
                     debug!(
                         "{host}: federated identity {email} (STACKIT_SERVICE_ACCOUNT_EMAIL) with the token from {}; it wins over service account keys",
@@ -407,32 +414,47 @@ impl Settings {
         })))
     }
 
-    /// The federated token source the environment names, as the STACKIT SDKs choose it:
-    /// `STACKIT_FEDERATED_TOKEN_FILE` when set (a missing file is then an error, not a reason to
-    /// fall back), else the webhook's default file if it exists, else GitHub Actions.
-    pub fn env_token_source(&self) -> Option<TokenSource> {
+    /// The federated token source the environment names, in the STACKIT CLI's order:
+    /// `STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN` (the token itself, as GitLab's `id_tokens:`
+    /// provides it), then `STACKIT_FEDERATED_TOKEN_FILE` when set (a missing file is then an
+    /// error, not a reason to fall back), else the webhook's default file if it exists, else
+    /// GitHub Actions.
+    pub fn env_token_source(&self) -> Result<Option<TokenSource>> {
+        if let Some(token) = self.env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN") {
+            return Ok(Some(TokenSource::Inline {
+                token: Secret::new(token.trim()),
+                origin: "STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN".into(),
+            }));
+        }
         if let Some(path) = self.env.var("STACKIT_FEDERATED_TOKEN_FILE") {
-            return Some(TokenSource::File {
-                path: PathBuf::from(path),
+            return Ok(Some(TokenSource::File {
+                path: path_value(
+                    path,
+                    "STACKIT_FEDERATED_TOKEN_FILE",
+                    Some("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN"),
+                    &self.env,
+                )?,
                 origin: "STACKIT_FEDERATED_TOKEN_FILE".into(),
-            });
+            }));
         }
         if self.env.default_token_file.exists() {
-            return Some(TokenSource::File {
+            return Ok(Some(TokenSource::File {
                 path: self.env.default_token_file.clone(),
                 origin: "the pod identity webhook's token file".into(),
-            });
+            }));
         }
-        match (
-            self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL"),
-            self.env.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
-        ) {
-            (Some(url), Some(token)) => Some(TokenSource::GithubActions {
-                url: url.to_string(),
-                request_token: Secret::new(token),
-            }),
-            _ => None,
-        }
+        Ok(
+            match (
+                self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL"),
+                self.env.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN"),
+            ) {
+                (Some(url), Some(token)) => Some(TokenSource::GithubActions {
+                    url: url.to_string(),
+                    request_token: Secret::new(token),
+                }),
+                _ => None,
+            },
+        )
     }
 
     /// The IdP token endpoint of federated identities from the environment and its origin.
@@ -455,7 +477,7 @@ impl Settings {
     fn env_source(&self, path_var: &str, content_var: &str) -> Result<Option<Source>> {
         if let Some(p) = self.env.var(path_var) {
             return Ok(Some(Source::File {
-                path: expand_home(p, &self.env)?,
+                path: path_value(p, path_var, Some(content_var), &self.env)?,
                 origin: path_var.into(),
             }));
         }
@@ -478,8 +500,10 @@ impl Settings {
             .map(|url| (url.clone(), "the config file (tokenEndpoint)".into()))
     }
 
-    fn config_relative(&self, path: &str) -> Result<PathBuf> {
-        let p = expand_home(path, &self.env)?;
+    /// A path entry of the config file (`origin`), relative to the file's directory. The
+    /// config file holds paths only; content there is refused unquoted.
+    fn config_relative(&self, path: &str, origin: &str) -> Result<PathBuf> {
+        let p = path_value(path, &format!("the config file's {origin}"), None, &self.env)?;
         Ok(if p.is_relative() { self.file_dir.join(p) } else { p })
     }
 }
@@ -511,7 +535,7 @@ impl<'a> CredentialsLoader<'a> {
 
     fn read(&self) -> Result<Option<(CredentialsFile, PathBuf)>> {
         let (path, explicit) = match self.env.var("STACKIT_CREDENTIALS_PATH") {
-            Some(p) => (expand_home(p, self.env)?, true),
+            Some(p) => (path_value(p, "STACKIT_CREDENTIALS_PATH", None, self.env)?, true),
             None => match &self.env.home {
                 Some(h) => (h.join(".stackit").join("credentials.json"), false),
                 None => return Ok(None),
@@ -566,11 +590,13 @@ impl<'a> CredentialsLoader<'a> {
         name: &str,
     ) -> Result<Option<Source>> {
         if let Some(p) = path.as_deref().filter(|s| !s.is_empty()) {
-            let p = expand_home(p, self.env)?;
+            let origin = format!("{name}_PATH in {}", file.display());
+            let content = format!("{name} (in the same file)");
+            let p = path_value(p, &origin, Some(&content), self.env)?;
             let dir = file.parent().unwrap_or(Path::new("."));
             return Ok(Some(Source::File {
                 path: if p.is_relative() { dir.join(p) } else { p },
-                origin: format!("{name}_PATH in {}", file.display()),
+                origin,
             }));
         }
         Ok(content.as_deref().filter(|s| !s.is_empty()).map(|t| Source::Inline {
@@ -635,6 +661,43 @@ fn parse_timeout(v: &str) -> Result<Duration> {
     }
 }
 
+/// The path a `*_PATH`/`*_FILE` setting (or a config or credentials file's path entry) names,
+/// `~/` expanded. A value that is clearly content rather than a path (the key JSON, a PEM
+/// block, a JWT, several lines, more than a path can hold: an easy mistake with CI secrets) is
+/// an error that says what it looks like and where content goes (`content`), and never quotes
+/// it: messages about a path print the path, and clients like skopeo copy them into CI logs.
+fn path_value(value: &str, origin: &str, content: Option<&str>, env: &Env) -> Result<PathBuf> {
+    if let Some(what) = looks_like_content(value) {
+        let instead = match content {
+            Some(var) => format!("put the content in {var} instead, or set {origin} to the file's path"),
+            None => format!("set {origin} to a file's path"),
+        };
+        return Err(Error::Config(format!(
+            "{origin} holds {what}, not a file path (not shown, it may be secret); {instead}"
+        )));
+    }
+    expand_home(value, env)
+}
+
+/// What `value` looks like when it cannot be a path but looks like a key, token or other
+/// content; `None` for anything that may be a path.
+fn looks_like_content(value: &str) -> Option<&'static str> {
+    let trimmed = value.trim();
+    if trimmed.contains("-----BEGIN") || trimmed.contains("PRIVATE KEY") {
+        Some("a PEM block (a private key)")
+    } else if trimmed.starts_with('{') || trimmed.contains("\"privateKey\"") {
+        Some("JSON (the key file's content)")
+    } else if crate::redact::contains_jwt(trimmed) {
+        Some("a JWT (a token)")
+    } else if value.contains(['\n', '\r']) {
+        Some("several lines of text")
+    } else if value.len() > 4096 {
+        Some("more text than a path can hold")
+    } else {
+        None
+    }
+}
+
 fn expand_home(path: &str, env: &Env) -> Result<PathBuf> {
     match path.strip_prefix("~/") {
         Some(rest) => Ok(env.home.as_ref().ok_or_else(|| env.no_home())?.join(rest)),
@@ -655,6 +718,32 @@ mod tests {
 
     fn settings(pairs: &[(&str, &str)], home: &Path) -> Settings {
         Settings::from_env(Env::from_pairs(pairs, home)).unwrap()
+    }
+
+    #[test]
+    fn content_is_told_apart_from_paths() {
+        for path in [
+            "/etc/docker-credential-stackit/sa-key.json",
+            "~/.stackit/sa key (1).json",
+            "relative/dir/key.json",
+            "/var/run/secrets/stackit.cloud/serviceaccount/token",
+            "/tmp/eyJ-not-a-token.json",
+        ] {
+            assert_eq!(looks_like_content(path), None, "{path}");
+        }
+        for (content, what) in [
+            ("{ \"id\": \"x\", \"credentials\": {} }", "JSON"),
+            ("-----BEGIN PRIVATE KEY-----\nMIIE", "PEM"),
+            ("MIIEvQIB\\n-----BEGIN RSA PRIVATE KEY", "PEM"),
+            ("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln", "JWT"),
+            ("line one\nline two", "lines"),
+        ] {
+            assert!(
+                looks_like_content(content).is_some_and(|w| w.contains(what)),
+                "{content}"
+            );
+        }
+        assert!(looks_like_content(&"a/".repeat(2100)).is_some());
     }
 
     #[test]

@@ -68,6 +68,7 @@ Environment:
   STACKIT_CREDENTIALS_PATH      STACKIT credentials file (default ~/.stackit/credentials.json)
   STACKIT_TOKEN_BASEURL         token endpoint URL (default https://service-account.api.stackit.cloud/token)
   STACKIT_SERVICE_ACCOUNT_EMAIL keyless: the service account e-mail; with a federated token it wins over keys
+  STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN   keyless: the federated OIDC token itself (wins over the file)
   STACKIT_FEDERATED_TOKEN_FILE  keyless: the federated OIDC token file
                                 (default /var/run/secrets/stackit.cloud/serviceaccount/token)
   STACKIT_IDP_TOKEN_ENDPOINT    keyless: IdP token URL (default https://accounts.stackit.cloud/oauth/v2/token)

@@ -32,6 +32,15 @@ pub fn sanitize(text: &str) -> String {
     out
 }
 
+/// Whether `text` holds a whole signed JWT anywhere (`eyJ…` with three segments), even glued
+/// to the characters before it. For telling a pasted token from a file path, which may well
+/// look like `eyJsomething.json`.
+pub fn contains_jwt(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    (0..bytes.len())
+        .any(|i| jwt_end(bytes, i).is_some_and(|end| bytes[i..end].iter().filter(|&&b| b == b'.').count() >= 2))
+}
+
 /// What replaces a token in server text.
 const REDACTED: &str = "[redacted token]";
 /// Opaque runs shorter than this stay: words, host labels, UUIDs and their parts.

@@ -546,3 +546,23 @@ fn check_asks_no_ci_provider_for_a_token_for_a_host_it_does_not_serve() {
     );
     assert_eq!(idp.requests(), 0);
 }
+
+#[test]
+fn a_federated_token_in_the_environment_wins_over_the_token_file() {
+    // GitLab's `id_tokens:` puts the token itself into a variable: the STACKIT CLI's
+    // STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN comes first, before STACKIT_FEDERATED_TOKEN_FILE.
+    let idp = idp();
+    let stranger = token_for("system:serviceaccount:other:intruder");
+    let env = federated_env(&idp, &stranger).var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN", &token_for(SUBJECT));
+    let answer = never_printing(env.get(HOST), &stranger).json();
+    assert_eq!(answer["Username"], EMAIL);
+    assert_eq!(idp.federated_exchanges().len(), 1);
+    // Warm: no request; and the cache entry is the subject's, as for a file.
+    env.get(HOST).json();
+    assert_eq!(idp.requests(), 1);
+    // A bad token there is an error naming the variable, with no request.
+    let bad = env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN", "not-a-token");
+    let line = bad.get(HOST).assert_error(&["STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN"]);
+    assert!(!line.contains("not-a-token"), "{line}");
+    assert_eq!(idp.requests(), 1);
+}

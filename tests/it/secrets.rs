@@ -357,3 +357,77 @@ fn an_endpoints_password_is_never_printed() {
         runs[0].stderr
     );
 }
+
+/// Fails if any 24-character stretch of `secret` (newlines dropped) appears in `out`.
+fn assert_no_stretch(what: &str, secret: &str, out: &Output) {
+    let flat: String = secret.chars().filter(|c| !c.is_whitespace()).collect();
+    let seen = format!("{}\n{}", out.stdout, out.stderr);
+    let seen_flat: String = seen.chars().filter(|c| !c.is_whitespace()).collect();
+    for piece in flat.as_bytes().chunks(24).filter(|c| c.len() == 24) {
+        let piece = std::str::from_utf8(piece).unwrap();
+        assert!(
+            !seen_flat.contains(piece),
+            "{what}: {piece} of the secret leaked into:\n{seen}"
+        );
+    }
+    assert!(!seen.contains("BEGIN PRIVATE KEY"), "{what}: {seen}");
+}
+
+#[test]
+fn key_content_pasted_into_a_path_setting_is_never_echoed() {
+    // The secret's value instead of a file (an easy CI mistake): whatever verb runs, the
+    // message says what the value looks like and where content goes, and quotes none of it.
+    let fake = fake();
+    let key_json = sa().key_json(true, None).expose().to_string();
+    let pem = sa().key.pkcs8_pem().expose().to_string();
+    let jwt = docker_credential_stackit::fake::FakeIssuer::new("https://issuer.example").token("sub", "aud", 600);
+    let cases = [
+        (
+            "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+            key_json.as_str(),
+            "STACKIT_SERVICE_ACCOUNT_KEY",
+            None,
+        ),
+        ("STACKIT_PRIVATE_KEY_PATH", pem.as_str(), "STACKIT_PRIVATE_KEY", None),
+        (
+            "STACKIT_FEDERATED_TOKEN_FILE",
+            jwt.as_str(),
+            "STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN",
+            Some(("STACKIT_SERVICE_ACCOUNT_EMAIL", "ci@sa.stackit.cloud")),
+        ),
+    ];
+    let kubelet_request = r#"{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"registry.onstackit.cloud/a/b"}"#;
+    for (variable, content, instead, extra) in cases {
+        let mut env = TestEnv::with_key(&fake).var(variable, content);
+        if let Some((name, value)) = extra {
+            env = env.var(name, value);
+        }
+        for (verb, stdin) in [
+            (&["get"][..], HOST),
+            (&["token"], ""),
+            (&["check", "--json"], ""),
+            (&["check"], ""),
+            (&["kubelet"], kubelet_request),
+        ] {
+            let out = env.cmd(verb).stdin(stdin).any_status().stdout_any().stderr_any().run();
+            assert_ne!(out.code, 0, "{variable} {verb:?}: {out:?}");
+            assert_no_stretch(&format!("{variable} {verb:?}"), content, &out);
+            let all = format!("{}{}", out.stdout, out.stderr);
+            assert!(
+                all.contains(variable) && all.contains(instead),
+                "{variable} {verb:?}: {all}"
+            );
+        }
+    }
+    // A path entry of the credentials file holding the key itself.
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    env.write(
+        ".stackit/credentials.json",
+        &json!({"STACKIT_SERVICE_ACCOUNT_KEY_PATH": key_json}).to_string(),
+    );
+    let out = env.get(HOST).any_status().stdout_any().stderr_any().run();
+    assert_eq!(out.code, 1, "{out:?}");
+    assert_no_stretch("credentials.json", &key_json, &out);
+    assert!(out.stdout.contains("STACKIT_SERVICE_ACCOUNT_KEY"), "{}", out.stdout);
+    assert_eq!(fake.requests(), 0);
+}
