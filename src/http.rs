@@ -174,11 +174,17 @@ pub fn bounded<B>(
     })
 }
 
-/// `url` with `pairs` added to its query (an existing query is kept), form-encoded.
+/// `url` with `pairs` added to its query (an existing query is kept), form-encoded. A fragment
+/// is dropped: it is never sent, and the pairs appended after it would be lost with it.
 pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let url = url.split_once('#').map_or(url, |(before, _)| before);
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.extend_pairs(pairs);
-    let sep = if url.contains('?') { '&' } else { '?' };
+    let sep = match url.find('?') {
+        None => "?",
+        Some(i) if i + 1 == url.len() || url.ends_with('&') => "",
+        Some(_) => "&",
+    };
     format!("{url}{sep}{}", query.finish())
 }
 

@@ -8,6 +8,9 @@ const MAX_ERROR_TEXT: usize = 300;
 /// opaque tokens redacted wherever they sit (a server might echo the assertion, a proxy the
 /// access token), HTML reduced to text, at most 300 characters.
 pub fn sanitize(text: &str) -> String {
+    // JSON may escape `/` as `\/`, which would cut a base64 token into runs too short to
+    // recognise.
+    let text = text.replace("\\/", "/");
     let mut plain = String::new();
     let mut in_tag = false;
     let html = text.trim_start().starts_with('<');
@@ -58,12 +61,18 @@ fn redact_tokens(text: &str) -> String {
     let mut copied = 0;
     let mut i = 0;
     while i < bytes.len() {
-        let jwt = starts_run(bytes, i, is_base64url).then(|| jwt_end(bytes, i)).flatten();
-        let found = jwt.or_else(|| starts_run(bytes, i, is_opaque).then(|| opaque_end(bytes, i)).flatten());
+        let jwt = if starts_run(bytes, i, is_base64url) {
+            jwt_end(bytes, i)
+        } else {
+            glued_jwt_end(bytes, i)
+        };
+        let found = jwt
+            .map(|end| (i, end))
+            .or_else(|| starts_run(bytes, i, is_opaque).then(|| opaque_span(bytes, i)).flatten());
         match found {
             // Both ends sit next to ASCII bytes, so they are character boundaries.
-            Some(end) => {
-                out.push_str(&text[copied..i]);
+            Some((from, end)) => {
+                out.push_str(&text[copied..from]);
                 out.push_str(REDACTED);
                 copied = end;
                 i = end;
@@ -114,6 +123,21 @@ fn jwt_end(bytes: &[u8], start: usize) -> Option<usize> {
     (end > header_end).then_some(end)
 }
 
+/// The end of a JWT glued to the word before it (`Bearer` + token without a space, say),
+/// starting at `start` inside a run: only when its first segment really decodes to a JSON
+/// object, so that a word like `turkeyJerky.example` stays.
+fn glued_jwt_end(bytes: &[u8], start: usize) -> Option<usize> {
+    use base64::Engine;
+    let end = jwt_end(bytes, start)?;
+    let header_len = bytes[start..end].iter().take_while(|b| is_base64url(**b)).count();
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&bytes[start..start + header_len])
+        .ok()?;
+    serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&header)
+        .is_ok()
+        .then_some(end)
+}
+
 /// Upper case, lower case or digit, as bits, so that a run's classes can be or-ed together.
 fn char_class(b: u8) -> u8 {
     match b {
@@ -131,11 +155,26 @@ fn char_class(b: u8) -> u8 {
 /// `.`, `@` and `:` split them into short runs anyway. A rare random token that looks like
 /// words (base64 that drew no digit and few case changes) is missed; the first line of defence
 /// is that secrets are never put into messages, this is the second.
-fn opaque_end(bytes: &[u8], start: usize) -> Option<usize> {
+///
+/// A token glued to a word (`invalid_tokenQk9…`) is found too: when the whole run does not look
+/// random, its tails starting within the first [`MAX_GLUED_WORD`] characters are tried, and the
+/// word stays. Returns where the token starts and ends.
+fn opaque_span(bytes: &[u8], start: usize) -> Option<(usize, usize)> {
     let end = start + bytes[start..].iter().take_while(|b| is_opaque(**b)).count();
-    let run = &bytes[start..end];
+    let last_from = (start + MAX_GLUED_WORD).min(end.saturating_sub(MIN_OPAQUE));
+    (start..=last_from)
+        .filter(|&from| from == start || char_class(bytes[from]) != char_class(bytes[from - 1]))
+        .find(|&from| looks_random(&bytes[from..end]))
+        .map(|from| (from, end + bytes[end..].iter().take_while(|b| **b == b'=').count()))
+}
+
+/// How long a word glued in front of a token may be for the token still to be found.
+const MAX_GLUED_WORD: usize = 48;
+
+/// Whether `run` (base64 characters) looks like a random token rather than words.
+fn looks_random(run: &[u8]) -> bool {
     if run.len() < MIN_OPAQUE {
-        return None;
+        return false;
     }
     let classes = run.iter().fold(0, |all, b| all | char_class(*b));
     let switches = run
@@ -150,7 +189,7 @@ fn opaque_end(bytes: &[u8], start: usize) -> Option<usize> {
         .map(<[u8]>::len)
         .max()
         .unwrap_or(0);
-    let random = match classes {
+    match classes {
         // base64: upper case, lower case and digits.
         7 => switches * 5 >= run.len(),
         // base64 that drew no digit; CamelCase words switch at most twice a word.
@@ -159,8 +198,7 @@ fn opaque_end(bytes: &[u8], start: usize) -> Option<usize> {
         // (base32 has few digits, so it may hardly switch; UUIDs are broken by dashes).
         5 | 6 => longest_stretch >= MIN_OPAQUE,
         _ => false,
-    };
-    random.then(|| end + bytes[end..].iter().take_while(|b| **b == b'=').count())
+    }
 }
 
 #[cfg(test)]
@@ -249,6 +287,40 @@ pub(crate) mod tests {
                 assert!(!out.contains("=="), "padding goes with the token: {out}");
             }
         }
+    }
+
+    #[test]
+    fn tokens_glued_to_a_word_or_json_escaped_are_redacted() {
+        let jwt = real_looking_jwt();
+        let opaque = "Zk3_9aQ-xW7vLp2mN8sR4tY6uB1cD5eF0gH";
+        let b64 = "dGhpcyBpcyBhIHNlY3JldCB0b2tlbiB2YWx1ZQ+/x/a/b/c/Q29tZQ==";
+        for (text, secret) in [
+            (format!("Authorization: Bearer{jwt}"), jwt.as_str()),
+            (
+                format!("invalid assertion_for_the_client_with_a_long_name{jwt}"),
+                jwt.as_str(),
+            ),
+            (format!("error: invalid_access_token{opaque} given"), opaque),
+            (format!("unknownsessionidentifier{opaque}"), opaque),
+            (
+                format!(r#"{{"token":"{}"}}"#, b64.replace('/', "\\/")),
+                "dGhpcyBpcyBhIHNlY3JldCB0b2tlbiB2YWx1ZQ",
+            ),
+        ] {
+            let out = sanitize(&text);
+            let flat = out.replace("\\/", "/");
+            for piece in secret.as_bytes().chunks(12).filter(|c| c.len() == 12) {
+                let piece = std::str::from_utf8(piece).unwrap();
+                assert!(!flat.contains(piece), "{piece} of {secret} kept in {out}");
+            }
+            assert!(out.contains("[redacted token]"), "{out}");
+        }
+        // A short word in front stays readable.
+        assert!(
+            sanitize(&format!("x Bearer{jwt}")).starts_with("x Bearer["),
+            "{}",
+            sanitize(&format!("x Bearer{jwt}"))
+        );
     }
 
     #[test]

@@ -823,5 +823,14 @@ mod tests {
             crate::http::with_query("http://h/t?a=1", &[("b", "2")]),
             "http://h/t?a=1&b=2"
         );
+        // A realm with a fragment: the pairs go into the query, not after the fragment.
+        for (realm, expected) in [
+            ("https://h/token#frag", "https://h/token?service=s"),
+            ("https://h/token?a=1#frag?x", "https://h/token?a=1&service=s"),
+            ("https://h/token?", "https://h/token?service=s"),
+            ("https://h/token?a=1&", "https://h/token?a=1&service=s"),
+        ] {
+            assert_eq!(crate::http::with_query(realm, &[("service", "s")]), expected, "{realm}");
+        }
     }
 }
