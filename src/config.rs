@@ -41,6 +41,9 @@ pub const ENV_VARS: &[&str] = &[
     "STACKIT_IDP_TOKEN_ENDPOINT",
     "ACTIONS_ID_TOKEN_REQUEST_URL",
     "ACTIONS_ID_TOKEN_REQUEST_TOKEN",
+    "SYSTEM_OIDCREQUESTURI",
+    "SYSTEM_ACCESSTOKEN",
+    "STACKIT_SERVICE_CONNECTION_ID",
     "DOCKER_CREDENTIAL_STACKIT_CONFIG",
     "DOCKER_CREDENTIAL_STACKIT_REGISTRIES",
     "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
@@ -354,6 +357,9 @@ impl Settings {
                         "{host}: federated identity {email} (STACKIT_SERVICE_ACCOUNT_EMAIL) with the token from {}; it wins over service account keys",
                         source.describe()
                     );
+                    for loser in self.passed_over_token_sources() {
+                        debug!("{host}: {loser}");
+                    }
                     let (endpoint, endpoint_origin) = self.idp_endpoint();
                     return Ok(Some(IdentitySpec::Federated(FederatedSpec {
                         email: email.trim().to_string(),
@@ -365,7 +371,7 @@ impl Settings {
                     })));
                 }
                 None => debug!(
-                    "{host}: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token (STACKIT_FEDERATED_TOKEN_FILE, {}, GitHub Actions); looking for a key",
+                    "{host}: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token (STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN, STACKIT_FEDERATED_TOKEN_FILE, {}, GitHub Actions, Azure Pipelines); looking for a key",
                     self.env.default_token_file.display()
                 ),
             }
@@ -418,7 +424,7 @@ impl Settings {
     /// `STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN` (the token itself, as GitLab's `id_tokens:`
     /// provides it), then `STACKIT_FEDERATED_TOKEN_FILE` when set (a missing file is then an
     /// error, not a reason to fall back), else the webhook's default file if it exists, else
-    /// GitHub Actions.
+    /// GitHub Actions, else Azure Pipelines.
     pub fn env_token_source(&self) -> Result<Option<TokenSource>> {
         if let Some(token) = self.env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN") {
             return Ok(Some(TokenSource::Inline {
@@ -452,9 +458,54 @@ impl Settings {
                     url: url.to_string(),
                     request_token: Secret::new(token),
                 }),
-                _ => None,
+                _ => match (
+                    self.env.var("SYSTEM_OIDCREQUESTURI"),
+                    self.env.var("SYSTEM_ACCESSTOKEN"),
+                ) {
+                    (Some(url), Some(token)) => Some(TokenSource::AzurePipelines {
+                        url: url.to_string(),
+                        access_token: Secret::new(token),
+                        service_connection: self.env.var("STACKIT_SERVICE_CONNECTION_ID").map(str::to_string),
+                    }),
+                    _ => None,
+                },
             },
         )
+    }
+
+    /// The federated token sources present in the environment that [`Settings::env_token_source`]
+    /// passed over, each with why: a source earlier in the STACKIT CLI's order won.
+    pub fn passed_over_token_sources(&self) -> Vec<String> {
+        let present = [
+            (
+                "STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN",
+                self.env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN").is_some(),
+            ),
+            (
+                "STACKIT_FEDERATED_TOKEN_FILE",
+                self.env.var("STACKIT_FEDERATED_TOKEN_FILE").is_some(),
+            ),
+            (
+                "the pod identity webhook's token file",
+                self.env.var("STACKIT_FEDERATED_TOKEN_FILE").is_none() && self.env.default_token_file.exists(),
+            ),
+            (
+                "GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL/_TOKEN)",
+                self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
+                    && self.env.var("ACTIONS_ID_TOKEN_REQUEST_TOKEN").is_some(),
+            ),
+            (
+                "Azure Pipelines (SYSTEM_OIDCREQUESTURI/SYSTEM_ACCESSTOKEN)",
+                self.env.var("SYSTEM_OIDCREQUESTURI").is_some() && self.env.var("SYSTEM_ACCESSTOKEN").is_some(),
+            ),
+        ];
+        let mut found = present.iter().filter(|(_, set)| *set).map(|(name, _)| *name);
+        let Some(winner) = found.next() else {
+            return Vec::new();
+        };
+        found
+            .map(|name| format!("{name} is present but not used: {winner} comes first"))
+            .collect()
     }
 
     /// The IdP token endpoint of federated identities from the environment and its origin.

@@ -258,10 +258,12 @@ struct State {
     received: Mutex<Vec<Secret>>,
     issued: Mutex<Vec<Secret>>,
     issuers: Mutex<Vec<(String, Vec<u8>)>>,
-    federation: Mutex<Vec<(String, String, String)>>,
+    federation: Mutex<Vec<(String, String, String, String)>>,
     federated: Mutex<Vec<Value>>,
     github: Mutex<Option<(String, String)>>,
     github_requests: Mutex<Vec<String>>,
+    azure: Mutex<Option<(String, String)>>,
+    azure_requests: Mutex<Vec<String>>,
     signer: RsaKey,
     lifetime: AtomicUsize,
     delay_ms: AtomicUsize,
@@ -299,6 +301,8 @@ impl FakeStackit {
             federated: Mutex::new(Vec::new()),
             github: Mutex::new(None),
             github_requests: Mutex::new(Vec::new()),
+            azure: Mutex::new(None),
+            azure_requests: Mutex::new(Vec::new()),
             signer: RsaKey::generate(),
             lifetime: AtomicUsize::new(3600),
             delay_ms: AtomicUsize::new(0),
@@ -398,10 +402,21 @@ impl FakeStackit {
             .push((issuer.url.clone(), issuer.key.public_der()));
     }
 
-    /// A federation rule: `email` may be used by tokens from `issuer_url` with subject `subject`.
+    /// A federation rule: `email` may be used by tokens from `issuer_url` with subject `subject`
+    /// and STACKIT's audience.
     pub fn allow(&self, email: &str, issuer_url: &str, subject: &str) {
-        self.lock(&self.state.federation)
-            .push((email.to_string(), issuer_url.to_string(), subject.to_string()));
+        self.allow_audience(email, issuer_url, subject, crate::federated::STACKIT_AUDIENCE);
+    }
+
+    /// A federation rule with an audience assertion of its own (an Azure Pipelines token is
+    /// issued for `api://AzureADTokenExchange`).
+    pub fn allow_audience(&self, email: &str, issuer_url: &str, subject: &str, audience: &str) {
+        self.lock(&self.state.federation).push((
+            email.to_string(),
+            issuer_url.to_string(),
+            subject.to_string(),
+            audience.to_string(),
+        ));
     }
 
     /// The claims of every federated token that was exchanged, with the `client_id` under
@@ -428,6 +443,27 @@ impl FakeStackit {
     /// The request lines of every request to the GitHub endpoint, in order.
     pub fn github_requests(&self) -> Vec<String> {
         self.lock(&self.state.github_requests).clone()
+    }
+
+    /// Serves an Azure Pipelines OIDC endpoint at [`FakeStackit::azure_url`]: a POST with
+    /// `Authorization: Bearer <access_token>` gets `{"oidcToken": <token>}` (the field Azure's
+    /// REST reference names), anything else 401.
+    pub fn serve_azure(&self, access_token: &str, token: &str) {
+        *self.lock(&self.state.azure) = Some((access_token.to_string(), token.to_string()));
+    }
+
+    /// The Azure Pipelines request URL (`SYSTEM_OIDCREQUESTURI`-shaped, without a query).
+    pub fn azure_url(&self) -> String {
+        format!(
+            "{}://{}/azure/oidctoken",
+            if self.tls { "https" } else { "http" },
+            self.addr
+        )
+    }
+
+    /// The request lines of every request to the Azure endpoint, in order.
+    pub fn azure_requests(&self) -> Vec<String> {
+        self.lock(&self.state.azure_requests).clone()
     }
 
     /// Verifies an access token this endpoint issued; returns its claims if valid and unexpired.
@@ -517,7 +553,18 @@ fn serve(mut stream: impl Read + Write, state: &State) {
         return;
     };
     if request_line.starts_with("GET /github/") {
-        let (status, body) = github(state, &request_line, &headers);
+        let (status, body) = ci_endpoint(&state.github, &state.github_requests, "value", &request_line, &headers);
+        write_response(&mut stream, status, "application/json", body.as_bytes(), &[]);
+        return;
+    }
+    if request_line.starts_with("POST /azure/") {
+        let (status, body) = ci_endpoint(
+            &state.azure,
+            &state.azure_requests,
+            "oidcToken",
+            &request_line,
+            &headers,
+        );
         write_response(&mut stream, status, "application/json", body.as_bytes(), &[]);
         return;
     }
@@ -583,11 +630,17 @@ fn serve(mut stream: impl Read + Write, state: &State) {
     }
 }
 
-/// The fake GitHub Actions OIDC endpoint: checks the bearer token and answers the configured
-/// federated token.
-fn github(state: &State, request_line: &str, headers: &[(String, String)]) -> (u16, String) {
-    lock(&state.github_requests).push(request_line.to_string());
-    let Some((request_token, token)) = lock(&state.github).clone() else {
+/// A fake CI provider's OIDC endpoint (GitHub Actions, Azure Pipelines): records the request,
+/// checks the bearer token and answers the configured federated token in `field`.
+fn ci_endpoint(
+    config: &Mutex<Option<(String, String)>>,
+    requests: &Mutex<Vec<String>>,
+    field: &str,
+    request_line: &str,
+    headers: &[(String, String)],
+) -> (u16, String) {
+    lock(requests).push(request_line.to_string());
+    let Some((request_token, token)) = lock(config).clone() else {
         return (404, json!({"message": "not configured"}).to_string());
     };
     let auth = headers
@@ -598,7 +651,7 @@ fn github(state: &State, request_line: &str, headers: &[(String, String)]) -> (u
     if auth != format!("Bearer {request_token}") {
         return (401, json!({"message": "Bad credentials"}).to_string());
     }
-    (200, json!({"count": 1, "value": token}).to_string())
+    (200, json!({"count": 1, field: token}).to_string())
 }
 
 /// Records why an assertion was refused and answers like STACKIT does.
@@ -753,8 +806,9 @@ fn issue(
 }
 
 /// Checks a federated exchange as STACKIT's IdP does: the assertion type, a JWT signed by a
-/// trusted issuer, STACKIT's audience, not expired, and a federation rule for `client_id` that
-/// names the token's issuer and subject. Returns the subject and e-mail.
+/// trusted issuer, not expired, and a federation rule for `client_id` that names the token's
+/// issuer and subject and whose audience (STACKIT's unless the rule says otherwise) the token
+/// carries. Returns the subject and e-mail.
 fn verify_federated(state: &State, field: &dyn Fn(&str) -> Option<String>) -> Result<(String, String), String> {
     if field("client_assertion_type").as_deref() != Some(crate::federated::CLIENT_ASSERTION_TYPE) {
         return Err(format!(
@@ -776,27 +830,25 @@ fn verify_federated(state: &State, field: &dyn Fn(&str) -> Option<String>) -> Re
     if header["alg"] != "RS256" {
         return Err(format!("federated token header {header} is not RS256"));
     }
-    let audience_ok = match &claims["aud"] {
-        Value::String(a) => a == crate::federated::STACKIT_AUDIENCE,
-        Value::Array(list) => list.iter().any(|a| a == crate::federated::STACKIT_AUDIENCE),
-        _ => false,
-    };
-    if !audience_ok {
-        return Err(format!(
-            "audience {} is not {}",
-            claims["aud"],
-            crate::federated::STACKIT_AUDIENCE
-        ));
-    }
     if claims["exp"].as_u64().unwrap_or(0) <= now() {
         return Err("the federated token has expired".into());
     }
     let sub = claims["sub"].as_str().unwrap_or("").to_string();
-    let allowed = lock(&state.federation)
+    let audiences: Vec<String> = lock(&state.federation)
         .iter()
-        .any(|(e, i, s)| *e == email && *i == iss && *s == sub);
-    if !allowed {
+        .filter(|(e, i, s, _)| *e == email && *i == iss && *s == sub)
+        .map(|(_, _, _, a)| a.clone())
+        .collect();
+    if audiences.is_empty() {
         return Err(format!("no federation rule lets {iss} subject {sub:?} act as {email}"));
+    }
+    let has = |want: &String| match &claims["aud"] {
+        Value::String(a) => a == want,
+        Value::Array(list) => list.iter().any(|a| a == want),
+        _ => false,
+    };
+    if !audiences.iter().any(has) {
+        return Err(format!("audience {} is not {}", claims["aud"], audiences.join(" or ")));
     }
     let mut record = claims.clone();
     record["client_id"] = json!(email);

@@ -21,6 +21,10 @@ pub const DEFAULT_TOKEN_FILE: &str = "/var/run/secrets/stackit.cloud/serviceacco
 pub const DEFAULT_IDP_TOKEN_ENDPOINT: &str = "https://accounts.stackit.cloud/oauth/v2/token";
 /// The audience STACKIT expects in federated tokens it did not configure itself.
 pub const STACKIT_AUDIENCE: &str = "sts.accounts.stackit.cloud";
+/// The audience Azure Pipelines issues its OIDC tokens for (as the STACKIT SDK asks).
+pub const AZURE_AUDIENCE: &str = "api://AzureADTokenExchange";
+/// The API version of Azure Pipelines' OIDC token request.
+pub const AZURE_API_VERSION: &str = "7.1";
 /// `grant_type` of the federated exchange.
 pub const GRANT_TYPE: &str = "client_credentials";
 /// `client_assertion_type` of the federated exchange.
@@ -45,6 +49,17 @@ pub enum TokenSource {
         url: String,
         /// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`, sent only to `url`.
         request_token: Secret,
+    },
+    /// The Azure Pipelines OIDC endpoint of the running job.
+    AzurePipelines {
+        /// `SYSTEM_OIDCREQUESTURI`.
+        url: String,
+        /// `SYSTEM_ACCESSTOKEN` (a pipeline passes `$(System.AccessToken)` explicitly), sent
+        /// only to `url`.
+        access_token: Secret,
+        /// The service connection to ask for (`STACKIT_SERVICE_CONNECTION_ID`, as STACKIT's
+        /// Azure DevOps task sets it), if any.
+        service_connection: Option<String>,
     },
     /// A token handed over directly, e.g. the pod's token in a kubelet request.
     Inline {
@@ -76,14 +91,37 @@ impl TokenSource {
         match self {
             TokenSource::File { path, origin } => format!("{origin} ({})", path.display()),
             TokenSource::GithubActions { .. } => "the GitHub Actions OIDC token (ACTIONS_ID_TOKEN_REQUEST_URL)".into(),
+            TokenSource::AzurePipelines { .. } => "the Azure Pipelines OIDC token (SYSTEM_OIDCREQUESTURI)".into(),
             TokenSource::Inline { origin, .. } => origin.clone(),
         }
     }
 
-    /// True when getting the token needs the network (the GitHub endpoint). Such a source is
-    /// only asked on the cold path; its cache entry is keyed by the job's request token.
+    /// True when getting the token needs the network (a CI provider's endpoint). Such a source
+    /// is only asked on the cold path; its cache entry is keyed by the job's request token.
     pub fn needs_network(&self) -> bool {
-        matches!(self, TokenSource::GithubActions { .. })
+        matches!(
+            self,
+            TokenSource::GithubActions { .. } | TokenSource::AzurePipelines { .. }
+        )
+    }
+
+    /// The audience a token from this source should carry: Azure Pipelines issues its tokens
+    /// for Azure's audience, every other source for STACKIT's.
+    pub fn expected_audience(&self) -> &'static str {
+        match self {
+            TokenSource::AzurePipelines { .. } => AZURE_AUDIENCE,
+            _ => STACKIT_AUDIENCE,
+        }
+    }
+
+    /// For a network source: its request URL and the job's credential for it, which together
+    /// key its cache entry (the credential is issued to one job alone).
+    pub fn job_credential(&self) -> Option<(&str, &Secret)> {
+        match self {
+            TokenSource::GithubActions { url, request_token } => Some((url, request_token)),
+            TokenSource::AzurePipelines { url, access_token, .. } => Some((url, access_token)),
+            _ => None,
+        }
     }
 
     /// Gets the federated token and checks that it is a JWT that has not expired; `deadline`
@@ -92,6 +130,11 @@ impl TokenSource {
         let jwt = match self {
             TokenSource::File { path, .. } => self.read_file(path, deadline)?,
             TokenSource::GithubActions { url, request_token } => github_token(url, request_token, deadline)?,
+            TokenSource::AzurePipelines {
+                url,
+                access_token,
+                service_connection,
+            } => azure_token(url, access_token, service_connection.as_deref(), deadline)?,
             TokenSource::Inline { token, .. } => token.clone(),
         };
         self.parse(jwt)
@@ -186,32 +229,122 @@ fn utc_time(t: u64) -> String {
     }
 }
 
-/// The GitHub Actions request URL with `audience=` added unless the URL already has one.
-pub fn github_request_url(url: &str) -> String {
-    let has_audience = url
+/// `url` with each of `pairs` added to its query unless the query already has that key.
+fn with_missing_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let query = url
+        .split_once('#')
+        .map_or(url, |(u, _)| u)
         .split_once('?')
-        .is_some_and(|(_, q)| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == "audience"));
-    if has_audience {
+        .map(|(_, q)| q);
+    let has = |key: &str| query.is_some_and(|q| form_urlencoded::parse(q.as_bytes()).any(|(k, _)| k == key));
+    let missing: Vec<(&str, &str)> = pairs.iter().copied().filter(|(k, _)| !has(k)).collect();
+    if missing.is_empty() {
         url.to_string()
     } else {
-        crate::http::with_query(url, &[("audience", STACKIT_AUDIENCE)])
+        crate::http::with_query(url, &missing)
     }
 }
 
-/// Asks the GitHub Actions OIDC endpoint for a token with STACKIT's audience. The request token
-/// goes only to that URL, over https (plain http only to loopback), and is never printed.
+/// The GitHub Actions request URL with `audience=` added unless the URL already has one.
+pub fn github_request_url(url: &str) -> String {
+    with_missing_query(url, &[("audience", STACKIT_AUDIENCE)])
+}
+
+/// The Azure Pipelines request URL with `api-version`, `serviceConnectionId` (when one is
+/// given) and `audience` added where the URL does not already have them, as the STACKIT SDK does.
+pub fn azure_request_url(url: &str, service_connection: Option<&str>) -> String {
+    let mut pairs = vec![("api-version", AZURE_API_VERSION)];
+    if let Some(id) = service_connection.map(str::trim).filter(|id| !id.is_empty()) {
+        pairs.push(("serviceConnectionId", id));
+    }
+    pairs.push(("audience", AZURE_AUDIENCE));
+    with_missing_query(url, &pairs)
+}
+
+/// A CI provider that hands its jobs OIDC tokens over HTTP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ci {
+    GithubActions,
+    AzurePipelines,
+}
+
+impl Ci {
+    fn name(self) -> &'static str {
+        match self {
+            Ci::GithubActions => "the GitHub Actions OIDC token",
+            Ci::AzurePipelines => "the Azure Pipelines OIDC token",
+        }
+    }
+
+    fn url_variable(self) -> &'static str {
+        match self {
+            Ci::GithubActions => "ACTIONS_ID_TOKEN_REQUEST_URL",
+            Ci::AzurePipelines => "SYSTEM_OIDCREQUESTURI",
+        }
+    }
+
+    /// What a 401 or 403 from the provider usually means.
+    fn permission_hint(self) -> &'static str {
+        match self {
+            Ci::GithubActions => "the job needs `permissions: id-token: write`",
+            Ci::AzurePipelines => {
+                "pass the job's access token to the step (env: SYSTEM_ACCESSTOKEN: $(System.AccessToken)) and allow the pipeline to use the service connection"
+            }
+        }
+    }
+}
+
 fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
-    let origin = "ACTIONS_ID_TOKEN_REQUEST_URL";
-    let url = crate::http::Endpoint::parse(url, origin)?;
-    let url = github_request_url(url.url());
+    ci_token(Ci::GithubActions, url, request_token, None, deadline)
+}
+
+fn azure_token(
+    url: &str,
+    access_token: &Secret,
+    service_connection: Option<&str>,
+    deadline: Instant,
+) -> Result<Secret> {
+    ci_token(Ci::AzurePipelines, url, access_token, service_connection, deadline)
+}
+
+/// Asks a CI provider's OIDC endpoint for the job's token: GitHub with a GET and STACKIT's
+/// audience, Azure Pipelines with a POST and its own audience. The job's credential goes only
+/// to that URL, over https (plain http only to loopback), and is never printed; neither is a
+/// successful answer.
+fn ci_token(
+    ci: Ci,
+    url: &str,
+    credential: &Secret,
+    service_connection: Option<&str>,
+    deadline: Instant,
+) -> Result<Secret> {
+    let endpoint = crate::http::Endpoint::parse(url, ci.url_variable())?;
+    let url = match ci {
+        Ci::GithubActions => github_request_url(endpoint.url()),
+        Ci::AzurePipelines => azure_request_url(endpoint.url(), service_connection),
+    };
     let host = crate::server_url::origin(&url).map(|o| o.authority).unwrap_or_default();
-    let fail = |why: String| Error::Token(format!("cannot get the GitHub Actions OIDC token from {host}: {why}"));
+    let fail = |why: String| Error::Token(format!("cannot get {} from {host}: {why}", ci.name()));
     let client = crate::http::Client::from_env()?;
-    let request = client
-        .get(&url)
-        .header("Accept", "application/json")
-        .header("Authorization", &format!("Bearer {}", request_token.expose()));
-    let answer = crate::http::bounded(request, deadline, MAX_TOKEN, |r| r.call()).map_err(|e| match e {
+    let bearer = format!("Bearer {}", credential.expose());
+    let answer = match ci {
+        Ci::GithubActions => {
+            let request = client
+                .get(&url)
+                .header("Accept", "application/json")
+                .header("Authorization", &bearer);
+            crate::http::bounded(request, deadline, MAX_TOKEN, |r| r.call())
+        }
+        Ci::AzurePipelines => {
+            let request = client
+                .post(&url)
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json")
+                .header("Authorization", &bearer);
+            crate::http::bounded(request, deadline, MAX_TOKEN, |r| r.send_empty())
+        }
+    }
+    .map_err(|e| match e {
         crate::http::SendError::NoTimeLeft => fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
         crate::http::SendError::Failed(e) => fail(sanitize(&e.to_string())),
     })?;
@@ -221,24 +354,33 @@ fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<
         crate::http::BodyError::Read(e) => fail(sanitize(&e.to_string())),
     })?;
     if !(200..300).contains(&status) {
-        let hint = if status == 401 || status == 403 {
-            "; the job needs `permissions: id-token: write`"
-        } else {
-            ""
+        let hint = match status {
+            401 | 403 => format!("; {}", ci.permission_hint()),
+            _ => String::new(),
         };
         return Err(fail(format!(
             "HTTP {status}{}{hint}",
             crate::http::body_note(status, &body)
         )));
     }
+    // GitHub answers `value`; Azure's REST reference names the field `oidcToken`, while the
+    // STACKIT SDK reads `value`: either is accepted.
     #[derive(serde::Deserialize)]
     struct Answer {
         value: Option<String>,
+        #[serde(rename = "oidcToken")]
+        oidc_token: Option<String>,
     }
-    match serde_json::from_str::<Answer>(&body) {
-        Ok(Answer { value: Some(v) }) if !v.trim().is_empty() => Ok(Secret::new(v.trim())),
+    let token = serde_json::from_str::<Answer>(&body).ok().and_then(|a| {
+        [a.value, a.oidc_token]
+            .into_iter()
+            .flatten()
+            .find(|t| !t.trim().is_empty())
+    });
+    match token {
+        Some(t) => Ok(Secret::new(t.trim())),
         // Never echo a 2xx body: it may hold the token.
-        _ => Err(fail("the answer has no \"value\" with a token".into())),
+        None => Err(fail("the answer has no \"value\" or \"oidcToken\" with a token".into())),
     }
 }
 

@@ -140,21 +140,26 @@ impl Identity {
 
     /// The cache key. A key identity has one entry per key id and endpoint. A federated one
     /// belongs to the federated subject (`iss` + `sub`), the e-mail and the endpoint together,
-    /// so another workload claiming the same e-mail never gets this token. A GitHub Actions
-    /// token is only fetched on the cold path, so its entry belongs to the job's request token
-    /// (hashed), which GitHub issues to one job alone.
+    /// so another workload claiming the same e-mail never gets this token. A CI provider's
+    /// token (GitHub Actions, Azure Pipelines) is only fetched on the cold path, so its entry
+    /// belongs to the job's request URL and credential (hashed), which the provider issues to
+    /// one job alone.
     pub fn cache_id(&self) -> String {
         match self {
             Identity::Key(k) => format!("{}\n{}", k.key.kid, k.endpoint),
             Identity::Federated(f) => match (&f.token, &f.source) {
                 (Some(t), _) => format!("federated\n{}\n{}\n{}\n{}", t.issuer, t.subject, f.email, f.endpoint),
-                (None, TokenSource::GithubActions { url, request_token }) => {
+                (None, source) if let Some((url, credential)) = source.job_credential() => {
                     let digest = aws_lc_rs::digest::digest(
                         &aws_lc_rs::digest::SHA256,
-                        format!("{url}\n{}", request_token.expose()).as_bytes(),
+                        format!("{url}\n{}", credential.expose()).as_bytes(),
                     );
                     let hex: String = digest.as_ref().iter().map(|b| format!("{b:02x}")).collect();
-                    format!("federated-github\n{hex}\n{}\n{}", f.email, f.endpoint)
+                    let kind = match source {
+                        TokenSource::GithubActions { .. } => "github",
+                        _ => "azure",
+                    };
+                    format!("federated-{kind}\n{hex}\n{}\n{}", f.email, f.endpoint)
                 }
                 // Unreachable by construction (local sources are read on load); an id that
                 // matches nothing makes the caller mint rather than share.

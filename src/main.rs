@@ -73,6 +73,8 @@ Environment:
                                 (default /var/run/secrets/stackit.cloud/serviceaccount/token)
   STACKIT_IDP_TOKEN_ENDPOINT    keyless: IdP token URL (default https://accounts.stackit.cloud/oauth/v2/token)
   ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN   keyless in GitHub Actions (id-token: write)
+  SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN   keyless in Azure Pipelines (pass SYSTEM_ACCESSTOKEN: $(System.AccessToken))
+  STACKIT_SERVICE_CONNECTION_ID  Azure Pipelines: the service connection to request the token for
   DOCKER_CREDENTIAL_STACKIT_CONFIG      helper config file (default <config dir>/docker-credential-stackit/config.json)
   DOCKER_CREDENTIAL_STACKIT_REGISTRIES  extra served hosts, comma-separated host[:port]
   DOCKER_CREDENTIAL_STACKIT_CACHE_DIR   token cache (default <cache dir>/docker-credential-stackit)

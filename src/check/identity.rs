@@ -153,7 +153,7 @@ fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> Identi
         Ok(pair) => pair,
         Err(e) => {
             let hint = if spec.source.needs_network() {
-                "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write)"
+                "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write; Azure Pipelines: env SYSTEM_ACCESSTOKEN: $(System.AccessToken))"
             } else {
                 "fix the token source named in the message; the token must be the OIDC token (a JWT) of a workload STACKIT trusts"
             };
@@ -188,12 +188,18 @@ fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> Identi
             token.subject
         ),
     )];
-    if !token.audience.iter().any(|a| a == crate::federated::STACKIT_AUDIENCE) {
+    if spec.email_origin == "STACKIT_SERVICE_ACCOUNT_EMAIL" {
+        for loser in settings.passed_over_token_sources() {
+            findings.push(Finding::info(codes::FEDERATED_IDENTITY, loser));
+        }
+    }
+    let expected_audience = spec.source.expected_audience();
+    if !token.audience.iter().any(|a| a == expected_audience) {
         findings.push(Finding::warning(
             codes::FEDERATED_AUDIENCE,
             format!(
                 "the federated token's audience is {audience}, not {}",
-                crate::federated::STACKIT_AUDIENCE
+                expected_audience
             ),
             "make the audience assertion of the service account's federated identity provider (STACKIT portal) match, or request the token with that audience",
         ));

@@ -566,3 +566,68 @@ fn a_federated_token_in_the_environment_wins_over_the_token_file() {
     assert!(!line.contains("not-a-token"), "{line}");
     assert_eq!(idp.requests(), 1);
 }
+
+#[test]
+fn azure_pipelines_tokens_are_requested_once_and_never_printed() {
+    // SYSTEM_OIDCREQUESTURI + SYSTEM_ACCESSTOKEN (a pipeline passes $(System.AccessToken)):
+    // a POST with the job's token as bearer, api-version 7.1, Azure's audience and the service
+    // connection; the answer's `oidcToken` is exchanged at the IdP. One request each cold, none
+    // warm, and neither the job's token nor the federated token is printed.
+    let idp = idp();
+    let subject = "sc://org/project/stackit-connection";
+    let azure = FakeIssuer::new("https://vstoken.dev.azure.com/0000");
+    idp.trust(&azure);
+    idp.allow_audience(EMAIL, &azure.url, subject, "api://AzureADTokenExchange");
+    let federated = azure.token(subject, "api://AzureADTokenExchange", 300);
+    idp.serve_azure("azure-job-token-do-not-print", &federated);
+    let env = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
+        .var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url())
+        .var("SYSTEM_OIDCREQUESTURI", &idp.azure_url())
+        .var("SYSTEM_ACCESSTOKEN", "azure-job-token-do-not-print")
+        .var("STACKIT_SERVICE_CONNECTION_ID", "5f1c6b0e-0000-4000-8000-00000000abcd");
+    let cmd = never_printing(env.get(HOST), "azure-job-token-do-not-print");
+    let answer = never_printing(cmd, &federated).json();
+    assert_eq!(answer["Username"], EMAIL);
+    let asked = idp.azure_requests();
+    assert_eq!(asked.len(), 1, "{asked:?}");
+    for part in [
+        "POST ",
+        "api-version=7.1",
+        "serviceConnectionId=5f1c6b0e-0000-4000-8000-00000000abcd",
+        "audience=api%3A%2F%2FAzureADTokenExchange",
+    ] {
+        assert!(asked[0].contains(part), "{part} in {asked:?}");
+    }
+    assert_eq!(idp.federated_exchanges().len(), 1);
+    // Warm: neither Azure nor the IdP is asked again.
+    env.get(HOST).json();
+    env.cmd(&["token"]).stdout_any().run();
+    assert_eq!((idp.azure_requests().len(), idp.requests()), (1, 1));
+    // Another job's token does not share the cache; a wrong one is refused by name.
+    let mut env = env;
+    env.set_var("SYSTEM_ACCESSTOKEN", "wrong-job-token");
+    never_printing(env.get(HOST), "wrong-job-token").assert_error(&[
+        "Azure Pipelines",
+        "HTTP 401",
+        "SYSTEM_ACCESSTOKEN",
+    ]);
+    assert_eq!((idp.azure_requests().len(), idp.requests()), (2, 1));
+    // GitHub's variables win when both are present (the STACKIT CLI's order).
+    idp.serve_github("gh-token", &token_for(SUBJECT));
+    env.set_var("ACTIONS_ID_TOKEN_REQUEST_URL", &idp.github_url());
+    env.set_var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-token");
+    env.get(HOST).json();
+    assert_eq!((idp.github_requests().len(), idp.azure_requests().len()), (1, 2));
+    // check names the source it used and why the other one was not.
+    let out = env.cmd(&["check", HOST]).any_status().stdout_any().stderr_any().run();
+    assert!(out.stdout.contains("GitHub Actions OIDC token"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "Azure Pipelines (SYSTEM_OIDCREQUESTURI/SYSTEM_ACCESSTOKEN) is present but not used: GitHub Actions"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(idp.azure_requests().len(), 2, "check did not ask Azure either");
+}
