@@ -139,6 +139,22 @@ pub struct RobotLink {
     pub id_pointer: String,
 }
 
+/// Every field name of the config file: top level, a registry entry, `robotLink`. The
+/// documentation (README, man page) is tested against this list, and this list against the
+/// structs below.
+pub const CONFIG_FIELDS: &[&str] = &[
+    "tokenEndpoint",
+    "registries",
+    "robotLink",
+    "serviceAccountKeyPath",
+    "privateKeyPath",
+    "serviceAccountEmail",
+    "federatedTokenFile",
+    "username",
+    "emailPointer",
+    "idPointer",
+];
+
 /// One registry in the config file. An empty entry serves the host with the default identity.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
@@ -769,6 +785,37 @@ mod tests {
 
     fn settings(pairs: &[(&str, &str)], home: &Path) -> Settings {
         Settings::from_env(Env::from_pairs(pairs, home)).unwrap()
+    }
+
+    #[test]
+    fn config_fields_lists_exactly_the_fields_the_file_accepts() {
+        // Every listed name is accepted somewhere, and a name that is not listed is refused.
+        for field in CONFIG_FIELDS {
+            let accepted = [serde_json::json!(null), serde_json::json!({}), serde_json::json!("/c")]
+                .iter()
+                .flat_map(|v| {
+                    [
+                        serde_json::json!({ *field: v }),
+                        serde_json::json!({"registries": {"r.example": { *field: v }}}),
+                        serde_json::json!({"robotLink": {"emailPointer": "/a", "idPointer": "/b", *field: v}}),
+                    ]
+                })
+                .any(|doc| serde_json::from_value::<ConfigFile>(doc).is_ok());
+            assert!(accepted, "{field} is not a config file field");
+        }
+        // Every field of every struct is listed: an unlisted spelling of each is refused.
+        let doc = serde_json::json!({"registries": {"r.example": {"notAField": "x"}}});
+        assert!(serde_json::from_value::<ConfigFile>(doc).is_err());
+        // A new field of a registry entry stops this from compiling: add it to CONFIG_FIELDS.
+        let entry = RegistryEntry::default();
+        let RegistryEntry {
+            service_account_key_path: _,
+            private_key_path: _,
+            service_account_email: _,
+            federated_token_file: _,
+            token_endpoint: _,
+            username: _,
+        } = entry;
     }
 
     #[test]

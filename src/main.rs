@@ -86,6 +86,111 @@ Environment:
 Exit status: 0 success, 1 failure (message on stdout for the protocol commands), 2 usage error.
 ";
 
+const GET_USAGE: &str = "\
+Usage: docker-credential-stackit get < SERVER-URL
+
+Docker's credential-helper protocol: reads a server URL on stdin (registry.onstackit.cloud,
+host:port, https://host/v2/) and prints {\"ServerURL\",\"Username\",\"Secret\"}: the service
+account's e-mail and a short-lived access token, or a stored robot login. A host this helper
+does not serve gets 'credentials not found in native keychain' (exit 1); any other error is
+one line on stdout and stderr (exit 1).
+
+Try it: printf registry.onstackit.cloud | docker-credential-stackit get
+";
+
+const STORE_USAGE: &str = "\
+Usage: docker-credential-stackit store < {\"ServerURL\",\"Username\",\"Secret\"}
+
+Docker's credential-helper protocol, called by docker login: keeps a legacy robot login
+(robot$project+name and its secret) for a served host that has no service account identity.
+The service account's own login (what get returned) is accepted and not stored.
+";
+
+const ERASE_USAGE: &str = "\
+Usage: docker-credential-stackit erase < SERVER-URL
+
+Docker's credential-helper protocol, called by docker logout: forgets the stored robot login
+and the cached tokens for the host on stdin. Succeeds when there is nothing to forget.
+
+Try it: printf registry.onstackit.cloud | docker-credential-stackit erase
+";
+
+const LIST_USAGE: &str = "\
+Usage: docker-credential-stackit list
+
+Docker's credential-helper protocol: prints {\"<server>\": \"<username>\"} for every host this
+helper can answer (served hosts with an identity, stored robot logins). No network.
+";
+
+const TOKEN_USAGE: &str = "\
+Usage: docker-credential-stackit token [SERVER]
+
+Prints the bare access token for SERVER (default registry.onstackit.cloud) on stdout, for
+docker login --password-stdin or Harbor API calls. Errors go to stderr, never to stdout.
+";
+
+const KUBELET_USAGE: &str = "\
+Usage: docker-credential-stackit kubelet [--allow-node-fallback] < CredentialProviderRequest
+
+The kubelet image credential provider plugin (credentialprovider.kubelet.k8s.io/v1): reads a
+CredentialProviderRequest on stdin and prints a CredentialProviderResponse; errors go to
+stderr. A request with the pod's service account token is answered by the pod's own
+federated identity (annotation workload-identity.stackit.cloud/service-account-email); the
+node's identity answers it only when the annotation key is absent and --allow-node-fallback
+is given. Set-up: packaging/kubernetes/README.md.
+";
+
+const DEMO_USAGE: &str = "\
+Usage: docker-credential-stackit demo
+
+Runs get against a local stand-in for the STACKIT token endpoint with a throw-away key (no
+STACKIT account needed, none of your variables used): cold, warm from the cache, and a host
+this helper does not serve. Fails if the helper misbehaves.
+";
+
+const VERSION_USAGE: &str = "\
+Usage: docker-credential-stackit version   (also --version, -v)
+
+Prints the name and version.
+";
+
+/// The usage of one verb, for `VERB --help`, `VERB -h` and `help VERB`.
+fn verb_usage(verb: &str) -> Option<&'static str> {
+    Some(match verb {
+        "get" => GET_USAGE,
+        "store" => STORE_USAGE,
+        "erase" => ERASE_USAGE,
+        "list" => LIST_USAGE,
+        "token" => TOKEN_USAGE,
+        "kubelet" => KUBELET_USAGE,
+        "check" => check::USAGE,
+        "configure-docker" => docker_config::USAGE,
+        "demo" => DEMO_USAGE,
+        "version" | "--version" | "-v" => VERSION_USAGE,
+        "help" | "--help" | "-h" => USAGE,
+        _ => return None,
+    })
+}
+
+/// What a person who runs a protocol verb in a terminal sees instead of a silent wait for stdin.
+fn terminal_hint(verb: &str) -> Option<&'static str> {
+    Some(match verb {
+        "get" => {
+            "get reads a server URL on stdin, as Docker sends it; try: printf registry.onstackit.cloud | docker-credential-stackit get"
+        }
+        "store" => {
+            "store reads {\"ServerURL\",\"Username\",\"Secret\"} on stdin, as docker login sends it; run: docker login registry.onstackit.cloud"
+        }
+        "erase" => {
+            "erase reads a server URL on stdin, as docker logout sends it; try: printf registry.onstackit.cloud | docker-credential-stackit erase"
+        }
+        "kubelet" => {
+            "kubelet reads a CredentialProviderRequest on stdin, as the kubelet sends it; see docker-credential-stackit kubelet --help"
+        }
+        _ => return None,
+    })
+}
+
 /// The C entry point on Linux. Of std's start-up it keeps what the helper relies on: stdin,
 /// stdout and stderr are open (else the next file opened, say a lock file, would become fd 1
 /// and receive the credentials), SIGPIPE is ignored (a reader that went away is a write error,
@@ -158,6 +263,20 @@ fn run(args: Vec<String>) -> ExitCode {
     let verb = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
 
+    // `VERB --help` for every verb; check and configure-docker read their own options.
+    if !matches!(verb, "check" | "configure-docker")
+        && rest.iter().any(|a| a == "--help" || a == "-h")
+        && let Some(usage) = verb_usage(verb)
+    {
+        return print(usage);
+    }
+    if let Some(hint) = terminal_hint(verb)
+        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+    {
+        let _ = writeln!(std::io::stderr(), "docker-credential-stackit: {hint}");
+        return ExitCode::from(2);
+    }
+
     match verb {
         "get" | "store" | "erase" | "list" => protocol_verb(verb),
         "token" => token(rest),
@@ -167,7 +286,13 @@ fn run(args: Vec<String>) -> ExitCode {
         "demo" => finish_human(demo::run(&mut Lines::new(std::io::stdout()))),
         "configure-docker" => finish_human(docker_config::run(rest, &mut Lines::new(std::io::stdout()))),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
-        "help" | "--help" | "-h" => print(USAGE),
+        "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
+            None => print(USAGE),
+            Some(topic) => match verb_usage(topic) {
+                Some(usage) => print(usage),
+                None => usage_error(&format!("help: unknown command {topic:?}")),
+            },
+        },
         "" => usage_error("no command given"),
         other => usage_error(&format!("unknown command {other:?}")),
     }
@@ -231,13 +356,10 @@ fn kubelet_plugin(args: &[String]) -> ExitCode {
         [] => kubelet::NodeFallback::Refused,
         [flag] if flag == kubelet::ALLOW_NODE_FALLBACK => kubelet::NodeFallback::Allowed,
         _ => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "docker-credential-stackit: kubelet takes no further arguments but {}; set this provider's args in the CredentialProviderConfig to [kubelet] or [kubelet, {}]",
-                kubelet::ALLOW_NODE_FALLBACK,
+            return usage_error(&format!(
+                "kubelet takes no further arguments but {0}; set this provider's args in the CredentialProviderConfig to [kubelet] or [kubelet, {0}]",
                 kubelet::ALLOW_NODE_FALLBACK
-            );
-            return ExitCode::from(2);
+            ));
         }
     };
     finish_human(
@@ -288,12 +410,13 @@ fn print(text: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// A usage error: one line on stderr naming the problem and where help is, exit 2. Nothing on
+/// stdout, which a script may be reading for a token or a report.
 fn usage_error(msg: &str) -> ExitCode {
     let _ = writeln!(
-        std::io::stdout(),
-        "{}; run 'docker-credential-stackit help' for usage",
+        std::io::stderr(),
+        "docker-credential-stackit: {}; run 'docker-credential-stackit help' for usage",
         escape(msg)
     );
-    let _ = write!(std::io::stderr(), "{USAGE}");
     ExitCode::from(2)
 }

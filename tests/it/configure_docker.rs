@@ -535,3 +535,40 @@ fn every_environment_variable_is_in_the_man_page() {
         assert!(man.contains(&format!(".B {var}\n")), "the man page lacks {var}");
     }
 }
+
+#[test]
+fn the_man_page_and_readme_document_every_option_and_config_field() {
+    // The same sources as --help: each verb's usage (its options) and the config file's fields.
+    let man = man_page();
+    let readme = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"));
+    for verb in help_verbs() {
+        let usage = TestEnv::empty()
+            .cmd(&[&verb, "--help"])
+            .stdin("")
+            .stdout_any()
+            .run()
+            .stdout;
+        for option in usage
+            .split(|c: char| c.is_whitespace() || "[]|(),".contains(c))
+            .filter(|w| w.starts_with("--") && w.len() > 2)
+        {
+            let option = option.trim_end_matches(['.', ':', ';']);
+            if option == "--help" {
+                continue;
+            }
+            let roff = option.replace('-', "\\-");
+            assert!(man.contains(&roff), "the man page lacks {verb} {option} (as {roff})");
+            assert!(readme.contains(option), "the README lacks {verb} {option}");
+        }
+    }
+    for field in docker_credential_stackit::config::CONFIG_FIELDS {
+        assert!(man.contains(field), "the man page lacks the config field {field}");
+        assert!(readme.contains(field), "the README lacks the config field {field}");
+    }
+    // The general help lists every variable the helper reads.
+    let help = TestEnv::empty().cmd(&["help"]).stdout_any().run().stdout;
+    for var in docker_credential_stackit::config::ENV_VARS {
+        assert!(help.contains(var), "help lacks {var}");
+        assert!(readme.contains(var), "the README lacks {var}");
+    }
+}

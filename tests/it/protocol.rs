@@ -21,19 +21,101 @@ fn version_and_help_exit_zero() {
 
 #[test]
 fn unknown_or_missing_command_is_a_usage_error() {
+    // One line on stderr naming the problem and `help`, exit 2, nothing on stdout.
     let env = TestEnv::empty();
-    let out = env
-        .cmd(&["frobnicate"])
-        .status(2)
-        .stdout_has("unknown command \"frobnicate\"")
-        .stderr_has("Usage: docker-credential-stackit <command>")
-        .run();
-    assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
-    env.cmd(&[])
-        .status(2)
-        .stdout_has("no command given")
-        .stderr_has("Usage:")
-        .run();
+    for (args, problem) in [
+        (&["frobnicate"][..], "unknown command \"frobnicate\""),
+        (&["-V"], "unknown command \"-V\""),
+        (&[], "no command given"),
+        (&["help", "frobnicate"], "unknown command \"frobnicate\""),
+        (&["check", "--pull", "--push"], "--pull or --push"),
+        (&["kubelet", "--bogus"], "--allow-node-fallback"),
+    ] {
+        let out = env
+            .cmd(args)
+            .stdin("")
+            .status(2)
+            .stdout("")
+            .stderr_has(problem)
+            .stderr_has("help")
+            .run();
+        assert_eq!(out.stderr.lines().count(), 1, "{args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn every_verb_answers_help_with_its_own_usage() {
+    let env = TestEnv::empty();
+    for verb in [
+        "get",
+        "store",
+        "erase",
+        "list",
+        "token",
+        "kubelet",
+        "check",
+        "configure-docker",
+        "demo",
+        "version",
+    ] {
+        for flag in ["--help", "-h"] {
+            // stdin stays open and empty: a verb that read it instead would still answer
+            // something, but not its usage.
+            let out = env.cmd(&[verb, flag]).stdin("").stdout_any().run();
+            assert!(
+                out.stdout
+                    .starts_with(&format!("Usage: docker-credential-stackit {verb}")),
+                "{verb} {flag}: {out:?}"
+            );
+        }
+        let out = env.cmd(&["help", verb]).stdout_any().run();
+        assert!(
+            out.stdout
+                .starts_with(&format!("Usage: docker-credential-stackit {verb}")),
+            "help {verb}: {out:?}"
+        );
+    }
+    for general in [&["help"][..], &["--help"], &["-h"]] {
+        env.cmd(general)
+            .stdout_has("Usage: docker-credential-stackit <command>")
+            .run();
+    }
+    for version in ["version", "--version", "-v"] {
+        env.cmd(&[version])
+            .stdout(format!("docker-credential-stackit {}\n", env!("CARGO_PKG_VERSION")))
+            .run();
+    }
+    // A help request never waits for stdin, runs the demo or sends anything.
+    assert!(env.cmd(&["demo", "--help"]).stdout_any().run().stdout.lines().count() < 10);
+}
+
+#[test]
+fn protocol_verbs_on_a_terminal_print_a_hint_instead_of_waiting() {
+    // `script` gives the helper a terminal on stdin, as a person typing the command would.
+    let Some(script) = crate::support::tool("script", "apt-get install bsdutils") else {
+        return;
+    };
+    for (verb, hint) in [
+        ("get", "printf registry.onstackit.cloud | docker-credential-stackit get"),
+        (
+            "erase",
+            "printf registry.onstackit.cloud | docker-credential-stackit erase",
+        ),
+        ("store", "docker login"),
+        ("kubelet", "CredentialProviderRequest"),
+    ] {
+        let command = format!("{} {verb}", crate::support::bin());
+        let out = Cmd::system(script.to_str().unwrap())
+            .args(["-qec", &command, "/dev/null"])
+            .env("HOME", TestEnv::empty().home.path())
+            .deadline(std::time::Duration::from_secs(10))
+            .status(2)
+            .stdout_any()
+            .stderr_any()
+            .run();
+        assert!(out.stdout.contains(hint), "{verb}: {out:?}");
+        assert_eq!(out.stdout.trim().lines().count(), 1, "{verb}: one line: {out:?}");
+    }
 }
 
 #[test]
