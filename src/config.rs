@@ -22,6 +22,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// How long after an endpoint was not reached further cold `get`s of the same identity answer
+/// with that failure at once instead of waiting out the deadline again.
+pub const DEFAULT_FAILURE_WINDOW: Duration = Duration::from_secs(15);
+
 /// The default total deadline of a cold `get`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(20);
 /// Name of the helper's own directories under the platform config, cache and data dirs.
@@ -49,6 +53,7 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_CREDENTIAL_STACKIT_CACHE_DIR",
     "DOCKER_CREDENTIAL_STACKIT_NO_CACHE",
     "DOCKER_CREDENTIAL_STACKIT_TIMEOUT",
+    "DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW",
     "DOCKER_CREDENTIAL_STACKIT_LOG",
 ];
 
@@ -193,6 +198,9 @@ pub struct Settings {
     /// When this command's time is up: loaded + `timeout`. Waiting for a key, token or config
     /// file that is a pipe ends here.
     pub deadline: Instant,
+    /// How long a recorded network failure of an identity answers for it without a new try
+    /// (`DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW`; zero: always try).
+    pub failure_window: Duration,
     env: Env,
     file: ConfigFile,
     file_dir: PathBuf,
@@ -225,6 +233,10 @@ impl Settings {
             Some(v) => parse_timeout(v)?,
         };
         let deadline = Instant::now() + timeout;
+        let failure_window = match env.var("DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW") {
+            None => DEFAULT_FAILURE_WINDOW,
+            Some(v) => parse_failure_window(v)?,
+        };
         let (config_path, explicit) = match env.var("DOCKER_CREDENTIAL_STACKIT_CONFIG") {
             Some(p) => (path_value(p, "DOCKER_CREDENTIAL_STACKIT_CONFIG", None, &env)?, true),
             None => (env.config_dir.clone().unwrap_or_default().join("config.json"), false),
@@ -278,6 +290,7 @@ impl Settings {
             data_dir,
             timeout,
             deadline,
+            failure_window,
             env,
             file,
             file_dir,
@@ -723,7 +736,17 @@ fn parse_timeout(v: &str) -> Result<Duration> {
     match v.trim().parse::<f64>() {
         Ok(s) if s.is_finite() && s > 0.0 && s <= 3600.0 => Ok(Duration::from_secs_f64(s)),
         _ => Err(Error::Config(format!(
-            "DOCKER_CREDENTIAL_STACKIT_TIMEOUT={v:?} is not a number of seconds between 0 and 3600 (default 20)"
+            "DOCKER_CREDENTIAL_STACKIT_TIMEOUT={v:?} is not a number of seconds greater than 0 and at most 3600 (default 20)"
+        ))),
+    }
+}
+
+fn parse_failure_window(v: &str) -> Result<Duration> {
+    match v.trim().parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=3600.0).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => Err(Error::Config(format!(
+            "DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW={v:?} is not a number of seconds from 0 (off) to 3600 (default {})",
+            DEFAULT_FAILURE_WINDOW.as_secs()
         ))),
     }
 }

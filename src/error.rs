@@ -35,9 +35,14 @@ pub enum Error {
     /// A private directory (the robot store's) cannot be used; keeps which check failed.
     #[error(transparent)]
     Dir(#[from] crate::fs::DirError),
-    /// The token endpoint could not be reached or refused the key.
+    /// The token endpoint refused the key or answered something unusable.
     #[error("{0}")]
     Token(String),
+    /// The token endpoint (or a CI provider's token endpoint) could not be reached: no such
+    /// host, no connection, no answer, or failures until the deadline. The fix is in the
+    /// network (DNS, firewall, proxy), not in the key.
+    #[error("{0}")]
+    Network(String),
     /// A file or directory could not be read or written.
     #[error("{0}")]
     Io(String),

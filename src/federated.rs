@@ -344,9 +344,13 @@ fn ci_token(
             crate::http::bounded(request, deadline, MAX_TOKEN, |r| r.send_empty())
         }
     }
-    .map_err(|e| match e {
-        crate::http::SendError::NoTimeLeft => fail("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into()),
-        crate::http::SendError::Failed(e) => fail(sanitize(&e.to_string())),
+    .map_err(|e| {
+        // Not reached: a network problem, named as one.
+        let why = match e {
+            crate::http::SendError::NoTimeLeft => "no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)".into(),
+            crate::http::SendError::Failed(e) => sanitize(&e.to_string()),
+        };
+        Error::Network(format!("cannot get {} from {host}: {why}", ci.name()))
     })?;
     let status = answer.status;
     let body = answer.body.map_err(|e| match e {

@@ -80,6 +80,8 @@ Environment:
   DOCKER_CREDENTIAL_STACKIT_CACHE_DIR   token cache (default <cache dir>/docker-credential-stackit)
   DOCKER_CREDENTIAL_STACKIT_NO_CACHE=1  do not cache tokens
   DOCKER_CREDENTIAL_STACKIT_TIMEOUT     seconds for a cold get, retries included (default 20)
+  DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW  seconds a token endpoint that was not reached is
+                                        not tried again for the same identity (default 15; 0 off)
   DOCKER_CREDENTIAL_STACKIT_LOG         off|error|warn|info|debug on stderr (default warn)
   SSL_CERT_FILE, SSL_CERT_DIR, HTTPS_PROXY, NO_PROXY   TLS trust and proxy
 

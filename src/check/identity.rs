@@ -483,19 +483,25 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
     let token = match token::access_token(settings, &identity) {
         Ok(t) => t,
         Err(e) => {
+            // A network failure gets a network fix; anything else is about the identity.
+            let hint = if matches!(e, crate::Error::Network(_)) {
+                format!(
+                    "the token endpoint {} (from {}) was not reached: check DNS, firewalls and HTTPS_PROXY/NO_PROXY on this machine, and the URL; the key itself was not judged; DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
+                    identity.endpoint(),
+                    identity.endpoint_origin()
+                )
+            } else {
+                format!(
+                    "check {} and the token endpoint {} (from {}); DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
+                    identity.describe(),
+                    identity.endpoint(),
+                    identity.endpoint_origin()
+                )
+            };
             let step = Step::ran(
                 "token",
                 format!("no access token from {}", identity.endpoint()),
-                vec![Finding::error(
-                    codes::TOKEN_FAILED,
-                    e.to_string(),
-                    format!(
-                        "check {} and the token endpoint {} (from {}); DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
-                        identity.describe(),
-                        identity.endpoint(),
-                        identity.endpoint_origin()
-                    ),
-                )],
+                vec![Finding::error(super::code_of(&e), e.to_string(), hint)],
             );
             let outcome = TokenOutcome {
                 step,

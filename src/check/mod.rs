@@ -119,6 +119,9 @@ pub mod codes {
     /// The federated token's audience is not STACKIT's usual one (warning).
     pub const FEDERATED_AUDIENCE: &str = "federated.audience";
 
+    /// No access token: the token endpoint (or a CI provider's) was not reached (DNS,
+    /// connection, no answer in time); a network problem, not the key's.
+    pub const TOKEN_UNREACHABLE: &str = "token.unreachable";
     /// No access token: the exchange failed and no usable cached token exists.
     pub const TOKEN_FAILED: &str = "token.failed";
     /// This machine's clock differs from the server's by more than a minute.
@@ -185,6 +188,7 @@ pub mod codes {
         FEDERATED_IDENTITY,
         FEDERATED_TOKEN_INVALID,
         FEDERATED_AUDIENCE,
+        TOKEN_UNREACHABLE,
         TOKEN_FAILED,
         TOKEN_CLOCK_SKEW,
         REGISTRY_UNREACHABLE,
@@ -313,6 +317,7 @@ pub fn code_of(e: &crate::Error) -> &'static str {
     match e {
         Error::Key(_) | Error::File(_) => codes::KEY_UNREADABLE,
         Error::Token(_) => codes::TOKEN_FAILED,
+        Error::Network(_) => codes::TOKEN_UNREACHABLE,
         _ => codes::SETTINGS_INVALID,
     }
 }

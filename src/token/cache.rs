@@ -13,7 +13,6 @@ use crate::fs::{
 use crate::secret::Secret;
 use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -93,6 +92,10 @@ struct FailureFile {
     at_ms: u64,
     /// The error, as shown to the user (never holds secrets).
     message: String,
+    /// Whether the endpoint was not reached (a network failure), which later processes answer
+    /// with for a short window instead of waiting out their own deadline.
+    #[serde(default)]
+    network: bool,
 }
 
 /// A cache directory that passed the safety checks.
@@ -179,25 +182,29 @@ impl Cache {
     }
 
     /// Records that refreshing `id` failed with `message` at `at_ms` (unix milliseconds).
-    pub fn record_failure(&self, id: &str, message: &str, at_ms: u64) -> std::io::Result<()> {
+    pub fn record_failure(&self, id: &str, message: &str, at_ms: u64, network: bool) -> std::io::Result<()> {
         let body = FailureFile {
             version: FORMAT_VERSION,
             identity: id.to_string(),
             at_ms,
             message: message.to_string(),
+            network,
         };
         let json = serde_json::to_vec(&body).map_err(std::io::Error::other)?;
         write_atomic(&self.dir, ".token-", &self.path(id, "err"), &json)
     }
 
-    /// The message of a failure of `id` recorded at or after `since_ms`, if any.
-    pub fn failure_since(&self, id: &str, since_ms: u64) -> Option<String> {
+    /// The message of a failure of `id` recorded at or after `since_ms`, if any; with
+    /// `network_only`, only a failure to reach the endpoint counts.
+    pub fn failure_since(&self, id: &str, since_ms: u64, network_only: bool) -> Option<String> {
         let file = open_nofollow(&self.path(id, "err"), false).ok()?;
         check_own_file(&file).ok()?;
-        let mut text = String::new();
-        file.take(MAX_CACHE_FILE).read_to_string(&mut text).ok()?;
+        let text = crate::fs::read_text(file, MAX_CACHE_FILE).ok()?;
         let failure: FailureFile = serde_json::from_str(&text).ok()?;
-        (failure.version == FORMAT_VERSION && failure.identity == id && failure.at_ms >= since_ms)
+        (failure.version == FORMAT_VERSION
+            && failure.identity == id
+            && failure.at_ms >= since_ms
+            && (failure.network || !network_only))
             .then_some(failure.message)
     }
 

@@ -2,12 +2,12 @@
 //! network errors, 429 and 5xx inside one total deadline. 4xx is final.
 
 use crate::clock::{parse_http_date, unix_now};
+use crate::debug;
 use crate::error::{Error, Result};
 use crate::http::{BodyError, SendError, body_note};
 use crate::jwt::jwt_claim_u64;
 use crate::redact::sanitize;
 use crate::secret::Secret;
-use crate::{debug, warn};
 use serde::Deserialize;
 use std::time::{Duration, Instant};
 
@@ -101,14 +101,18 @@ pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: In
         let wait = wait.map_or_else(|| backoff(attempt), |w| w.max(backoff(attempt)));
         let left = deadline.saturating_duration_since(Instant::now());
         if wait >= left {
-            return Err(Error::Token(format!(
-                "{reason}; gave up after {attempt} attempt{} in {:.1}s (DOCKER_CREDENTIAL_STACKIT_TIMEOUT allows {:.0}s)",
+            // Stopping with time left is honest only if the reason is said: the next attempt
+            // was due after the deadline.
+            return Err(Error::Network(format!(
+                "{reason}; gave up after {attempt} attempt{} in {:.1}s, as the next one was due after the {:.0}s that DOCKER_CREDENTIAL_STACKIT_TIMEOUT allows; {CHECK_HINT}",
                 if attempt == 1 { "" } else { "s" },
                 started.elapsed().as_secs_f64(),
                 (deadline - started).as_secs_f64()
             )));
         }
-        warn!("{reason}; retrying in {:.1}s", wait.as_secs_f64());
+        // Docker calls get several times per command: retries are detail, the final error is
+        // what the user needs to see.
+        debug!("{reason}; retrying in {:.1}s", wait.as_secs_f64());
         std::thread::sleep(wait);
     }
 }
@@ -183,9 +187,12 @@ fn try_once(agent: &crate::http::Client, target: (&str, &str, &str), grant: Gran
     }
 }
 
+/// How every network error ends: where the details are.
+const CHECK_HINT: &str = "run `docker-credential-stackit check` for details";
+
 fn no_time_left(endpoint: &str) -> Error {
-    Error::Token(format!(
-        "token endpoint {endpoint}: no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)"
+    Error::Network(format!(
+        "token endpoint {endpoint}: no time left within DOCKER_CREDENTIAL_STACKIT_TIMEOUT; {CHECK_HINT}"
     ))
 }
 
@@ -208,8 +215,8 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
                 None,
             );
         }
-        return Attempt::Fatal(Error::Token(format!(
-            "token endpoint {endpoint}: host not found (DNS: {detail}); check the URL, your network and any HTTPS_PROXY"
+        return Attempt::Fatal(Error::Network(format!(
+            "token endpoint {endpoint}: host not found (DNS: {detail}); check the URL, your network and any HTTPS_PROXY; {CHECK_HINT}"
         )));
     }
     // Certificate problems are final, not transient.
@@ -218,10 +225,7 @@ fn network_error(endpoint: &str, e: ureq::Error) -> Attempt {
     }
     match e {
         // A trickling or silent endpoint is reachable, just too slow: say so.
-        ureq::Error::Timeout(_) => Attempt::Retry(
-            format!("token endpoint {endpoint} did not answer in time ({text})"),
-            None,
-        ),
+        ureq::Error::Timeout(_) => Attempt::Retry(format!("token endpoint {endpoint} did not answer in time"), None),
         ureq::Error::Io(_) | ureq::Error::ConnectionFailed | ureq::Error::Protocol(_) => {
             Attempt::Retry(format!("token endpoint {endpoint} unreachable: {text}"), None)
         }
@@ -244,8 +248,27 @@ fn tls_failure(endpoint: &str, text: &str) -> Attempt {
     )))
 }
 
+/// What went wrong, in words: the common network failures as a person would put them, the
+/// rest as the library says it (sanitised).
 fn describe(e: &ureq::Error) -> String {
-    sanitize(&e.to_string())
+    use std::io::ErrorKind;
+    let io_kind = match e {
+        ureq::Error::Io(io) => Some(io.kind()),
+        _ => None,
+    };
+    match (e, io_kind) {
+        (ureq::Error::Timeout(_), _) | (_, Some(ErrorKind::TimedOut)) => "no answer in time".into(),
+        (_, Some(ErrorKind::ConnectionRefused)) => {
+            "connection refused (nothing listens there, or a firewall rejects it)".into()
+        }
+        (_, Some(ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted)) => "the connection was cut".into(),
+        (_, Some(ErrorKind::NetworkUnreachable)) => "network unreachable".into(),
+        (_, Some(ErrorKind::HostUnreachable)) => "host unreachable".into(),
+        (_, Some(ErrorKind::UnexpectedEof)) => "the connection closed before an answer".into(),
+        (ureq::Error::ConnectionFailed, _) => "the connection failed".into(),
+        (ureq::Error::Protocol(p), _) => format!("the answer was not valid HTTP ({})", sanitize(&p.to_string())),
+        _ => sanitize(&e.to_string()),
+    }
 }
 
 /// The error for a final 4xx answer: status, a hint, and the body (sanitised, truncated).

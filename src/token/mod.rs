@@ -59,6 +59,26 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
         }
     }
 
+    // The endpoint was not reached a moment ago: answer with that at once rather than wait out
+    // the deadline again (Docker calls get several times per command; a firewalled endpoint
+    // must not stall a pull for a minute).
+    if let Some(cache) = &cache
+        && !settings.failure_window.is_zero()
+    {
+        let window_ms = u64::try_from(settings.failure_window.as_millis()).unwrap_or(u64::MAX);
+        if let Some(message) = cache.failure_since(&id, unix_millis().saturating_sub(window_ms), true) {
+            debug!(
+                "the token endpoint was not reached less than {}s ago; not trying again yet",
+                settings.failure_window.as_secs()
+            );
+            let message = format!(
+                "{message} [failed less than {}s ago; not retried before then; DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW=0 retries at once]",
+                settings.failure_window.as_secs()
+            );
+            return serve_stale(stale, Error::Network(message));
+        }
+    }
+
     // Cold: take the identity's lock so that concurrent processes make one request, then look
     // again, because the process that held the lock before us has probably just refreshed.
     let waited_from = unix_millis();
@@ -93,7 +113,7 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
 
     // The holder we waited for may have failed instead: report its failure rather than
     // repeating a request that was refused (or timed out) a moment ago.
-    if let Some(message) = cache.as_ref().and_then(|c| c.failure_since(&id, waited_from)) {
+    if let Some(message) = cache.as_ref().and_then(|c| c.failure_since(&id, waited_from, false)) {
         debug!("another process failed to refresh the token while we waited");
         return serve_stale(stale, Error::Token(message));
     }
@@ -113,7 +133,8 @@ pub fn access_token(settings: &Settings, identity: &Identity) -> Result<Token> {
         }
         Err(e) => {
             if let Some(cache) = &cache
-                && let Err(write) = cache.record_failure(&id, &e.to_string(), unix_millis())
+                && let Err(write) =
+                    cache.record_failure(&id, &e.to_string(), unix_millis(), matches!(e, Error::Network(_)))
             {
                 debug!("cannot record the failure for waiting processes: {write}");
             }

@@ -3,7 +3,7 @@
 
 use crate::support::gate::Gate;
 use crate::support::*;
-use docker_credential_stackit::fake::{Reply, Shape};
+use docker_credential_stackit::fake::{FakeStackit, Reply, Shape};
 use serde_json::json;
 use std::time::Duration;
 
@@ -15,13 +15,19 @@ fn status(code: u16, body: &str) -> Reply {
 fn server_errors_are_retried() {
     let fake = fake();
     fake.script([status(500, "oops"), status(502, "<html>bad gateway</html>")]);
+    // Retries are debug detail: a get that succeeds in the end says nothing about them...
+    TestEnv::with_key(&fake).get(HOST).stderr("").json();
+    assert_eq!(fake.requests(), 3);
+    // ...and debug logging shows each.
+    fake.script([status(500, "oops"), status(502, "<html>bad gateway</html>")]);
     TestEnv::with_key(&fake)
+        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug")
         .get(HOST)
         .stderr_has("HTTP 500")
         .stderr_has("HTTP 502")
         .stderr_has("retrying")
         .json();
-    assert_eq!(fake.requests(), 3);
+    assert_eq!(fake.requests(), 6);
 }
 
 #[test]
@@ -35,6 +41,7 @@ fn rate_limits_are_retried_after_the_requested_wait() {
     )]);
     TestEnv::with_key(&fake)
         .var("STACKIT_TOKEN_BASEURL", &gate.url())
+        .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug")
         .get(HOST)
         .stderr_has("HTTP 429")
         .stderr_has("retrying in 1.0s")
@@ -152,9 +159,16 @@ fn an_unreachable_endpoint_is_retried_until_the_deadline() {
         .var("STACKIT_TOKEN_BASEURL", &url)
         .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3")
         .get(HOST)
-        .stderr_has("retrying")
-        .stderr_has("error: token endpoint")
-        .assert_error(&["unreachable", "gave up after", &url]);
+        .stderr_lacks("retrying")
+        .stderr_lacks("os error")
+        .assert_error(&[
+            "unreachable",
+            "connection refused",
+            "gave up after",
+            "the next one was due after",
+            &url,
+            "run `docker-credential-stackit check` for details",
+        ]);
 }
 
 /// Whether the resolver answers "no such name" for `.invalid` names, as the DNS test needs.
@@ -215,8 +229,11 @@ fn a_slow_trickle_is_cut_off_at_the_deadline() {
         ]);
     assert!(env.cache_files().is_empty(), "no half-read token is cached");
 
-    // With a usable cached token, the same fault costs nothing: the old token is served.
-    let env = env.var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "20");
+    // With a usable cached token, the same fault costs nothing: the old token is served. (The
+    // endpoint answers again at once here, so the failure window is turned off.)
+    let env = env
+        .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "20")
+        .var("DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW", "0");
     let first = env.secret(HOST);
     env.age_past_half_life();
     fake.script([Reply::Trickle(Duration::from_millis(100))]);
@@ -248,7 +265,10 @@ fn closed_connections_and_bad_success_bodies() {
     let fake = fake();
     let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1");
     fake.script([Reply::Close]);
-    env.get(HOST).stderr_has("retrying").json();
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_LOG", "debug")
+        .stderr_has("retrying")
+        .json();
     assert_eq!(fake.requests(), 2, "a dropped connection is retried");
 
     for (body, fragment) in [
@@ -319,7 +339,8 @@ fn a_429_storm_backs_off_and_gives_up_with_one_line() {
     // `Retry-After: 0` on every answer must not turn the retry loop into a flood.
     fake.script((0..500).map(|_| Reply::Status(429, "{}".into(), vec![("Retry-After".into(), "0".into())])));
     let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3");
-    env.get(HOST).stderr_has("retrying").assert_error(&[
+    // One line, however many retries: the retry chatter is debug detail.
+    env.get(HOST).stderr_lacks("retrying").assert_error(&[
         "HTTP 429",
         "gave up after",
         "DOCKER_CREDENTIAL_STACKIT_TIMEOUT",
@@ -507,7 +528,8 @@ fn clock_skew_and_hostile_date_headers() {
     // request is retried (the retry gets a plain token); still no skew, no crash.
     fake.script([reply("\u{1}\u{2}")]);
     env.get(HOST)
-        .stderr_has("invalid header value; retrying")
+        .env("DOCKER_CREDENTIAL_STACKIT_LOG", "debug")
+        .stderr_has("invalid header value); retrying")
         .stderr_lacks("clock differs")
         .stderr_lacks("internal error")
         .json();
@@ -540,4 +562,42 @@ fn a_refusal_quotes_the_servers_words_whole_and_at_most_300_characters() {
     env.get(HOST)
         .assert_error(&[&format!("HTTP 400: {}…)", "w".repeat(300))]);
     assert_eq!(fake.requests(), 4);
+}
+
+#[test]
+fn after_an_endpoint_was_not_reached_the_next_gets_answer_at_once() {
+    // Docker calls get several times per command: a silent endpoint must cost the deadline
+    // once, not once per call. The next gets of the same identity answer with the recorded
+    // failure without a request; the window can be turned off.
+    let fake = fake();
+    fake.script((0..10).map(|_| Reply::Hang(Duration::from_secs(5))));
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "1");
+    env.get(HOST).assert_error(&[
+        "did not answer in time",
+        "run `docker-credential-stackit check` for details",
+    ]);
+    let tried = fake.requests();
+    assert!(tried >= 1);
+    for _ in 0..3 {
+        env.get(HOST)
+            .assert_error(&["did not answer in time", "DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW=0"]);
+    }
+    assert_eq!(fake.requests(), tried, "no request within the window");
+    // Off: the next get tries again.
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW", "0")
+        .assert_error(&["did not answer in time"]);
+    assert!(fake.requests() > tried);
+    // A refusal is not a network failure: the next get asks again (the key may be fixed).
+    let fake = fake_with_refusal();
+    let env = TestEnv::with_key(&fake);
+    env.get(HOST).assert_error(&["HTTP 400"]);
+    env.get(HOST).assert_error(&["HTTP 400"]);
+    assert_eq!(fake.requests(), 2);
+}
+
+fn fake_with_refusal() -> FakeStackit {
+    let fake = fake();
+    fake.script((0..2).map(|_| Reply::Status(400, r#"{"error":"invalid_grant"}"#.into(), vec![])));
+    fake
 }

@@ -250,7 +250,11 @@ fn an_assertion_echoed_by_a_failing_server_is_redacted_in_retry_warnings() {
         // More than fit into the deadline: every attempt is answered with an echo. 3 s: the
         // first answer and its retry warning come however slowly the process starts.
         vec![Reply::Echo(503, r#"{"error":"unavailable","assertion":"{assertion}"}"#.into()); 20],
-        &[("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3")],
+        // Retry warnings are debug detail; this test is about them, so it asks for them.
+        &[
+            ("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "3"),
+            ("DOCKER_CREDENTIAL_STACKIT_LOG", "debug"),
+        ],
     );
     // The last attempt may run out of time instead of seeing a 503; the retry warnings are
     // what this test is about.
