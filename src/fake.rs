@@ -153,9 +153,18 @@ impl FakeIssuer {
     /// A federated token (RS256) for `subject` and `audience`, expiring `exp_in` seconds from
     /// now (negative: already expired).
     pub fn token(&self, subject: &str, audience: &str, exp_in: i64) -> String {
+        self.token_with(subject, audience, exp_in, json!({}))
+    }
+
+    /// [`FakeIssuer::token`] with `extra` claims added (a real token's pod, node or repository
+    /// claims, say).
+    pub fn token_with(&self, subject: &str, audience: &str, exp_in: i64, extra: Value) -> String {
         let t = now();
-        let claims = json!({"iss": self.url, "sub": subject, "aud": audience, "iat": t,
+        let mut claims = json!({"iss": self.url, "sub": subject, "aud": audience, "iat": t,
             "exp": t.saturating_add_signed(exp_in), "jti": crate::token::assertion::uuid_v4().unwrap_or_default()});
+        if let (Some(claims), Value::Object(extra)) = (claims.as_object_mut(), extra) {
+            claims.extend(extra);
+        }
         self.key
             .sign_jwt(&signature::RSA_PKCS1_SHA256, "RS256", "fake-issuer", &claims)
     }

@@ -604,6 +604,35 @@ fn azure_pipelines_tokens_are_requested_once_and_never_printed() {
     env.get(HOST).json();
     env.cmd(&["token"]).stdout_any().run();
     assert_eq!((idp.azure_requests().len(), idp.requests()), (1, 1));
+    // check shows the Azure token's claims and expects Azure's audience there, not STACKIT's.
+    let out = env
+        .cmd(&["check", "--json", HOST])
+        .any_status()
+        .stdout_any()
+        .stderr_any()
+        .run();
+    assert!(out.stdout.contains("Azure Pipelines OIDC token"), "{}", out.stdout);
+    assert!(
+        !out.stdout.contains("federated.audience"),
+        "no audience warning for Azure's own: {}",
+        out.stdout
+    );
+    let wrong = azure.token(subject, AUDIENCE, 300);
+    idp.serve_azure("azure-job-token-do-not-print", &wrong);
+    let out = env
+        .cmd(&["check", "--json", HOST])
+        .env("DOCKER_CREDENTIAL_STACKIT_NO_CACHE", "1")
+        .any_status()
+        .stdout_any()
+        .stderr_any()
+        .run();
+    assert!(
+        out.stdout.contains("federated.audience") && out.stdout.contains("not api://AzureADTokenExchange"),
+        "a token with another audience is flagged: {}",
+        out.stdout
+    );
+    idp.serve_azure("azure-job-token-do-not-print", &federated);
+    let asked_so_far = idp.azure_requests().len();
     // Another job's token does not share the cache; a wrong one is refused by name.
     let mut env = env;
     env.set_var("SYSTEM_ACCESSTOKEN", "wrong-job-token");
@@ -612,13 +641,16 @@ fn azure_pipelines_tokens_are_requested_once_and_never_printed() {
         "HTTP 401",
         "SYSTEM_ACCESSTOKEN",
     ]);
-    assert_eq!((idp.azure_requests().len(), idp.requests()), (2, 1));
+    assert_eq!(idp.azure_requests().len(), asked_so_far + 1);
     // GitHub's variables win when both are present (the STACKIT CLI's order).
     idp.serve_github("gh-token", &token_for(SUBJECT));
     env.set_var("ACTIONS_ID_TOKEN_REQUEST_URL", &idp.github_url());
     env.set_var("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-token");
     env.get(HOST).json();
-    assert_eq!((idp.github_requests().len(), idp.azure_requests().len()), (1, 2));
+    assert_eq!(
+        (idp.github_requests().len(), idp.azure_requests().len()),
+        (1, asked_so_far + 1)
+    );
     // check names the source it used and why the other one was not.
     let out = env.cmd(&["check", HOST]).any_status().stdout_any().stderr_any().run();
     assert!(out.stdout.contains("GitHub Actions OIDC token"), "{}", out.stdout);
@@ -629,5 +661,32 @@ fn azure_pipelines_tokens_are_requested_once_and_never_printed() {
         "{}",
         out.stdout
     );
-    assert_eq!(idp.azure_requests().len(), 2, "check did not ask Azure either");
+    assert_eq!(
+        idp.azure_requests().len(),
+        asked_so_far + 1,
+        "check did not ask Azure either"
+    );
+}
+
+#[test]
+fn a_real_sized_federated_token_is_read_whole() {
+    // Real federated tokens are 1-2 KiB (Kubernetes adds pod and node claims, GitHub a dozen
+    // repository claims); the size cap must leave room for them.
+    let idp = idp();
+    let padding = "x".repeat(1500);
+    let token = issuer().token_with(
+        SUBJECT,
+        AUDIENCE,
+        600,
+        serde_json::json!({"kubernetes.io": {"pod": padding}}),
+    );
+    assert!((1500..4096).contains(&token.len()), "{}", token.len());
+    let env = federated_env(&idp, &token);
+    assert_eq!(never_printing(env.get(HOST), &token).json()["Username"], EMAIL);
+    // And through the environment variable and the kubelet.
+    let env = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_EMAIL", EMAIL)
+        .var("STACKIT_IDP_TOKEN_ENDPOINT", &idp.url())
+        .var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN", &token);
+    assert_eq!(env.get(HOST).json()["Username"], EMAIL);
 }
