@@ -14,7 +14,6 @@ use crate::error::{Error, Result};
 use crate::federated::{DEFAULT_IDP_TOKEN_ENDPOINT, TokenSource};
 use crate::fs::ReadError;
 use crate::identity::{FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
-use crate::key::read_key_file;
 use crate::secret::Secret;
 use crate::server_url::{self, DEFAULT_REGISTRY};
 use serde::Deserialize;
@@ -57,10 +56,101 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_CREDENTIAL_STACKIT_LOG",
 ];
 
+/// Variables of the STACKIT SDKs, CLI and pod identity webhook that this helper does not use
+/// but that legitimately sit next to its own: never reported as near misses.
+const OTHER_STACKIT_VARS: &[&str] = &[
+    "STACKIT_SERVICE_ACCOUNT_TOKEN",
+    "STACKIT_IDP_TOKEN_EXPIRATION_SECONDS",
+    "STACKIT_USE_OIDC",
+    "STACKIT_REGION",
+    "STACKIT_PROJECT_ID",
+    "STACKIT_ORGANIZATION_ID",
+];
+
+/// The keys of the STACKIT credentials file that the SDKs know (the helper reads the four key
+/// ones; a token there is the SDKs' deprecated flow).
+const CREDENTIALS_FILE_KEYS: &[&str] = &[
+    "STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+    "STACKIT_SERVICE_ACCOUNT_KEY",
+    "STACKIT_PRIVATE_KEY_PATH",
+    "STACKIT_PRIVATE_KEY",
+    "STACKIT_SERVICE_ACCOUNT_TOKEN",
+];
+
+/// The known name closest to `name` (at most a few edits away), for "did you mean" hints.
+pub fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (name.len() / 6).clamp(2, 4);
+    known
+        .iter()
+        .map(|k| (edit_distance(name, k), *k))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Levenshtein distance over bytes (names are ASCII).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1).min(row[j] + 1).min(diagonal + usize::from(ca != cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// A variable of ours (or nearly) that the helper does not know: `DOCKER_CREDENTIAL_STACKIT_*`
+/// or a `STACKIT_*` a few edits from one it reads. With the closest known name, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownVariable {
+    /// The name as set.
+    pub name: String,
+    /// The known name it is closest to.
+    pub closest: Option<&'static str>,
+}
+
+impl std::fmt::Display for UnknownVariable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the variable {} is set but not used by docker-credential-stackit",
+            self.name
+        )?;
+        match self.closest {
+            Some(known) => write!(f, "; did you mean {known}?"),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `name` as an [`UnknownVariable`], if it is one: ours by prefix but unknown, or a near miss
+/// of a `STACKIT_*` name we read.
+fn unknown_variable(name: &str) -> Option<UnknownVariable> {
+    if ENV_VARS.contains(&name) || OTHER_STACKIT_VARS.contains(&name) {
+        return None;
+    }
+    let closest = closest(name, ENV_VARS);
+    if name.starts_with("DOCKER_CREDENTIAL_STACKIT_") || (name.starts_with("STACKIT_") && closest.is_some()) {
+        Some(UnknownVariable {
+            name: name.to_string(),
+            closest,
+        })
+    } else {
+        None
+    }
+}
+
 /// A snapshot of the environment: only non-empty values count, as in the STACKIT SDKs.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, String>,
+    /// Our variables (or near misses of them) that are set but not used.
+    unknown: Vec<UnknownVariable>,
     home: Option<PathBuf>,
     config_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
@@ -70,20 +160,30 @@ pub struct Env {
 }
 
 impl Env {
-    /// Reads the process environment and the platform's per-user directories.
+    /// Reads the process environment (in one pass) and the platform's per-user directories.
     pub fn from_process() -> Env {
-        let vars = ENV_VARS
-            .iter()
-            .filter_map(|name| {
-                std::env::var(name)
-                    .ok()
-                    .filter(|v| !v.is_empty())
-                    .map(|v| (name.to_string(), v))
-            })
-            .collect();
+        let mut vars = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str() else { continue };
+            if !name.starts_with("STACKIT_")
+                && !name.starts_with("DOCKER_CREDENTIAL_STACKIT_")
+                && !ENV_VARS.contains(&name)
+            {
+                continue;
+            }
+            if ENV_VARS.contains(&name) {
+                if let Some(value) = value.to_str().filter(|v| !v.is_empty()) {
+                    vars.insert(name.to_string(), value.to_string());
+                }
+            } else if let Some(near_miss) = unknown_variable(name) {
+                unknown.push(near_miss);
+            }
+        }
         let dirs = directories::BaseDirs::new();
         Env {
             vars,
+            unknown,
             home: dirs.as_ref().map(|d| d.home_dir().to_path_buf()),
             config_dir: dirs.as_ref().map(|d| d.config_dir().join(APP_DIR)),
             cache_dir: dirs.as_ref().map(|d| d.cache_dir().join(APP_DIR)),
@@ -100,6 +200,7 @@ impl Env {
                 .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            unknown: pairs.iter().filter_map(|(k, _)| unknown_variable(k)).collect(),
             home: Some(home.to_path_buf()),
             config_dir: Some(home.join(".config").join(APP_DIR)),
             cache_dir: Some(home.join(".cache").join(APP_DIR)),
@@ -111,6 +212,11 @@ impl Env {
     /// The value of a variable, if set and non-empty.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+
+    /// Our variables, or near misses of them, that are set but not used.
+    pub fn unknown_variables(&self) -> &[UnknownVariable] {
+        &self.unknown
     }
 
     fn no_home(&self) -> Error {
@@ -284,6 +390,9 @@ impl Settings {
             }
         );
         debug!("served hosts: {}", served.join(", "));
+        for unknown in env.unknown_variables() {
+            crate::warn!("{unknown}");
+        }
         Ok(Settings {
             served,
             cache_dir,
@@ -626,11 +735,14 @@ impl<'a> CredentialsLoader<'a> {
         } else {
             "the STACKIT credentials file"
         };
-        let text = match read_key_file(&path, origin, self.deadline) {
-            Ok(t) => t,
+        let (text, shared_mode) = match crate::key::read_private_file(&path, origin, self.deadline) {
+            Ok(read) => read,
             Err(Error::File(e)) if !explicit && e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
+        for (key, closest) in unknown_credentials_keys(text.expose()) {
+            crate::warn!("{}", unknown_key_message(&path, &key, closest));
+        }
         let file: CredentialsFile = serde_json::from_str(text.expose()).map_err(|e| {
             Error::Config(format!(
                 "credentials file {} is not a JSON object of STACKIT_* strings (line {} column {})",
@@ -640,6 +752,13 @@ impl<'a> CredentialsLoader<'a> {
             ))
         })?;
         debug!("credentials file {} loaded", path.display());
+        // Only a file that holds a key needs to be private; one that names a key file does not.
+        let holds_a_key = [&file.key, &file.private_key]
+            .iter()
+            .any(|v| v.as_deref().is_some_and(|s| !s.is_empty()));
+        if let Some(mode) = shared_mode.filter(|_| holds_a_key) {
+            crate::key::warn_shared("credentials file (it holds a key)", &path, mode);
+        }
         Ok(Some((file, path)))
     }
 
@@ -683,6 +802,52 @@ impl<'a> CredentialsLoader<'a> {
             text: Secret::new(t),
             origin: format!("{name} in {}", file.display()),
         }))
+    }
+}
+
+/// The keys of a credentials file's JSON that no STACKIT tool knows, each with the closest
+/// known key. Text that is no JSON object yields none (its parse error is reported instead).
+fn unknown_credentials_keys(text: &str) -> Vec<(String, Option<&'static str>)> {
+    let Ok(map) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text) else {
+        return Vec::new();
+    };
+    map.keys()
+        .filter(|k| !CREDENTIALS_FILE_KEYS.contains(&k.as_str()))
+        .map(|k| (k.clone(), closest(k, CREDENTIALS_FILE_KEYS)))
+        .collect()
+}
+
+/// The warning for an unknown key in the credentials file at `path`.
+fn unknown_key_message(path: &Path, key: &str, closest: Option<&str>) -> String {
+    let hint = closest.map(|c| format!("; did you mean {c}?")).unwrap_or_default();
+    format!(
+        "credentials file {}: the entry {} is not used{hint}",
+        path.display(),
+        crate::terminal::escape(&format!("{key:?}"))
+    )
+}
+
+impl Settings {
+    /// Near misses a person should hear about: our variables that are set but unknown, and
+    /// unknown keys in the STACKIT credentials file (read again, cheaply, for `check`).
+    pub fn near_misses(&self) -> Vec<String> {
+        let mut found: Vec<String> = self.env.unknown_variables().iter().map(ToString::to_string).collect();
+        let path = match self.env.var("STACKIT_CREDENTIALS_PATH") {
+            Some(p) => expand_home(p, &self.env).ok(),
+            None => self
+                .env
+                .home
+                .as_ref()
+                .map(|h| h.join(".stackit").join("credentials.json")),
+        };
+        if let Some(path) = path
+            && let Ok((text, _)) = crate::key::read_private_file(&path, "the STACKIT credentials file", self.deadline)
+        {
+            for (key, closest) in unknown_credentials_keys(text.expose()) {
+                found.push(unknown_key_message(&path, &key, closest));
+            }
+        }
+        found
     }
 }
 

@@ -59,6 +59,30 @@ struct RawCredentials {
     token_endpoint: Option<String>,
 }
 
+/// `text` base64-decoded (standard or URL-safe alphabet, padded or not, line breaks allowed),
+/// if that gives UTF-8 text that starts like a JSON object; else `None`.
+fn base64_json(text: &str) -> Option<Secret> {
+    use base64::Engine;
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let compact: String = text.chars().filter(|c| !c.is_whitespace()).collect();
+    let compact = Secret::new(compact);
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(compact.expose()).ok())?;
+    match String::from_utf8(bytes) {
+        Ok(json) if json.trim_start().starts_with('{') => Some(Secret::new(json)),
+        Ok(mut other) => {
+            zeroize::Zeroize::zeroize(&mut other);
+            None
+        }
+        Err(e) => {
+            let mut bytes = e.into_bytes();
+            zeroize::Zeroize::zeroize(&mut bytes);
+            None
+        }
+    }
+}
+
 impl ServiceAccountKey {
     /// Parses key JSON. `origin` names where it came from (a variable or a file) for errors.
     pub fn parse(text: &str, origin: &str) -> Result<ServiceAccountKey> {
@@ -73,6 +97,12 @@ impl ServiceAccountKey {
                 "{origin} holds a PEM key, not the service account key JSON; put the JSON there and the PEM in STACKIT_PRIVATE_KEY_PATH"
             )));
         }
+        // CI secret stores often hold the key base64-encoded; it is accepted as such.
+        let decoded = (!trimmed.starts_with('{')).then(|| base64_json(trimmed)).flatten();
+        if decoded.is_some() {
+            crate::debug!("{origin} holds the key JSON base64-encoded; decoded it");
+        }
+        let trimmed = decoded.as_ref().map_or(trimmed, |d| d.expose().trim());
         // serde's messages can quote values (and so key material); report position only.
         let raw: RawKey = serde_json::from_str(trimmed).map_err(|e| {
             let what = if e.is_syntax() || e.is_eof() {
@@ -128,37 +158,54 @@ impl ServiceAccountKey {
 }
 
 /// Reads a key or PEM file, bounded by [`MAX_KEY_FILE`], naming `origin` in errors.
-/// A pipe's data is waited for until `deadline`.
+/// A pipe's data is waited for until `deadline`. A regular file that others may read gets a
+/// warning: it holds a private key.
 pub fn read_key_file(path: &Path, origin: &str, deadline: std::time::Instant) -> Result<Secret> {
+    let (text, shared_mode) = read_private_file(path, origin, deadline)?;
+    if let Some(mode) = shared_mode {
+        warn_shared("key file", path, mode);
+    }
+    Ok(text)
+}
+
+/// Reads a file that may hold secrets, bounded by [`MAX_KEY_FILE`], naming `origin` in errors;
+/// also returns its mode when it is a regular file others may read or write (`None` for a
+/// private file, a pipe or a device, where `chmod` is no fix). The caller decides whether what
+/// it holds deserves a warning.
+pub fn read_private_file(path: &Path, origin: &str, deadline: std::time::Instant) -> Result<(Secret, Option<u32>)> {
     let fail = |problem| FileError {
         what: origin.to_string(),
         path: path.to_path_buf(),
         problem,
     };
     let file = open_for_reading(path).map_err(|e| fail(ReadError::Unreadable(e)))?;
-    warn_if_shared(&file, path);
-    read_text_by(file, MAX_KEY_FILE, deadline)
+    let shared_mode = shared_mode(&file);
+    let text = read_text_by(file, MAX_KEY_FILE, deadline)
         .map(Secret::new)
-        .map_err(|problem| Error::File(fail(problem)))
+        .map_err(|problem| Error::File(fail(problem)))?;
+    Ok((text, shared_mode))
+}
+
+/// Warns that `what` at `path` (mode `mode`) is readable by others.
+pub fn warn_shared(what: &str, path: &Path, mode: u32) {
+    crate::warn!(
+        "{what} {} is readable by other users (mode {mode:o}); run: chmod 600 {}",
+        path.display(),
+        path.display()
+    );
 }
 
 #[cfg(unix)]
-fn warn_if_shared(file: &std::fs::File, path: &Path) {
+fn shared_mode(file: &std::fs::File) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    if let Ok(meta) = file.metadata()
-        && meta.mode() & 0o077 != 0
-    {
-        crate::warn!(
-            "key file {} is readable by other users (mode {:o}); run: chmod 600 {}",
-            path.display(),
-            meta.mode() & 0o777,
-            path.display()
-        );
-    }
+    let meta = file.metadata().ok()?;
+    (meta.is_file() && meta.mode() & 0o077 != 0).then(|| meta.mode() & 0o777)
 }
 
 #[cfg(not(unix))]
-fn warn_if_shared(_file: &std::fs::File, _path: &Path) {}
+fn shared_mode(_file: &std::fs::File) -> Option<u32> {
+    None
+}
 
 /// PEM that arrived through an environment variable or CI secret store may carry literal `\n`
 /// instead of newlines (the STACKIT docs un-escape them with sed); returns the repaired text, or

@@ -86,6 +86,9 @@ pub mod codes {
     /// The helper's settings cannot be loaded: a bad environment variable (a timeout that is no
     /// number, a registry list entry that is no host) or an unusable config file.
     pub const SETTINGS_INVALID: &str = "settings.invalid";
+    /// A variable of ours (or nearly) or a credentials file key that is set but not used: a
+    /// typo, named with the closest known name.
+    pub const SETTINGS_UNKNOWN_NAME: &str = "settings.unknown_name";
 
     /// No service account key (and no stored robot login) for the host.
     pub const KEY_NONE: &str = "key.none";
@@ -173,6 +176,7 @@ pub mod codes {
         DOCKER_OTHER_BINARY,
         DOCKER_HOST_NOT_SERVED,
         SETTINGS_INVALID,
+        SETTINGS_UNKNOWN_NAME,
         KEY_NONE,
         KEY_SOURCE,
         KEY_ROBOT_LOGIN,
@@ -357,7 +361,15 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
     // files for it.
     let served = settings.serves(&target.host);
     let identity = identity::step(&settings, &target.host, served, now);
-    steps.push(identity.step);
+    let mut findings = identity.step.findings;
+    findings.extend(settings.near_misses().into_iter().map(|miss| {
+        Finding::warning(
+            codes::SETTINGS_UNKNOWN_NAME,
+            miss,
+            "fix the name: the helper ignores what it does not know",
+        )
+    }));
+    steps.push(Step::ran(identity.step.step, identity.step.summary, findings));
     let expected: Option<SaIdentity> = identity.expected;
 
     let (token_step, login) = if served {

@@ -239,10 +239,8 @@ fn key_and_config_files_that_are_binary_huge_or_not_files_get_a_clear_error() {
     for (path, fragments) in cases {
         let mut get = env.get(HOST).env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", path);
         if path == Path::new("/dev/zero") {
-            // Mode 666 like every /dev/zero; the helper says so before it refuses the file.
-            get = get
-                .stderr_has("readable by other users")
-                .stderr_has("larger than 256 KiB");
+            // Mode 666 like every /dev/zero, but a device: chmod is no fix, so no advice.
+            get = get.stderr_lacks("chmod").stderr_has("larger than 256 KiB");
         }
         let line = get.assert_error(fragments);
         assert!(
@@ -469,4 +467,121 @@ fn debug_log_explains_the_choice_on_stderr_only() {
         .var("DOCKER_CREDENTIAL_STACKIT_LOG", "off")
         .get(HOST)
         .json();
+}
+
+#[test]
+fn a_base64_encoded_key_is_accepted() {
+    // CI secret stores often hold the key base64-encoded (with line breaks, as `base64` wraps).
+    use base64::Engine;
+    let fake = fake();
+    let json = sa().key_json(true, None);
+    let encoded = base64::engine::general_purpose::STANDARD.encode(json.expose());
+    let wrapped: Vec<String> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| String::from_utf8(c.to_vec()).unwrap())
+        .collect();
+    let env = TestEnv::empty()
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("STACKIT_SERVICE_ACCOUNT_KEY", &wrapped.join("\n"));
+    assert!(!secret_of(&env.get(HOST).json()).is_empty());
+    assert_eq!(fake.requests(), 1);
+    // Base64 of something else is still not a key, and is not quoted.
+    let other = base64::engine::general_purpose::STANDARD.encode("not a key at all, just text");
+    let line = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_KEY", &other)
+        .get(HOST)
+        .assert_error(&["STACKIT_SERVICE_ACCOUNT_KEY", "not valid JSON"]);
+    assert!(!line.contains(&other), "{line}");
+}
+
+#[test]
+fn near_miss_names_are_named_with_the_closest_known_one() {
+    let fake = fake();
+    // A typo in the credentials file: Docker would otherwise go on anonymously in silence.
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let key = env.write("sa-key.json", sa().key_json(true, None).expose());
+    env.write(
+        ".stackit/credentials.json",
+        &serde_json::json!({"STACKIT_SERVICE_ACCOUNT_KEY_PTH": key}).to_string(),
+    );
+    env.get(HOST)
+        .stdout("credentials not found in native keychain\n")
+        .status(1)
+        .stderr_has("STACKIT_SERVICE_ACCOUNT_KEY_PTH")
+        .stderr_has("did you mean STACKIT_SERVICE_ACCOUNT_KEY_PATH?")
+        .run();
+    let report = env.cmd(&["check", "--json"]).status(1).stderr_any().stdout_any().run();
+    assert!(report.stdout.contains("settings.unknown_name"), "{}", report.stdout);
+
+    // Variables: ours by prefix, or a near miss of one we read.
+    let env = TestEnv::with_key(&fake)
+        .var("STACKIT_SERVICE_ACCOUNT_EMIAL", "ci@sa.stackit.cloud")
+        .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUTS", "3")
+        // The SDKs' and the webhook's own variables are no near misses.
+        .var("STACKIT_IDP_TOKEN_EXPIRATION_SECONDS", "600")
+        .var("STACKIT_REGION", "eu01");
+    let out = env.get(HOST).stdout_any().stderr_any().run();
+    assert_eq!(out.code, 0, "{out:?}");
+    for expected in [
+        "STACKIT_SERVICE_ACCOUNT_EMIAL is set but not used by docker-credential-stackit; did you mean STACKIT_SERVICE_ACCOUNT_EMAIL?",
+        "DOCKER_CREDENTIAL_STACKIT_TIMEOUTS is set but not used by docker-credential-stackit; did you mean DOCKER_CREDENTIAL_STACKIT_TIMEOUT?",
+    ] {
+        assert!(out.stderr.contains(expected), "{expected}: {}", out.stderr);
+    }
+    assert!(
+        !out.stderr.contains("STACKIT_REGION") && !out.stderr.contains("EXPIRATION"),
+        "{}",
+        out.stderr
+    );
+    let report = env
+        .cmd(&["check", "--json"])
+        .any_status()
+        .stderr_any()
+        .stdout_any()
+        .run();
+    assert!(
+        report.stdout.contains("STACKIT_SERVICE_ACCOUNT_EMIAL"),
+        "{}",
+        report.stdout
+    );
+}
+
+#[test]
+fn only_files_that_hold_a_key_are_warned_about_their_mode() {
+    let fake = fake();
+    // The Quick start's credentials file names the key file: it holds no secret, so 0644 is fine.
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let key = env.write("sa-key.json", sa().key_json(true, None).expose());
+    let creds = env.write(
+        ".stackit/credentials.json",
+        &serde_json::json!({"STACKIT_SERVICE_ACCOUNT_KEY_PATH": key}).to_string(),
+    );
+    set_mode(&creds, 0o644);
+    env.get(HOST).stderr("").json();
+    // One that holds the key itself is private material.
+    env.write(
+        ".stackit/credentials.json",
+        &serde_json::json!({"STACKIT_SERVICE_ACCOUNT_KEY": sa().key_json(true, None).expose()}).to_string(),
+    );
+    set_mode(&creds, 0o644);
+    env.get(HOST)
+        .stderr_has("credentials file (it holds a key)")
+        .stderr_has("chmod 600")
+        .json();
+    // A directory where the key should be is an error, with no chmod advice for it.
+    let dir = env.path("keydir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = TestEnv::empty()
+        .var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", dir.to_str().unwrap())
+        .get(HOST)
+        .any_status()
+        .stdout_any()
+        .stderr_any()
+        .run();
+    assert_eq!(out.code, 1);
+    assert!(
+        !out.stderr.contains("chmod") && !out.stdout.contains("chmod"),
+        "{out:?}"
+    );
 }
