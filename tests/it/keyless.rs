@@ -95,7 +95,15 @@ fn bad_federated_tokens_are_errors_that_cost_no_request() {
     let idp = idp();
     let expired = issuer().token(SUBJECT, AUDIENCE, -120);
     let cases: [(&str, Option<&str>, &[&str]); 4] = [
-        ("missing file", None, &["STACKIT_FEDERATED_TOKEN_FILE", "no such file"]),
+        (
+            "missing file",
+            None,
+            &[
+                "STACKIT_FEDERATED_TOKEN_FILE",
+                "no such file",
+                "mount the projected service-account token",
+            ],
+        ),
         ("not a JWT", Some("hello, I am not a token"), &["not a JWT"]),
         ("empty", Some("\n"), &["empty"]),
         ("expired", Some(&expired), &["expired", "ago"]),
@@ -120,7 +128,11 @@ fn bad_federated_tokens_are_errors_that_cost_no_request() {
     let dir = env.path("oidc/dir");
     std::fs::create_dir_all(&dir).unwrap();
     let env = env.var("STACKIT_FEDERATED_TOKEN_FILE", dir.to_str().unwrap());
-    env.get(HOST).assert_error(&["federated token"]);
+    let line = env.get(HOST).assert_error(&["federated token"]);
+    assert!(
+        !line.contains("no such file") && !line.contains("mount the projected"),
+        "{line}"
+    );
     assert_eq!(idp.requests(), 0, "no bad token reaches the IdP");
 }
 
@@ -288,11 +300,34 @@ fn check_explains_a_federated_identity_without_printing_the_token() {
         EMAIL,
         SUBJECT,
         &issuer().url,
-        AUDIENCE,
+        &format!("audience {AUDIENCE},"),
         "expires in",
     ] {
         assert!(text.contains(fragment), "the report lacks {fragment:?}: {text}");
     }
+    assert!(
+        !text.contains("federated.audience"),
+        "STACKIT's audience is no finding: {text}"
+    );
+    // `aud` as a list (Kubernetes writes one): every entry shown, STACKIT's among them is fine.
+    let listed = issuer().token_with(
+        SUBJECT,
+        AUDIENCE,
+        600,
+        json!({"aud": ["https://kubernetes.default.svc", AUDIENCE]}),
+    );
+    let out = federated_env(&idp, &listed)
+        .cmd(&["check", HOST, "--json"])
+        .any_status()
+        .stdout_any()
+        .run();
+    assert!(
+        out.stdout
+            .contains(&format!("audience https://kubernetes.default.svc, {AUDIENCE},")),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("federated.audience"), "{}", out.stdout);
     // A refused exchange is explained with the federation hint.
     let env = federated_env(&idp, &token_for("someone:else"));
     env.cmd(&["check", HOST])
