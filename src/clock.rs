@@ -33,6 +33,25 @@ pub fn parse_rfc3339(value: &str) -> Option<u64> {
     u64::try_from(at.unix_timestamp()).ok()
 }
 
+/// `2026-11-29T17:00:00Z` for unix seconds `t` (or the number itself if out of range).
+pub fn utc_time(t: u64) -> String {
+    match i64::try_from(t)
+        .ok()
+        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+    {
+        Some(d) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            d.hour(),
+            d.minute(),
+            d.second()
+        ),
+        None => format!("unix time {t}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -197,7 +197,7 @@ impl TokenSource {
             return Err(bad(&format!(
                 "expired {}s ago, at {}; whatever writes it (the kubelet's projected volume, the CI job) has stopped refreshing it",
                 now - exp,
-                utc_time(exp)
+                crate::clock::utc_time(exp)
             )));
         }
         Ok(FederatedToken {
@@ -207,25 +207,6 @@ impl TokenSource {
             audience,
             expires_at,
         })
-    }
-}
-
-/// `2026-11-29T17:00:00Z` for unix seconds `t` (or the number itself if out of range).
-fn utc_time(t: u64) -> String {
-    match i64::try_from(t)
-        .ok()
-        .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
-    {
-        Some(d) => format!(
-            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-            d.year(),
-            u8::from(d.month()),
-            d.day(),
-            d.hour(),
-            d.minute(),
-            d.second()
-        ),
-        None => format!("unix time {t}"),
     }
 }
 
@@ -394,8 +375,8 @@ mod tests {
 
     #[test]
     fn expiry_times_are_written_in_utc() {
-        assert_eq!(utc_time(784_111_777), "1994-11-06T08:49:37Z");
-        assert_eq!(utc_time(u64::MAX), format!("unix time {}", u64::MAX));
+        assert_eq!(crate::clock::utc_time(784_111_777), "1994-11-06T08:49:37Z");
+        assert_eq!(crate::clock::utc_time(u64::MAX), format!("unix time {}", u64::MAX));
     }
 
     #[test]

@@ -58,9 +58,13 @@ Commands for people:
   version         print the version (also --version, -v)
   help            print this help (also --help, -h)
 
-Set-up: run 'docker-credential-stackit configure-docker' (it puts {\"credHelpers\":
-{\"registry.onstackit.cloud\": \"stackit\"}} in ~/.docker/config.json) and point
-STACKIT_SERVICE_ACCOUNT_KEY_PATH at your service account key JSON.
+Set-up: keep the service account key JSON (STACKIT Portal > service account > keys) in
+~/.stackit/sa-key.json and name it in ~/.stackit/credentials.json, as the STACKIT CLI does:
+    install -D -m 600 ~/Downloads/sa-key.json ~/.stackit/sa-key.json
+    (umask 077; echo '{\"STACKIT_SERVICE_ACCOUNT_KEY_PATH\": \"'\"$HOME\"'/.stackit/sa-key.json\"}' > ~/.stackit/credentials.json)
+    docker-credential-stackit configure-docker
+(configure-docker puts {\"credHelpers\": {\"registry.onstackit.cloud\": \"stackit\"}} into
+~/.docker/config.json.) In CI, set STACKIT_SERVICE_ACCOUNT_KEY or go keyless (README, \"Keyless\").
 
 Environment:
   STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY   the service account key JSON

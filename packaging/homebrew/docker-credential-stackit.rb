@@ -21,8 +21,10 @@ class DockerCredentialStackit < Formula
 
   def caveats
     <<~EOS
-      Point the helper at your STACKIT service account key and let Docker use it:
-        export STACKIT_SERVICE_ACCOUNT_KEY_PATH=~/.stackit/sa-key.json
+      Keep your STACKIT service account key in ~/.stackit/sa-key.json, name it in
+      ~/.stackit/credentials.json (as the STACKIT CLI does) and let Docker use the helper:
+        install -D -m 600 ~/Downloads/sa-key.json ~/.stackit/sa-key.json
+        (umask 077; echo '{"STACKIT_SERVICE_ACCOUNT_KEY_PATH": "'"$HOME"'/.stackit/sa-key.json"}' > ~/.stackit/credentials.json)
         docker-credential-stackit configure-docker
     EOS
   end

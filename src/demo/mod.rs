@@ -110,8 +110,12 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
     }
     if let Some(claims) = jwt_claims(&first_token) {
         say(format_args!(
-            "   the access token is a JWT: email={} sub={} exp={}\n",
-            claims["email"], claims["sub"], claims["exp"]
+            "   the access token is a JWT: email={} sub={}, expires {}\n",
+            claims["email"],
+            claims["sub"],
+            claims["exp"]
+                .as_u64()
+                .map_or_else(|| "(no exp claim)".into(), crate::clock::utc_time)
         ));
     }
 
@@ -129,7 +133,7 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
         "Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half."
     ));
     say(format_args!(
-        "Real use: set STACKIT_SERVICE_ACCOUNT_KEY_PATH to your key and run `docker-credential-stackit configure-docker`."
+        "Real use: name your key in ~/.stackit/credentials.json and run `docker-credential-stackit configure-docker` (see `docker-credential-stackit help`)."
     ));
     Ok(())
 }

@@ -572,3 +572,39 @@ fn the_man_page_and_readme_document_every_option_and_config_field() {
         assert!(readme.contains(var), "the README lacks {var}");
     }
 }
+
+#[test]
+fn one_recommended_set_up_everywhere() {
+    // The README's Quick start, --help, the man page, the demo's last line and the Homebrew
+    // caveats all recommend the same thing: the key named in ~/.stackit/credentials.json,
+    // created private.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let help = TestEnv::empty().cmd(&["help"]).stdout_any().run().stdout;
+    let demo = TestEnv::empty().cmd(&["demo"]).stdout_any().stderr_any().run().stdout;
+    let sources = [
+        ("README", read(&root.join("README.md"))),
+        ("help", help.clone()),
+        ("man page", man_page().replace("\\-", "-")),
+        ("demo", demo.lines().last().unwrap_or_default().to_string()),
+        (
+            "Homebrew caveats",
+            read(&root.join("packaging/homebrew/docker-credential-stackit.rb")),
+        ),
+    ];
+    for (what, text) in &sources {
+        assert!(
+            text.contains("~/.stackit/credentials.json"),
+            "{what} does not recommend the credentials file:\n{text}"
+        );
+        assert!(
+            !text.contains("export STACKIT_SERVICE_ACCOUNT_KEY_PATH"),
+            "{what} recommends something else"
+        );
+    }
+    for (what, text) in sources.iter().filter(|(w, _)| *w != "demo") {
+        assert!(
+            text.contains("umask 077"),
+            "{what} creates the credentials file without umask 077"
+        );
+    }
+}

@@ -313,11 +313,18 @@ fn token_usage_errors_never_reach_stdout() {
 
 #[test]
 fn demo_runs_end_to_end() {
-    TestEnv::empty()
+    let out = TestEnv::empty()
         .cmd(&["demo"])
         .stdout_has("Demo passed")
         .stderr_any()
         .run();
+    // The token's expiry is a time people read, not a raw `exp` number.
+    assert!(
+        out.stdout.contains(", expires 2") && out.stdout.contains("Z\n"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("exp="), "{}", out.stdout);
 }
 
 #[test]
