@@ -83,12 +83,26 @@ pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: In
     let (url, set_it, endpoint) = (endpoint.url(), grant.where_to_set(endpoint), endpoint.to_string());
     let endpoint = endpoint.as_str();
     let started = Instant::now();
+    let gave_up = |reason: &str, attempts: u32| {
+        Error::Network(format!(
+            "{reason}; gave up after {attempts} attempt{} in {:.1}s, as the next one was due after the {:.0}s that DOCKER_CREDENTIAL_STACKIT_TIMEOUT allows; {CHECK_HINT}",
+            if attempts == 1 { "" } else { "s" },
+            started.elapsed().as_secs_f64(),
+            (deadline - started).as_secs_f64()
+        ))
+    };
     let mut attempt = 0u32;
+    let mut last_reason: Option<String> = None;
     loop {
         attempt += 1;
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(no_time_left(endpoint));
+            // A slow machine may wake from the back-off sleep past the deadline: the reason of
+            // the last attempt is still what the user needs.
+            return Err(match &last_reason {
+                Some(reason) => gave_up(reason, attempt - 1),
+                None => no_time_left(endpoint),
+            });
         }
         debug!("POST {endpoint} (attempt {attempt}, {:.1}s left)", left.as_secs_f64());
         let (reason, wait) = match try_once(&agent, (url, endpoint, &set_it), grant, deadline) {
@@ -103,16 +117,12 @@ pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: In
         if wait >= left {
             // Stopping with time left is honest only if the reason is said: the next attempt
             // was due after the deadline.
-            return Err(Error::Network(format!(
-                "{reason}; gave up after {attempt} attempt{} in {:.1}s, as the next one was due after the {:.0}s that DOCKER_CREDENTIAL_STACKIT_TIMEOUT allows; {CHECK_HINT}",
-                if attempt == 1 { "" } else { "s" },
-                started.elapsed().as_secs_f64(),
-                (deadline - started).as_secs_f64()
-            )));
+            return Err(gave_up(&reason, attempt));
         }
         // Docker calls get several times per command: retries are detail, the final error is
         // what the user needs to see.
         debug!("{reason}; retrying in {:.1}s", wait.as_secs_f64());
+        last_reason = Some(reason);
         std::thread::sleep(wait);
     }
 }
