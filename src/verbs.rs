@@ -125,18 +125,20 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
             let own = identity::load(&spec, settings.deadline)
                 .map(|i| i.username() == creds.username)
                 .unwrap_or(false);
-            if own {
-                debug!("store for {host}: the service account's own login; nothing to keep");
-            } else {
-                warn!(
-                    "not storing credentials of {} for {host}: the host is served by {} (a linked robot's secret no longer works)",
-                    creds.username,
-                    spec.describe()
-                );
-            }
             // A robot login stored earlier stays until the identity has produced a token (the
             // next `get` discards it then): the key may still be broken.
-            Ok(())
+            if own {
+                debug!("store for {host}: the service account's own login; nothing to keep");
+                Ok(())
+            } else {
+                // Never "Login Succeeded" for a login that is not kept: get answers with the
+                // service account here, whatever is stored.
+                Err(Error::Config(format!(
+                    "not storing credentials of {} for {host}: the host is served by {}, which get answers with (a linked robot's secret no longer works); to use this robot instead, remove the identity for {host}",
+                    creds.username,
+                    spec.describe()
+                )))
+            }
         }
         None => {
             robot_store(settings)?.put(&host, &creds.username, &creds.secret, Instant::now() + settings.timeout)?;

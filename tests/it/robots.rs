@@ -74,9 +74,15 @@ fn linking_the_robot_discards_its_stored_secret() {
     let unlinked = linked.unset("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
     unlinked.get(HOST).assert_not_found();
 
-    // A robot login stored while the host has a service account is not kept.
-    store(&TestEnv::with_key(&fake), HOST, "robot$shop+ci", "x")
-        .stderr_has("not storing credentials of robot$shop+ci")
+    // A robot login stored while the host has a service account is not kept, and store says
+    // so with a failure (docker login then does not print "Login Succeeded").
+    let env = TestEnv::with_key(&fake);
+    store(&env, HOST, "robot$shop+ci", "x").assert_error(&["not storing credentials of robot$shop+ci", HOST]);
+    assert!(!robots_file(&env).exists());
+    // The service account's own login is accepted as before.
+    store(&env, HOST, sa().iss.as_str(), "token")
+        .stdout("")
+        .stderr("")
         .run();
 }
 
@@ -116,7 +122,11 @@ fn a_broken_key_does_not_cost_the_stored_robot_login() {
     assert_eq!(refusing.requests(), 1);
     // A robot login offered while the key is broken is not stored, and the old one stays.
     env.set_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", typo.to_str().unwrap());
-    store(&env, HOST, "robot$shop+new", "x").stderr_any().run();
+    store(&env, HOST, "robot$shop+new", "x")
+        .status(1)
+        .stdout_has("not storing credentials of robot$shop+new")
+        .stderr_any()
+        .run();
     env.remove_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
     assert_eq!(secret_of(&env.get(HOST).stderr_any().json()), "keep-me");
 }
