@@ -73,7 +73,14 @@ impl FileError {
     }
 
     fn message(&self) -> String {
-        let (what, path) = (&self.what, self.path.display());
+        // "… named by X_PATH in /a/credentials.json /a/sa-key.json" would run two paths
+        // together: a path after another one goes in parentheses.
+        let path = if self.what.contains(" in ") {
+            format!("({})", self.path.display())
+        } else {
+            self.path.display().to_string()
+        };
+        let what = &self.what;
         match &self.problem {
             ReadError::Unreadable(e) => format!("cannot read {what} {path}: {}", crate::fs::io_reason(e)),
             ReadError::TooLarge(limit) => {

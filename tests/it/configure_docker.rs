@@ -608,3 +608,26 @@ fn one_recommended_set_up_everywhere() {
         );
     }
 }
+
+#[test]
+fn a_compact_file_is_expanded_as_the_docs_say_and_the_dry_run_shows_it() {
+    // README-install.md: content kept, layout expanded one key per line, shown by --dry-run.
+    let (sb, cfg) = Sandbox::new().with_docker_config();
+    let original = "{\"auths\": {\"a.example\": {}}, \"psFormat\": \"table {{.ID}}\"}\n";
+    write(&cfg, original);
+    let out = sb.run(&["--dry-run"]).run();
+    assert!(
+        out.stdout
+            .contains("-{\"auths\": {\"a.example\": {}}, \"psFormat\": \"table {{.ID}}\"}"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("+\t\t\"a.example\": {}"), "{}", out.stdout);
+    assert_eq!(read(&cfg), original, "a dry run writes nothing");
+    sb.run(&[]).run();
+    let written = json(&cfg);
+    assert_eq!(written["auths"], serde_json::json!({"a.example": {}}));
+    assert_eq!(written["psFormat"], "table {{.ID}}");
+    assert_eq!(written["credHelpers"][HOST], "stackit");
+    assert!(read(&cfg).ends_with("}\n"));
+}

@@ -585,3 +585,18 @@ fn only_files_that_hold_a_key_are_warned_about_their_mode() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_missing_key_named_in_the_credentials_file_names_both_files_apart() {
+    let env = TestEnv::empty();
+    let creds = env.write(
+        ".stackit/credentials.json",
+        &serde_json::json!({"STACKIT_SERVICE_ACCOUNT_KEY_PATH": "sa-key.json"}).to_string(),
+    );
+    let missing = creds.parent().unwrap().join("sa-key.json");
+    let line = env.get(HOST).assert_error(&["no such file"]);
+    assert!(
+        line.contains(&format!("in {} ({}): no such file", creds.display(), missing.display())),
+        "{line}"
+    );
+}
