@@ -56,6 +56,15 @@ pub const ENV_VARS: &[&str] = &[
     "DOCKER_CREDENTIAL_STACKIT_LOG",
 ];
 
+/// The identity sources of a host in the order they win (README, "How identity is chosen").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Rank {
+    ConfigFile,
+    FederatedEnv,
+    EnvKey,
+    CredentialsFile,
+}
+
 /// Variables of the STACKIT SDKs, CLI and pod identity webhook that this helper does not use
 /// but that legitimately sit next to its own: never reported as near misses.
 const OTHER_STACKIT_VARS: &[&str] = &[
@@ -449,6 +458,7 @@ impl Settings {
                 })?,
             };
             debug!("{host}: federated identity {email} from the config file ({field}); it wins over the environment");
+            self.debug_losers(host, Rank::ConfigFile);
             let (endpoint, endpoint_origin) = match &entry.token_endpoint {
                 Some(url) => (url.clone(), format!("{field}.tokenEndpoint")),
                 None => self.idp_endpoint(),
@@ -467,6 +477,7 @@ impl Settings {
         if let Some(path) = &entry.service_account_key_path {
             let origin = format!("registries.\"{host}\".serviceAccountKeyPath");
             debug!("{host}: key from the config file ({origin}); it wins over the environment");
+            self.debug_losers(host, Rank::ConfigFile);
             let private_key = match &entry.private_key_path {
                 Some(p) => {
                     let origin = format!("registries.\"{host}\".privateKeyPath");
@@ -498,6 +509,7 @@ impl Settings {
                     for loser in self.passed_over_token_sources() {
                         debug!("{host}: {loser}");
                     }
+                    self.debug_losers(host, Rank::FederatedEnv);
                     let (endpoint, endpoint_origin) = self.idp_endpoint();
                     return Ok(Some(IdentitySpec::Federated(FederatedSpec {
                         email: email.trim().to_string(),
@@ -539,6 +551,16 @@ impl Settings {
             return Ok(None);
         };
         debug!("{host}: key from {}", key.describe());
+        self.debug_losers(
+            host,
+            if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
+                || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
+            {
+                Rank::EnvKey
+            } else {
+                Rank::CredentialsFile
+            },
+        );
 
         let private_key = match self.env_source("STACKIT_PRIVATE_KEY_PATH", "STACKIT_PRIVATE_KEY")? {
             Some(source) => Some(source),
@@ -609,6 +631,49 @@ impl Settings {
                 },
             },
         )
+    }
+
+    /// At debug level: the identity sources for `host` that are present but lose to `winner`,
+    /// each named (the README promises the winner and the losers).
+    fn debug_losers(&self, host: &str, winner: Rank) {
+        if !crate::log::enabled(crate::log::Level::Debug) {
+            return;
+        }
+        let federated = self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL").is_some()
+            && (self.env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN").is_some()
+                || self.env.var("STACKIT_FEDERATED_TOKEN_FILE").is_some()
+                || self.env.default_token_file.exists()
+                || self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
+                || self.env.var("SYSTEM_OIDCREQUESTURI").is_some());
+        let credentials_file = match self.env.var("STACKIT_CREDENTIALS_PATH") {
+            Some(p) => expand_home(p, &self.env).ok(),
+            None => self
+                .env
+                .home
+                .as_ref()
+                .map(|h| h.join(".stackit").join("credentials.json")),
+        };
+        let present = [
+            (
+                Rank::FederatedEnv,
+                federated,
+                "a federated identity from STACKIT_SERVICE_ACCOUNT_EMAIL",
+            ),
+            (
+                Rank::EnvKey,
+                self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
+                    || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some(),
+                "the key from STACKIT_SERVICE_ACCOUNT_KEY_PATH/STACKIT_SERVICE_ACCOUNT_KEY",
+            ),
+            (
+                Rank::CredentialsFile,
+                credentials_file.is_some_and(|p| p.exists()),
+                "the STACKIT credentials file",
+            ),
+        ];
+        for (_, _, loser) in present.iter().filter(|(rank, set, _)| *set && *rank > winner) {
+            debug!("{host}: {loser} is present but not used: a source earlier in the order wins");
+        }
     }
 
     /// The federated token sources present in the environment that [`Settings::env_token_source`]

@@ -600,3 +600,29 @@ fn a_missing_key_named_in_the_credentials_file_names_both_files_apart() {
         "{line}"
     );
 }
+
+#[test]
+fn debug_logging_names_the_winner_and_the_losers() {
+    let fake = fake();
+    let env = TestEnv::with_key(&fake).var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");
+    env.write(
+        ".stackit/credentials.json",
+        &serde_json::json!({"STACKIT_SERVICE_ACCOUNT_KEY_PATH": "elsewhere.json"}).to_string(),
+    );
+    env.get(HOST)
+        .stderr_has("key from STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .stderr_has("the STACKIT credentials file is present but not used")
+        .json();
+    // A config file entry wins over both.
+    let key = env.path("sa-key.json");
+    let config = env.write(
+        "helper.json",
+        &serde_json::json!({"registries": {HOST: {"serviceAccountKeyPath": key}}}).to_string(),
+    );
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_CONFIG", config.to_str().unwrap())
+        .stderr_has("from the config file")
+        .stderr_has("STACKIT_SERVICE_ACCOUNT_KEY_PATH/STACKIT_SERVICE_ACCOUNT_KEY is present but not used")
+        .stderr_has("the STACKIT credentials file is present but not used")
+        .json();
+}
