@@ -77,7 +77,11 @@ fn linking_the_robot_discards_its_stored_secret() {
     // A robot login stored while the host has a service account is not kept, and store says
     // so with a failure (docker login then does not print "Login Succeeded").
     let env = TestEnv::with_key(&fake);
-    store(&env, HOST, "robot$shop+ci", "x").assert_error(&["not storing credentials of robot$shop+ci", HOST]);
+    store(&env, HOST, "robot$shop+ci", "x").assert_error(&[
+        "not storing credentials of robot$shop+ci",
+        HOST,
+        "served by the service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH",
+    ]);
     assert!(!robots_file(&env).exists());
     // The service account's own login is accepted as before.
     store(&env, HOST, sa().iss.as_str(), "token")
