@@ -354,3 +354,21 @@ fn stdin_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() {
     env.cmd(&["get"]).stdin(&input).assert_error(&["larger than 1024 KiB"]);
     assert_eq!(fake.requests(), 1);
 }
+
+#[test]
+fn bad_time_settings_say_which_values_are_allowed() {
+    let env = TestEnv::empty();
+    for value in ["0", "-1", "soon", "3601"] {
+        let line = env
+            .get(HOST)
+            .env("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", value)
+            .assert_error(&["DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "greater than 0 and at most 3600"]);
+        assert!(
+            !line.contains("between 0"),
+            "0 is not allowed, so the message must not say so: {line}"
+        );
+    }
+    env.get(HOST)
+        .env("DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW", "-3")
+        .assert_error(&["DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW", "from 0 (off) to 3600"]);
+}
