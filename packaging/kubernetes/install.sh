@@ -33,7 +33,7 @@ put() {
 # The binary runs on the node's OS, not in this image: a dynamically linked glibc build would
 # work here only by luck. Refuse anything that does not run, with the fix in the message.
 "$SRC_BIN" version >/dev/null 2>&1 ||
-    die "$SRC_BIN does not run in this image; build the installer image from the static (x86_64-unknown-linux-musl or aarch64-unknown-linux-musl) release binary"
+    die "$SRC_BIN does not run in this image; build the installer image from the static release binary (cargo build --release on Linux links glibc statically; see build.rs)"
 
 [ -f "$SRC_CONFIG" ] || die "no CredentialProviderConfig at $SRC_CONFIG; is the ConfigMap mounted?"
 

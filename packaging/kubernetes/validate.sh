@@ -27,7 +27,7 @@ set -x
     -d '{extends: default, rules: {line-length: {max: 120}, document-start: disable}}' \
     ./*.yaml
 for version in 1.25.0 1.37.0; do
-    "$venv/bin/kubernetes-validate" --strict -k "$version" daemonset.yaml
+    "$venv/bin/kubernetes-validate" --strict -k "$version" daemonset.yaml node-audience-rbac.yaml
 done
 "$venv/bin/check-jsonschema" --schemafile schema/credential-provider-config.schema.json \
     credential-provider-config.yaml credential-provider-config-per-pod.yaml
