@@ -54,9 +54,6 @@ pub struct LinkPointers {
     pub email: Vec<String>,
     /// Candidate pointers for the linked id.
     pub id: Vec<String>,
-    /// Whether pointers that resolve to nothing mean "unlinked" (`true`, for pointers the user
-    /// configured and so knows to be right) or "unknown" (`false`, for the guessed defaults).
-    pub missing_means_unlinked: bool,
 }
 
 /// Guessed default pointers for the linked e-mail. STACKIT's field names are not public; these
@@ -83,19 +80,17 @@ impl Default for LinkPointers {
         LinkPointers {
             email: DEFAULT_EMAIL_POINTERS.iter().map(|p| p.to_string()).collect(),
             id: DEFAULT_ID_POINTERS.iter().map(|p| p.to_string()).collect(),
-            missing_means_unlinked: false,
         }
     }
 }
 
 impl LinkPointers {
-    /// User-configured pointers: one for the e-mail, one for the id. Since they are known to be
-    /// right, their absence from a robot means the robot is unlinked.
+    /// User-configured pointers: one for the e-mail, one for the id. Their absence from a robot
+    /// still means "unknown": a registry may hide the fields from this identity.
     pub fn new(email: impl Into<String>, id: impl Into<String>) -> LinkPointers {
         LinkPointers {
             email: vec![email.into()],
             id: vec![id.into()],
-            missing_means_unlinked: true,
         }
     }
 }
@@ -166,7 +161,9 @@ pub fn read_link(robot: &Robot, pointers: &LinkPointers) -> LinkLookup {
     let email = lookup(&json, &pointers.email);
     let id = lookup(&json, &pointers.id);
     match (email, id) {
-        (Field::Missing, Field::Missing) if !pointers.missing_means_unlinked => LinkLookup::Unknown,
+        // No public STACKIT API or spec names the link fields, so their absence says nothing
+        // about the link, configured pointers or not: only a present `null`/`""` is "unlinked".
+        (Field::Missing, Field::Missing) => LinkLookup::Unknown,
         (Field::Missing | Field::Empty, Field::Missing | Field::Empty) => LinkLookup::Unlinked,
         (email, id) => LinkLookup::Link(SaIdentity::new(field_text(email), field_text(id))),
     }
@@ -221,7 +218,9 @@ fn unknown(who: &str, source: &LinkSource) -> LinkCheck {
         linked: None,
         findings: vec![Finding::info(
             codes::LINK_UNKNOWN,
-            format!("the link state of robot {who} is unknown: none of the fields {tried} is in its JSON"),
+            format!(
+                "the link state of robot {who} is unknown: none of the fields {tried} is in its JSON (no public STACKIT API names the link fields); if your registry shows them under other names, set robotLink.emailPointer and robotLink.idPointer (JSON pointers) in the helper's config file"
+            ),
         )],
     }
 }
@@ -442,15 +441,24 @@ mod tests {
     }
 
     #[test]
-    fn absent_fields_are_unknown_with_defaults_but_unlinked_with_configured_pointers() {
+    fn absent_fields_are_unknown_whoever_chose_the_pointers() {
         let r = robot(r#"{"name":"robot$shop+ci","level":"project"}"#);
         let c = check_link(&r, &LinkSource::Pointers(LinkPointers::default()), &expected());
         assert_eq!((c.state, codes_of(&c)), (LinkState::Unknown, vec![codes::LINK_UNKNOWN]));
         assert_eq!(c.findings[0].severity, super::super::findings::Severity::Info);
         assert!(c.findings[0].message.contains("/service_account/email"));
+        assert!(c.findings[0].message.contains("robotLink.emailPointer"));
         let configured = LinkPointers::new("/x_stackit/sa_email", "/x_stackit/sa_id");
         let c = check_link(&r, &LinkSource::Pointers(configured), &expected());
-        assert_eq!(c.state, LinkState::Unlinked);
+        assert_eq!(c.state, LinkState::Unknown);
+        assert!(c.findings[0].message.contains("/x_stackit/sa_email, /x_stackit/sa_id"));
+        // Present but null under configured pointers: unlinked.
+        let r = robot(r#"{"x_stackit":{"sa_email":null,"sa_id":null}}"#);
+        let configured = LinkPointers::new("/x_stackit/sa_email", "/x_stackit/sa_id");
+        assert_eq!(
+            check_link(&r, &LinkSource::Pointers(configured), &expected()).state,
+            LinkState::Unlinked
+        );
     }
 
     #[test]
@@ -472,7 +480,7 @@ mod tests {
     fn invalid_pointers_resolve_to_nothing() {
         let r = robot(r#"{"a":{"b":"x@y.z"}}"#);
         let p = LinkPointers::new("no-leading-slash", "/a/b/c/d");
-        assert_eq!(read_link(&r, &p), LinkLookup::Unlinked);
+        assert_eq!(read_link(&r, &p), LinkLookup::Unknown);
     }
 
     #[test]

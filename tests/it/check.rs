@@ -866,12 +866,21 @@ fn robot_link_pointers_come_from_the_config_file() {
         "configured pointers find it: {r:?}"
     );
 
-    // Configured pointers are trusted: a robot without those fields is unlinked, not unknown.
+    // A robot without the configured fields (a registry that hides them): unknown, never
+    // "not linked", with the fields looked for and how to set the pointers.
     let plain = rig
         .env
         .write("plain-robot.json", &rig.harbor.robot_json("robot$shop+ci"));
     let (_, r) = rig.check_json(&["--pull", "--robot-file", plain.to_str().unwrap()]);
-    assert!(r.codes("robot").contains(&"link.unlinked"), "{r:?}");
+    assert!(r.codes("robot").contains(&"link.unknown"), "{r:?}");
+    assert!(!r.codes("robot").contains(&"link.unlinked"), "{r:?}");
+    assert!(
+        r.finding("link.unknown")["message"]
+            .as_str()
+            .unwrap()
+            .contains("robotLink.emailPointer"),
+        "{r:?}"
+    );
 }
 
 #[test]
