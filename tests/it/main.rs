@@ -8,6 +8,7 @@ mod support;
 mod builder;
 mod cache;
 mod check;
+mod ci;
 mod configure_docker;
 mod e2e;
 mod engines;
