@@ -588,6 +588,13 @@ fn bad_keys_are_explained() {
             .contains("HTTP 400"),
         "{r:?}"
     );
+    // The fix names the identity and where its endpoint came from.
+    let hint = r.finding("token.failed")["hint"].as_str().unwrap();
+    assert!(
+        hint.contains("the service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+            && hint.contains("(from STACKIT_TOKEN_BASEURL)"),
+        "{hint}"
+    );
     assert!(!out.stdout.contains("PRIVATE KEY"), "{out:?}");
 
     // An inactive, expired key.
