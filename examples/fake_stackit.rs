@@ -63,7 +63,10 @@ fn main() {
         &dir,
     );
     let settings = Settings::from_env(env).expect("settings");
-    let Some(Identity::Key(identity)) = settings.identity(DEFAULT_REGISTRY).expect("identity") else {
+    let Some(Identity::Key(identity)) = settings
+        .identity(&settings.served_host(DEFAULT_REGISTRY).expect("served"))
+        .expect("identity")
+    else {
         panic!("the bench key is not a key identity");
     };
     let signed = assertion::sign(

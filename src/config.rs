@@ -299,6 +299,26 @@ pub struct RegistryEntry {
     pub username: Option<String>,
 }
 
+/// A registry `host[:port]` that the settings serve. Only [`Settings::served_host`] makes one,
+/// and everything that hands out or uses a credential (the identity of a host, its token, the
+/// robot login kept for it) takes one: "no credential for a host we do not serve" holds by
+/// construction instead of by every caller remembering to ask.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServedHost(String);
+
+impl ServedHost {
+    /// The normalised `host[:port]`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ServedHost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Everything the verbs need to know, loaded once per process.
 #[derive(Debug)]
 pub struct Settings {
@@ -421,6 +441,19 @@ impl Settings {
         self.served.iter().any(|h| h == host)
     }
 
+    /// `server_url` as a [`ServedHost`] when it names a served host (any form clients send:
+    /// `host`, `host:port`, `https://host/v2/`); `None` otherwise.
+    pub fn served_host(&self, server_url: &str) -> Option<ServedHost> {
+        server_url::normalize(server_url)
+            .filter(|host| self.serves(host))
+            .map(ServedHost)
+    }
+
+    /// Every served host.
+    pub fn served_hosts(&self) -> impl Iterator<Item = ServedHost> + '_ {
+        self.served.iter().cloned().map(ServedHost)
+    }
+
     /// The environment snapshot these settings came from.
     pub fn env(&self) -> &Env {
         &self.env
@@ -432,7 +465,8 @@ impl Settings {
     }
 
     /// Which identity serves `host`, or `None` if none is configured anywhere.
-    pub fn identity_spec(&self, host: &str) -> Result<Option<IdentitySpec>> {
+    pub fn identity_spec(&self, host: &ServedHost) -> Result<Option<IdentitySpec>> {
+        let host = host.as_str();
         let entry = self.registries.get(host).cloned().unwrap_or_default();
         let username = entry.username.clone().filter(|u| !u.trim().is_empty());
 
@@ -720,7 +754,7 @@ impl Settings {
     }
 
     /// The identity serving `host`, loaded, or `None` if none is configured.
-    pub fn identity(&self, host: &str) -> Result<Option<Identity>> {
+    pub fn identity(&self, host: &ServedHost) -> Result<Option<Identity>> {
         match self.identity_spec(host)? {
             Some(spec) => crate::identity::load(&spec, self.deadline).map(Some),
             None => Ok(None),
@@ -1171,7 +1205,11 @@ mod tests {
         )
         .unwrap();
         let desc = |s: &Settings| {
-            let spec = key_spec(s.identity_spec("registry.onstackit.cloud").unwrap().unwrap());
+            let spec = key_spec(
+                s.identity_spec(&s.served_host("registry.onstackit.cloud").unwrap())
+                    .unwrap()
+                    .unwrap(),
+            );
             (spec.key.describe(), spec.private_key.map(|p| p.describe()))
         };
         let (k, p) = desc(&settings(&[], home));
@@ -1201,7 +1239,11 @@ mod tests {
             ],
             home,
         );
-        let spec = key_spec(s.identity_spec("registry.onstackit.cloud").unwrap().unwrap());
+        let spec = key_spec(
+            s.identity_spec(&s.served_host("registry.onstackit.cloud").unwrap())
+                .unwrap()
+                .unwrap(),
+        );
         assert!(
             spec.key.describe().contains(&format!("{}/keys/a.json", home.display())),
             "{}",
@@ -1214,14 +1256,11 @@ mod tests {
     #[test]
     fn no_key_anywhere_is_no_identity() {
         let dir = tempfile::tempdir().unwrap();
-        assert!(
-            settings(&[], dir.path())
-                .identity_spec("registry.onstackit.cloud")
-                .unwrap()
-                .is_none()
-        );
+        let s = settings(&[], dir.path());
+        let host = s.served_host("registry.onstackit.cloud").unwrap();
+        assert!(s.identity_spec(&host).unwrap().is_none());
         let err = settings(&[("STACKIT_CREDENTIALS_PATH", "/nope/creds.json")], dir.path())
-            .identity_spec("registry.onstackit.cloud")
+            .identity_spec(&host)
             .unwrap_err();
         assert!(err.to_string().contains("/nope/creds.json"), "{err}");
     }

@@ -26,13 +26,12 @@
 //! ServiceAccount must not be able to turn their pod into the node by blanking it.
 
 use crate::clock::unix_now;
-use crate::config::Settings;
+use crate::config::{ServedHost, Settings};
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::TokenSource;
 use crate::identity::{FederatedSpec, Identity, load_federated};
 use crate::secret::Secret;
-use crate::server_url;
 use crate::token::{self, Token};
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -258,7 +257,7 @@ pub const ALLOW_NODE_FALLBACK: &str = "--allow-node-fallback";
 /// Answers a parsed request: credentials for served hosts, an empty answer for the rest.
 pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -> Result<Response> {
     let registry = registry_of(&request.image);
-    let Some(host) = server_url::normalize(registry).filter(|h| settings.serves(h)) else {
+    let Some(host) = settings.served_host(registry) else {
         debug!(
             "{registry} is not served (served: {}); answering without credentials",
             settings.served.join(", ")
@@ -267,7 +266,7 @@ pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -
     };
     // A pod's own identity that fails is an error, never the node's credentials: otherwise a
     // pod whose federation is refused would pull with whatever the node may pull.
-    let (identity, token) = match pod_identity(settings, request, fallback)? {
+    let (identity, token) = match pod_identity(settings, &host, request, fallback)? {
         Some(identity) => {
             let token = token::access_token(settings, &identity)?;
             (identity, token)
@@ -296,7 +295,12 @@ pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -
 /// account lacks the annotation key altogether on a node that allows the fallback, may mean.
 /// A present annotation, whatever its value, always means the pod's own identity: a blank or
 /// malformed e-mail is then an error from [`load_federated`], with no request to anyone.
-fn pod_identity(settings: &Settings, request: &Request, fallback: NodeFallback) -> Result<Option<Identity>> {
+fn pod_identity(
+    settings: &Settings,
+    host: &ServedHost,
+    request: &Request,
+    fallback: NodeFallback,
+) -> Result<Option<Identity>> {
     let Some(token) = &request.service_account_token else {
         return Ok(None);
     };
@@ -326,7 +330,10 @@ fn pod_identity(settings: &Settings, request: &Request, fallback: NodeFallback) 
         username: None,
     };
     let identity = load_federated(&spec, settings.deadline)?;
-    debug!("answering with the pod's own federated identity {}", identity.email);
+    debug!(
+        "{host}: answering with the pod's own federated identity {}",
+        identity.email
+    );
     Ok(Some(Identity::Federated(identity)))
 }
 

@@ -1,7 +1,7 @@
 //! The protocol verbs as library calls: each takes the settings and what arrived on stdin and
 //! returns what goes to stdout. `main.rs` only maps results to output and exit codes.
 
-use crate::config::Settings;
+use crate::config::{ServedHost, Settings};
 use crate::error::{Error, Result};
 use crate::identity::{self, Identity};
 use crate::protocol::{self, Credentials};
@@ -20,16 +20,11 @@ fn robot_store(settings: &Settings) -> Result<RobotStore> {
 }
 
 /// A served host, or `NotFound` for anything else (Docker then goes on anonymously).
-fn served_host(settings: &Settings, url: &str) -> Result<String> {
-    let Some(host) = server_url::normalize(url) else {
-        debug!("{url:?} is not a registry host");
-        return Err(Error::NotFound);
-    };
-    if !settings.serves(&host) {
-        debug!("{host} is not served (served: {})", settings.served.join(", "));
-        return Err(Error::NotFound);
-    }
-    Ok(host)
+fn served_host(settings: &Settings, url: &str) -> Result<ServedHost> {
+    settings.served_host(url).ok_or_else(|| {
+        debug!("{url:?} is not a served host (served: {})", settings.served.join(", "));
+        Error::NotFound
+    })
 }
 
 /// Robot secrets stop working once the robot is linked to a service account, so a host whose
@@ -38,9 +33,9 @@ fn served_host(settings: &Settings, url: &str) -> Result<String> {
 /// Called only after the token is in hand: a mistyped key path must not cost the user a stored
 /// login. Waits for the store's lock no later than `deadline`, and a failure here never fails
 /// the `get` that already has its answer.
-fn discard_robot(settings: &Settings, host: &str, deadline: Instant) {
+fn discard_robot(settings: &Settings, host: &ServedHost, deadline: Instant) {
     if let Ok(store) = robot_store(settings) {
-        match store.remove(host, deadline) {
+        match store.remove(host.as_str(), deadline) {
             Ok(true) => {
                 warn!("discarded stored robot credentials for {host}: it is now served by a service account key")
             }
@@ -51,8 +46,10 @@ fn discard_robot(settings: &Settings, host: &str, deadline: Instant) {
 }
 
 /// Debug note for a failed service account identity: any stored robot login stays.
-fn keeping_robot(settings: &Settings, host: &str) {
-    if crate::log::enabled(crate::log::Level::Debug) && robot_store(settings).is_ok_and(|s| s.get(host).is_some()) {
+fn keeping_robot(settings: &Settings, host: &ServedHost) {
+    if crate::log::enabled(crate::log::Level::Debug)
+        && robot_store(settings).is_ok_and(|s| s.get(host.as_str()).is_some())
+    {
         debug!("{host}: keeping the stored robot credentials until the service account identity produces a token");
     }
 }
@@ -60,7 +57,7 @@ fn keeping_robot(settings: &Settings, host: &str) {
 /// The identity serving `host` (already known to be served) and an access token for it, from
 /// the cache or freshly minted; `None` when no identity is configured for the host. `get`,
 /// `token` and the kubelet's node identity all answer through this one path.
-pub fn identity_token(settings: &Settings, host: &str) -> Result<Option<(Identity, Token)>> {
+pub fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(Identity, Token)>> {
     let Some(spec) = settings.identity_spec(host)? else {
         return Ok(None);
     };
@@ -88,7 +85,7 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
                 secret: token.secret,
             })
         }
-        None => match robot_store(settings)?.get(&host) {
+        None => match robot_store(settings)?.get(host.as_str()) {
             Some((username, secret)) => {
                 debug!("{host}: answering with stored robot credentials for {username}");
                 Ok(Credentials {
@@ -109,17 +106,17 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
 /// ignores the service account's own login (which `docker login` stores after `get`).
 pub fn store(settings: &Settings, input: &str) -> Result<()> {
     let creds = protocol::credentials(input)?;
-    let Some(host) = server_url::normalize(&creds.server_url) else {
+    let Some(normalized) = server_url::normalize(&creds.server_url) else {
         return Err(Error::Input(format!(
             "store: {:?} is not a registry host[:port]",
             creds.server_url
         )));
     };
-    if !settings.serves(&host) {
+    let Some(host) = settings.served_host(&normalized) else {
         return Err(Error::Config(format!(
-            "{host} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file, or remove it from credHelpers"
+            "{normalized} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file, or remove it from credHelpers"
         )));
-    }
+    };
     match settings.identity_spec(&host)? {
         Some(spec) => {
             let own = identity::load(&spec, settings.deadline)
@@ -141,7 +138,12 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
             }
         }
         None => {
-            robot_store(settings)?.put(&host, &creds.username, &creds.secret, Instant::now() + settings.timeout)?;
+            robot_store(settings)?.put(
+                host.as_str(),
+                &creds.username,
+                &creds.secret,
+                Instant::now() + settings.timeout,
+            )?;
             info!("stored robot credentials of {} for {host}", creds.username);
             Ok(())
         }
@@ -158,8 +160,8 @@ pub fn erase(settings: &Settings, input: &str) -> Result<()> {
     if robot_store(settings)?.remove(&host, Instant::now() + settings.timeout)? {
         info!("erased stored robot credentials for {host}");
     }
-    if settings.serves(&host)
-        && let Ok(Some(identity)) = settings.identity(&host)
+    if let Some(served) = settings.served_host(&host)
+        && let Ok(Some(identity)) = settings.identity(&served)
         && let Some(cache) = token::cache::open_or_warn(settings.cache_dir.as_deref())
     {
         match cache.remove(&identity.cache_id()) {
@@ -180,14 +182,14 @@ pub fn erase(settings: &Settings, input: &str) -> Result<()> {
 pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
     let mut out = BTreeMap::new();
     let robots = robot_store(settings).map(|s| s.list()).unwrap_or_default();
-    for host in &settings.served {
-        match settings.identity(host) {
+    for host in settings.served_hosts() {
+        match settings.identity(&host) {
             Ok(Some(identity)) => {
-                out.insert(host.clone(), identity.username().to_string());
+                out.insert(host.to_string(), identity.username().to_string());
             }
             Ok(None) => {
-                if let Some(user) = robots.get(host) {
-                    out.insert(host.clone(), user.clone());
+                if let Some(user) = robots.get(host.as_str()) {
+                    out.insert(host.to_string(), user.clone());
                 }
             }
             Err(e) => debug!("list: leaving out {host}: {e}"),
@@ -199,17 +201,17 @@ pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
 /// `token [SERVER]`: the bare access token for the identity serving SERVER (default
 /// `registry.onstackit.cloud`).
 pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
-    let host = match server {
+    let normalized = match server {
         None => DEFAULT_REGISTRY.to_string(),
         Some(s) => {
             server_url::normalize(s).ok_or_else(|| Error::Usage(format!("{s:?} is not a registry host[:port]")))?
         }
     };
-    if !settings.serves(&host) {
+    let Some(host) = settings.served_host(&normalized) else {
         return Err(Error::Config(format!(
-            "{host} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file"
+            "{normalized} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file"
         )));
-    }
+    };
     let (_, token) = identity_token(settings, &host)?.ok_or_else(|| {
         Error::Config(format!(
             "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON, or STACKIT_SERVICE_ACCOUNT_EMAIL and STACKIT_FEDERATED_TOKEN_FILE for a keyless identity"

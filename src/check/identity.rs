@@ -5,7 +5,7 @@
 use super::Step;
 use super::codes;
 use crate::clock::{parse_rfc3339, unix_now};
-use crate::config::Settings;
+use crate::config::{ServedHost, Settings};
 use crate::identity::{self, FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
@@ -58,9 +58,20 @@ pub struct IdentityOutcome {
     pub expected: Option<SaIdentity>,
 }
 
-/// Runs step 2 for `host` at `now` (unix seconds). For a host that is not `served`, only local
-/// files are read: nothing that costs a request or mints a credential happens for it.
-pub fn step(settings: &Settings, host: &str, served: bool, now: u64) -> IdentityOutcome {
+/// Runs step 2 for `host` at `now` (unix seconds). A host that is not served (`None`) has no
+/// identity to load: nothing that reads a key, costs a request or mints a credential happens
+/// for it.
+pub fn step(settings: &Settings, host: Option<&ServedHost>, now: u64) -> IdentityOutcome {
+    let Some(host) = host else {
+        return IdentityOutcome {
+            step: Step::skipped(
+                "identity",
+                "skipped: the host is not served, so no identity is loaded for it",
+            ),
+            credential: None,
+            expected: None,
+        };
+    };
     let fail = |code, message: String, hint: &str| IdentityOutcome {
         step: Step::ran(
             "identity",
@@ -73,7 +84,10 @@ pub fn step(settings: &Settings, host: &str, served: bool, now: u64) -> Identity
     let spec = match settings.identity_spec(host) {
         Ok(Some(spec)) => spec,
         Ok(None) => {
-            let stored = settings.data_dir.as_deref().and_then(|d| RobotStore::new(d).get(host));
+            let stored = settings
+                .data_dir
+                .as_deref()
+                .and_then(|d| RobotStore::new(d).get(host.as_str()));
             return match stored {
                 Some((username, secret)) => IdentityOutcome {
                     step: Step::ran(
@@ -106,34 +120,7 @@ pub fn step(settings: &Settings, host: &str, served: bool, now: u64) -> Identity
     };
     match spec {
         IdentitySpec::Key(spec) => key_step(settings, &spec, now),
-        IdentitySpec::Federated(spec) if !served && spec.source.needs_network() => not_requested(host, &spec),
         IdentitySpec::Federated(spec) => federated_step(settings, &spec, now),
-    }
-}
-
-/// Step 2 for a federated identity whose token would cost a request (a CI provider's), for a
-/// host that is not served: named, not requested.
-fn not_requested(host: &str, spec: &FederatedSpec) -> IdentityOutcome {
-    IdentityOutcome {
-        step: Step::ran(
-            "identity",
-            format!(
-                "federated identity {} from {} (token not requested)",
-                spec.email,
-                spec.source.describe()
-            ),
-            vec![Finding::info(
-                codes::FEDERATED_IDENTITY,
-                format!(
-                    "service account {} (from {}); its token from {} is not requested: {host} is not served, so nothing is minted for it",
-                    spec.email,
-                    spec.email_origin,
-                    spec.source.describe()
-                ),
-            )],
-        ),
-        credential: None,
-        expected: None,
     }
 }
 

@@ -359,8 +359,9 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
     // host (or whoever answers for it) a token or robot secret either: no token is fetched,
     // no CI provider is asked for one, and nothing logs in; the identity step reads only local
     // files for it.
-    let served = settings.serves(&target.host);
-    let identity = identity::step(&settings, &target.host, served, now);
+    let served_host = settings.served_host(&target.host);
+    let served = served_host.is_some();
+    let identity = identity::step(&settings, served_host.as_ref(), now);
     let mut findings = identity.step.findings;
     findings.extend(settings.near_misses().into_iter().map(|miss| {
         Finding::warning(

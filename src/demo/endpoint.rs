@@ -264,7 +264,10 @@ mod tests {
             dir.path(),
         );
         let settings = Settings::from_env(env).unwrap();
-        let Some(Identity::Key(identity)) = settings.identity("registry.onstackit.cloud").unwrap() else {
+        let Some(Identity::Key(identity)) = settings
+            .identity(&settings.served_host("registry.onstackit.cloud").unwrap())
+            .unwrap()
+        else {
             panic!("a key identity");
         };
         let signed =

@@ -572,7 +572,7 @@ fn check_asks_no_ci_provider_for_a_token_for_a_host_it_does_not_serve() {
             .stdout_has("not served")
             .stderr_any()
             .run();
-        assert!(out.stdout.contains("not requested"), "{args:?}: {}", out.stdout);
+        assert!(out.stdout.contains("no identity is loaded"), "{args:?}: {}", out.stdout);
     }
     assert!(
         idp.github_requests().is_empty(),
