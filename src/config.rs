@@ -454,6 +454,15 @@ impl Settings {
         self.served.iter().cloned().map(ServedHost)
     }
 
+    /// What the token service needs of these settings.
+    pub fn token_policy(&self) -> crate::token::Policy {
+        crate::token::Policy {
+            cache_dir: self.cache_dir.clone(),
+            timeout: self.timeout,
+            failure_window: self.failure_window,
+        }
+    }
+
     /// The environment snapshot these settings came from.
     pub fn env(&self) -> &Env {
         &self.env

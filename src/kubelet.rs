@@ -268,7 +268,7 @@ pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -
     // pod whose federation is refused would pull with whatever the node may pull.
     let (identity, token) = match pod_identity(settings, &host, request, fallback)? {
         Some(identity) => {
-            let token = token::access_token(settings, &identity)?;
+            let token = token::access_token(&settings.token_policy(), &identity)?;
             (identity, token)
         }
         None => crate::verbs::identity_token(settings, &host)?.ok_or_else(|| {

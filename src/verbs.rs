@@ -62,7 +62,7 @@ pub fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(
         return Ok(None);
     };
     let identity = identity::load(&spec, settings.deadline)?;
-    let token = token::access_token(settings, &identity)?;
+    let token = token::access_token(&settings.token_policy(), &identity)?;
     Ok(Some((identity, token)))
 }
 

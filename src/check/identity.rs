@@ -467,7 +467,7 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
         }
         Some(Credential::ServiceAccount(identity)) => identity,
     };
-    let token = match token::access_token(settings, &identity) {
+    let token = match token::access_token(&settings.token_policy(), &identity) {
         Ok(t) => t,
         Err(e) => {
             // A network failure gets a network fix; anything else is about the identity.
