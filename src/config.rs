@@ -154,10 +154,33 @@ fn unknown_variable(name: &str) -> Option<UnknownVariable> {
     }
 }
 
-/// A snapshot of the environment: only non-empty values count, as in the STACKIT SDKs.
+/// Variables of the system and of other tools that the helper reads besides its own
+/// ([`ENV_VARS`]): the proxy settings, the home directory and PATH, and where Docker and
+/// containers/image keep their files. Kept as they are (paths need not be UTF-8).
+pub const SYSTEM_VARS: &[&str] = &[
+    "HOME",
+    "PATH",
+    "DOCKER_CONFIG",
+    "REGISTRY_AUTH_FILE",
+    "XDG_RUNTIME_DIR",
+    "XDG_CONFIG_HOME",
+    "ALL_PROXY",
+    "all_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "NO_PROXY",
+    "no_proxy",
+];
+
+/// A snapshot of the environment, the only reader of the process environment: only non-empty
+/// values count, as in the STACKIT SDKs.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
     vars: BTreeMap<String, String>,
+    /// [`SYSTEM_VARS`] that are set and non-empty.
+    system: BTreeMap<String, std::ffi::OsString>,
     /// Our variables (or near misses of them) that are set but not used.
     unknown: Vec<UnknownVariable>,
     home: Option<PathBuf>,
@@ -173,8 +196,15 @@ impl Env {
     pub fn from_process() -> Env {
         let mut vars = BTreeMap::new();
         let mut unknown = Vec::new();
+        let mut system = BTreeMap::new();
         for (name, value) in std::env::vars_os() {
             let Some(name) = name.to_str() else { continue };
+            if SYSTEM_VARS.contains(&name) {
+                if !value.is_empty() {
+                    system.insert(name.to_string(), value);
+                }
+                continue;
+            }
             if !name.starts_with("STACKIT_")
                 && !name.starts_with("DOCKER_CREDENTIAL_STACKIT_")
                 && !ENV_VARS.contains(&name)
@@ -189,9 +219,14 @@ impl Env {
                 unknown.push(near_miss);
             }
         }
+        if !system.contains_key("HOME") {
+            // The home directory then comes from the user database; see the module docs of nss.
+            crate::nss::builtin_services_only(crate::nss::Database::Passwd);
+        }
         let dirs = directories::BaseDirs::new();
         Env {
             vars,
+            system,
             unknown,
             home: dirs.as_ref().map(|d| d.home_dir().to_path_buf()),
             config_dir: dirs.as_ref().map(|d| d.config_dir().join(APP_DIR)),
@@ -210,6 +245,11 @@ impl Env {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             unknown: pairs.iter().filter_map(|(k, _)| unknown_variable(k)).collect(),
+            system: pairs
+                .iter()
+                .filter(|(k, v)| SYSTEM_VARS.contains(k) && !v.is_empty())
+                .map(|(k, v)| (k.to_string(), v.into()))
+                .collect(),
             home: Some(home.to_path_buf()),
             config_dir: Some(home.join(".config").join(APP_DIR)),
             cache_dir: Some(home.join(".cache").join(APP_DIR)),
@@ -221,6 +261,22 @@ impl Env {
     /// The value of a variable, if set and non-empty.
     pub fn var(&self, name: &str) -> Option<&str> {
         self.vars.get(name).map(String::as_str)
+    }
+
+    /// A [`SYSTEM_VARS`] variable, if set and non-empty.
+    pub fn os(&self, name: &str) -> Option<&std::ffi::OsStr> {
+        debug_assert!(SYSTEM_VARS.contains(&name), "{name} is not in SYSTEM_VARS");
+        self.system.get(name).map(|v| v.as_os_str())
+    }
+
+    /// The home directory (from HOME, else the user database).
+    pub fn home(&self) -> Option<&Path> {
+        self.home.as_deref()
+    }
+
+    /// The proxy variables, for [`crate::http::Client`].
+    pub fn proxies(&self) -> crate::http::Proxies {
+        crate::http::Proxies::from_lookup(|name| self.system.get(name).cloned())
     }
 
     /// Our variables, or near misses of them, that are set but not used.
@@ -356,11 +412,6 @@ struct CredentialsFile {
 }
 
 impl Settings {
-    /// Loads settings from the process environment.
-    pub fn load() -> Result<Settings> {
-        Settings::from_env(Env::from_process())
-    }
-
     /// Loads settings from a given environment snapshot.
     pub fn from_env(env: Env) -> Result<Settings> {
         let timeout = match env.var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT") {
@@ -460,6 +511,7 @@ impl Settings {
             cache_dir: self.cache_dir.clone(),
             timeout: self.timeout,
             failure_window: self.failure_window,
+            proxies: self.env.proxies(),
         }
     }
 

@@ -7,7 +7,7 @@
 //! file. Everything the helper does not own (unknown keys, their order, other helpers, `auths`)
 //! is carried over unchanged; serde_json's `preserve_order` feature keeps the key order.
 
-use crate::config::Settings;
+use crate::config::{Env, Settings};
 use crate::error::{Error, Result};
 use crate::fs::ReadError;
 use crate::server_url;
@@ -128,12 +128,9 @@ pub enum Kind {
 }
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`, as docker/cli resolves it.
-pub fn docker_config_path() -> Result<PathBuf> {
-    let dir = std::env::var_os("DOCKER_CONFIG")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from);
-    let home = directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf());
-    config_path_in(dir.as_deref(), home.as_deref()).ok_or_else(|| {
+pub fn docker_config_path(env: &Env) -> Result<PathBuf> {
+    let dir = env.os("DOCKER_CONFIG").map(PathBuf::from);
+    config_path_in(dir.as_deref(), env.home()).ok_or_else(|| {
         Error::Config("cannot find the home directory for ~/.docker/config.json; set HOME or DOCKER_CONFIG".into())
     })
 }
@@ -169,11 +166,11 @@ fn is_executable(path: &Path) -> bool {
 
 /// `$REGISTRY_AUTH_FILE`, else `${XDG_RUNTIME_DIR}/containers/auth.json`: the file podman
 /// writes on `podman login` and reads first.
-pub fn containers_auth_path() -> Result<PathBuf> {
-    if let Some(file) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|v| !v.is_empty()) {
+pub fn containers_auth_path(env: &Env) -> Result<PathBuf> {
+    if let Some(file) = env.os("REGISTRY_AUTH_FILE") {
         return Ok(PathBuf::from(file));
     }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR").filter(|v| !v.is_empty()) {
+    if let Some(dir) = env.os("XDG_RUNTIME_DIR") {
         return Ok(PathBuf::from(dir).join("containers").join("auth.json"));
     }
     Err(Error::Config(
@@ -746,7 +743,7 @@ fn diff_ops(a: &[&str], b: &[&str]) -> Vec<Op> {
 
 /// `configure-docker ARGS`: parses the arguments, edits the files, reports to `out` (changes; the binary passes stdout)
 /// and stderr (warnings).
-pub fn run(args: &[String], out: &mut dyn Write) -> Result<()> {
+pub fn run(args: &[String], out: &mut dyn Write, env: &Env) -> Result<()> {
     let opts = Options::parse(args)?;
     if opts.help {
         let _ = write!(out, "{USAGE}");
@@ -754,20 +751,20 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<()> {
     }
     let hosts = if !opts.registries.is_empty() {
         if !opts.unconfigure {
-            warn_unserved(&opts.registries);
+            warn_unserved(&opts.registries, env);
         }
         opts.registries.clone()
     } else if opts.unconfigure {
         Vec::new()
     } else {
-        Settings::load()?.served
+        Settings::from_env(env.clone())?.served
     };
     let all_stackit = opts.unconfigure && opts.registries.is_empty();
 
     // Resolve every path first so a missing XDG_RUNTIME_DIR fails before anything is written.
-    let mut files = vec![(Kind::Docker, docker_config_path()?)];
+    let mut files = vec![(Kind::Docker, docker_config_path(env)?)];
     if opts.containers {
-        files.push((Kind::Containers, containers_auth_path()?));
+        files.push((Kind::Containers, containers_auth_path(env)?));
     }
     // Read, parse and edit every file before writing any: a malformed second file must not
     // leave the first one changed.
@@ -828,7 +825,7 @@ pub fn run(args: &[String], out: &mut dyn Write) -> Result<()> {
         }
     }
     // Docker runs the helper from PATH; a missing binary only shows up later as a failed pull.
-    if !opts.unconfigure && find_on_path(std::env::var_os("PATH").as_deref()).is_none() {
+    if !opts.unconfigure && find_on_path(env.os("PATH")).is_none() {
         warn!(
             "{BINARY} is not on PATH, so Docker cannot run it (\"executable file not found\"); install it into a directory on PATH, e.g. /usr/local/bin"
         );
@@ -851,8 +848,8 @@ fn already(edit: &Edit, opts: &Options) -> String {
 }
 
 /// Warns about `--registry` hosts this helper would answer "not found" for.
-fn warn_unserved(hosts: &[String]) {
-    match Settings::load() {
+fn warn_unserved(hosts: &[String], env: &Env) {
+    match Settings::from_env(env.clone()) {
         Ok(settings) => {
             for host in hosts.iter().filter(|h| !settings.serves(h)) {
                 warn!(

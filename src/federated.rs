@@ -126,15 +126,15 @@ impl TokenSource {
 
     /// Gets the federated token and checks that it is a JWT that has not expired; `deadline`
     /// bounds the request of a network source.
-    pub fn fetch(&self, deadline: Instant) -> Result<FederatedToken> {
+    pub fn fetch(&self, deadline: Instant, proxies: &crate::http::Proxies) -> Result<FederatedToken> {
         let jwt = match self {
             TokenSource::File { path, .. } => self.read_file(path, deadline)?,
-            TokenSource::GithubActions { url, request_token } => github_token(url, request_token, deadline)?,
+            TokenSource::GithubActions { url, request_token } => github_token(url, request_token, deadline, proxies)?,
             TokenSource::AzurePipelines {
                 url,
                 access_token,
                 service_connection,
-            } => azure_token(url, access_token, service_connection.as_deref(), deadline)?,
+            } => azure_token(url, access_token, service_connection.as_deref(), deadline, proxies)?,
             TokenSource::Inline { token, .. } => token.clone(),
         };
         self.parse(jwt)
@@ -144,7 +144,8 @@ impl TokenSource {
     /// does; `None` for a source that needs the network. A file that is a pipe is waited for
     /// until `deadline`.
     pub fn read_local(&self, deadline: Instant) -> Option<Result<FederatedToken>> {
-        (!self.needs_network()).then(|| self.fetch(deadline))
+        // A local source never goes to the network, so it needs no proxy settings.
+        (!self.needs_network()).then(|| self.fetch(deadline, &crate::http::Proxies::default()))
     }
 
     fn read_file(&self, path: &std::path::Path, deadline: Instant) -> Result<Secret> {
@@ -275,8 +276,13 @@ impl Ci {
     }
 }
 
-fn github_token(url: &str, request_token: &Secret, deadline: Instant) -> Result<Secret> {
-    ci_token(Ci::GithubActions, url, request_token, None, deadline)
+fn github_token(
+    url: &str,
+    request_token: &Secret,
+    deadline: Instant,
+    proxies: &crate::http::Proxies,
+) -> Result<Secret> {
+    ci_token(Ci::GithubActions, (url, request_token, None), deadline, proxies)
 }
 
 fn azure_token(
@@ -284,8 +290,14 @@ fn azure_token(
     access_token: &Secret,
     service_connection: Option<&str>,
     deadline: Instant,
+    proxies: &crate::http::Proxies,
 ) -> Result<Secret> {
-    ci_token(Ci::AzurePipelines, url, access_token, service_connection, deadline)
+    ci_token(
+        Ci::AzurePipelines,
+        (url, access_token, service_connection),
+        deadline,
+        proxies,
+    )
 }
 
 /// Asks a CI provider's OIDC endpoint for the job's token: GitHub with a GET and STACKIT's
@@ -294,10 +306,9 @@ fn azure_token(
 /// successful answer.
 fn ci_token(
     ci: Ci,
-    url: &str,
-    credential: &Secret,
-    service_connection: Option<&str>,
+    (url, credential, service_connection): (&str, &Secret, Option<&str>),
     deadline: Instant,
+    proxies: &crate::http::Proxies,
 ) -> Result<Secret> {
     let endpoint = crate::http::Endpoint::parse(url, ci.url_variable())?;
     let url = match ci {
@@ -306,7 +317,7 @@ fn ci_token(
     };
     let host = crate::server_url::origin(&url).map(|o| o.authority).unwrap_or_default();
     let fail = |why: String| Error::Token(format!("cannot get {} from {host}: {why}", ci.name()));
-    let client = crate::http::Client::from_env()?;
+    let client = crate::http::Client::new(proxies)?;
     let bearer = format!("Bearer {}", credential.expose());
     let answer = match ci {
         Ci::GithubActions => {

@@ -21,6 +21,31 @@ const PROXY_VARS: [&str; 6] = [
     "http_proxy",
 ];
 
+/// The proxy variables as the environment snapshot ([`crate::config::Env`]) has them: the
+/// client reads no variable itself.
+#[derive(Debug, Clone, Default)]
+pub struct Proxies(Vec<(&'static str, std::ffi::OsString)>);
+
+impl Proxies {
+    /// The proxy variables (and `NO_PROXY`) that `get` finds set.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Proxies {
+        Proxies(
+            PROXY_VARS
+                .iter()
+                .chain(&NO_PROXY_VARS)
+                .filter_map(|name| get(name).map(|v| (*name, v)))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<std::ffi::OsString> {
+        self.0.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone())
+    }
+}
+
+/// The variables that exempt hosts from the proxy, in the order they are read.
+const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
+
 /// An HTTP client. Building one sets up TLS, so it is only done on paths that go to the network.
 ///
 /// Redirects are never followed: they would carry an assertion or a `Basic` header with an
@@ -34,11 +59,11 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client with the proxy from the environment (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`,
+    /// A client with the proxy the variables name (`ALL_PROXY`, `HTTPS_PROXY`, `HTTP_PROXY`,
     /// lower-case too, with `NO_PROXY`). A proxy variable that cannot be parsed is an error, not
     /// a silent direct connection that bypasses the network's rules.
-    pub fn from_env() -> Result<Client> {
-        Ok(Client::with_proxy(proxy_from_env(|name| std::env::var_os(name))?))
+    pub fn new(proxies: &Proxies) -> Result<Client> {
+        Ok(Client::with_proxy(proxy_from_env(|name| proxies.get(name))?))
     }
 
     fn with_proxy(proxy: Option<ureq::Proxy>) -> Client {
@@ -219,13 +244,40 @@ fn proxy_from_env(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Op
                     "{name} names a SOCKS proxy, which this helper cannot use; only http:// proxies are supported: set {name} to an http://host:port proxy or unset it"
                 )));
             }
-            Ok(_) => {}
+            Ok(proxy) => return with_no_proxy(proxy, &var).map(Some),
         }
-        // ureq reads the same variables in the same order and adds NO_PROXY; every variable
-        // before this one was empty, which ureq skips as well.
-        return Ok(ureq::Proxy::try_from_env());
     }
     Ok(None)
+}
+
+/// `proxy` rebuilt with the hosts of the first set `NO_PROXY` variable exempted, so that the
+/// snapshot, not ureq, is what reads the environment.
+fn with_no_proxy(proxy: ureq::Proxy, var: &impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<ureq::Proxy> {
+    let mut builder = ureq::Proxy::builder(proxy.protocol())
+        .host(proxy.host())
+        .port(proxy.port());
+    if let Some(user) = proxy.username() {
+        builder = builder.username(user);
+    }
+    if let Some(password) = proxy.password() {
+        builder = builder.password(password);
+    }
+    let exempt = NO_PROXY_VARS
+        .iter()
+        .find_map(|name| var(name).filter(|v| !v.is_empty()));
+    if let Some(exempt) = exempt {
+        for host in exempt
+            .to_string_lossy()
+            .split(',')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+        {
+            builder = builder.no_proxy(host);
+        }
+    }
+    builder.build().map_err(|_| {
+        Error::Config("the proxy variable names no usable proxy; set it to http://host:port or unset it".into())
+    })
 }
 
 /// `": <sanitised body>"` for an error message about an HTTP answer with `status`, or nothing
@@ -337,6 +389,29 @@ mod tests {
         assert!(proxies(&[]).unwrap().is_none());
         assert!(proxies(&[("ALL_PROXY", " ")]).unwrap().is_none());
         assert!(proxies(&[("HTTP_PROXY", "::::")]).is_err());
+    }
+
+    #[test]
+    fn no_proxy_comes_from_the_snapshot_not_the_process() {
+        let proxy = proxies(&[
+            ("HTTPS_PROXY", "http://user:pw@proxy.corp.example:3128"),
+            ("NO_PROXY", "internal.example, .corp.example"),
+        ])
+        .unwrap()
+        .unwrap();
+        let uri = |u: &str| u.parse::<ureq::http::Uri>().unwrap();
+        assert!(proxy.is_no_proxy(&uri("https://internal.example/token")));
+        assert!(proxy.is_no_proxy(&uri("https://idp.corp.example/token")));
+        assert!(!proxy.is_no_proxy(&uri("https://service-account.api.stackit.cloud/token")));
+        assert_eq!(
+            (proxy.host(), proxy.port(), proxy.username(), proxy.password()),
+            ("proxy.corp.example", 3128, Some("user"), Some("pw"))
+        );
+        // The lower-case spelling counts when the upper-case one is unset.
+        let proxy = proxies(&[("https_proxy", "http://p.example:1"), ("no_proxy", "x.example")])
+            .unwrap()
+            .unwrap();
+        assert!(proxy.is_no_proxy(&uri("https://x.example/")));
     }
 
     #[test]

@@ -339,9 +339,9 @@ fn pod_identity(
 
 /// The whole verb: request text in, response JSON out. Settings are loaded only for a
 /// well-formed request.
-pub fn run(input: &str, fallback: NodeFallback) -> Result<String> {
+pub fn run(input: &str, fallback: NodeFallback, env: crate::config::Env) -> Result<String> {
     let request = parse_request(input)?;
-    let settings = Settings::load()?;
+    let settings = Settings::from_env(env)?;
     respond(&settings, &request, fallback)?.to_json()
 }
 

@@ -35,10 +35,11 @@ impl Level {
     }
 }
 
-/// The active level, read once from the environment.
-pub fn level() -> Level {
-    *LEVEL.get_or_init(|| match std::env::var("DOCKER_CREDENTIAL_STACKIT_LOG") {
-        Ok(v) if !v.is_empty() => Level::parse(&v).unwrap_or_else(|| {
+/// Sets the level from `DOCKER_CREDENTIAL_STACKIT_LOG` as the environment snapshot has it
+/// (the binary does this once, first thing). Later calls change nothing.
+pub fn init(value: Option<&str>) {
+    LEVEL.get_or_init(|| match value {
+        Some(v) if !v.is_empty() => Level::parse(v).unwrap_or_else(|| {
             emit_always(
                 "warning",
                 format_args!(
@@ -48,7 +49,12 @@ pub fn level() -> Level {
             Level::Warn
         }),
         _ => Level::Warn,
-    })
+    });
+}
+
+/// The active level ([`init`]; `warn` before that).
+pub fn level() -> Level {
+    LEVEL.get().copied().unwrap_or(Level::Warn)
 }
 
 /// True if messages at `at` are printed.

@@ -8,9 +8,9 @@
 
 #![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
-use docker_credential_stackit::config::Settings;
+use docker_credential_stackit::config::{Env, Settings};
 use docker_credential_stackit::terminal::{Lines, escape};
-use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, nss, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, protocol, verbs};
 use std::io::Write;
 
 /// The process's exit status: 0 success, 1 failure, 2 usage error. A number rather than std's
@@ -262,10 +262,6 @@ fn run(args: Vec<String>) -> ExitCode {
         let _ = writeln!(std::io::stderr(), "{msg}");
         std::process::exit(1);
     }));
-    if std::env::var_os("HOME").is_none() {
-        // The home directory then comes from the user database; see the module docs of nss.
-        nss::builtin_services_only(nss::Database::Passwd);
-    }
     let verb = args.first().map(String::as_str).unwrap_or("");
     let rest = args.get(1..).unwrap_or(&[]);
 
@@ -284,13 +280,17 @@ fn run(args: Vec<String>) -> ExitCode {
     }
 
     match verb {
-        "get" | "store" | "erase" | "list" => protocol_verb(verb),
-        "token" => token(rest),
-        "kubelet" => kubelet_plugin(rest),
-        "check" => run_check(rest),
+        "get" | "store" | "erase" | "list" => protocol_verb(verb, snapshot()),
+        "token" => token(rest, snapshot()),
+        "kubelet" => kubelet_plugin(rest, snapshot()),
+        "check" => run_check(rest, snapshot()),
         // Both print names from files (Docker's config, the helper's config): escaped per line.
         "demo" => finish_human(demo::run(&mut Lines::new(std::io::stdout()))),
-        "configure-docker" => finish_human(docker_config::run(rest, &mut Lines::new(std::io::stdout()))),
+        "configure-docker" => finish_human(docker_config::run(
+            rest,
+            &mut Lines::new(std::io::stdout()),
+            &snapshot(),
+        )),
         "version" | "--version" | "-v" => print(&format!("docker-credential-stackit {VERSION}")),
         "help" | "--help" | "-h" => match rest.first().map(String::as_str) {
             None => print(USAGE),
@@ -304,8 +304,16 @@ fn run(args: Vec<String>) -> ExitCode {
     }
 }
 
+/// The one snapshot of the process environment a verb works from (see `config::Env`), with the
+/// log level set from it. Verbs that need none (`version`, `help`) never take it.
+fn snapshot() -> Env {
+    let env = Env::from_process();
+    docker_credential_stackit::log::init(env.var("DOCKER_CREDENTIAL_STACKIT_LOG"));
+    env
+}
+
 /// Runs a Docker protocol verb: the answer or the one-line error goes to stdout.
-fn protocol_verb(verb: &str) -> ExitCode {
+fn protocol_verb(verb: &str, env: Env) -> ExitCode {
     // Read stdin first, whatever happens next: the client is writing to it. `list` never reads.
     let input = if verb == "list" {
         Ok(String::new())
@@ -313,7 +321,7 @@ fn protocol_verb(verb: &str) -> ExitCode {
         read_stdin()
     };
     let result = input.and_then(|input| {
-        let settings = Settings::load()?;
+        let settings = Settings::from_env(env)?;
         match verb {
             "get" => verbs::get(&settings, &input).map(|c| Some(protocol::render_credentials(&c))),
             "store" => verbs::store(&settings, &input).map(|_| None),
@@ -341,7 +349,7 @@ fn read_stdin() -> Result<String, Error> {
 }
 
 /// `token [SERVER]`: the token on stdout; errors on stderr so they never become a password.
-fn token(args: &[String]) -> ExitCode {
+fn token(args: &[String], env: Env) -> ExitCode {
     if args.len() > 1 {
         // Not `usage_error`: that writes to stdout, which a script may pipe into
         // `docker login --password-stdin` and take for the password.
@@ -349,7 +357,7 @@ fn token(args: &[String]) -> ExitCode {
             "token takes at most one SERVER argument; run 'docker-credential-stackit help' for usage".into(),
         )));
     }
-    let result = Settings::load().and_then(|s| verbs::token(&s, args.first().map(String::as_str)));
+    let result = Settings::from_env(env).and_then(|s| verbs::token(&s, args.first().map(String::as_str)));
     finish_human(result.map(|t| {
         let _ = writeln!(std::io::stdout(), "{}", t.expose());
     }))
@@ -357,7 +365,7 @@ fn token(args: &[String]) -> ExitCode {
 
 /// `kubelet`: the response on stdout; the kubelet logs stderr when we exit non-zero, so errors
 /// go there and stdout stays empty.
-fn kubelet_plugin(args: &[String]) -> ExitCode {
+fn kubelet_plugin(args: &[String], env: Env) -> ExitCode {
     let fallback = match args {
         [] => kubelet::NodeFallback::Refused,
         [flag] if flag == kubelet::ALLOW_NODE_FALLBACK => kubelet::NodeFallback::Allowed,
@@ -370,7 +378,7 @@ fn kubelet_plugin(args: &[String]) -> ExitCode {
     };
     finish_human(
         read_stdin()
-            .and_then(|input| kubelet::run(&input, fallback))
+            .and_then(|input| kubelet::run(&input, fallback, env))
             .map(|json| {
                 print(&json);
             }),
@@ -378,7 +386,7 @@ fn kubelet_plugin(args: &[String]) -> ExitCode {
 }
 
 /// `check`: the report on stdout (human or JSON); exit 1 if a step failed, 2 for usage errors.
-fn run_check(args: &[String]) -> ExitCode {
+fn run_check(args: &[String], env: Env) -> ExitCode {
     let options = match check::Options::parse(args) {
         Ok(o) => o,
         Err(e) => return usage_error(&e.to_string()),
@@ -386,7 +394,7 @@ fn run_check(args: &[String]) -> ExitCode {
     if options.help {
         return print(check::USAGE);
     }
-    let report = check::run(&options, &check::Environment::from_process(), Settings::load());
+    let report = check::run(&options, &check::Environment::from_env(&env), Settings::from_env(env));
     print(&if options.json {
         report.to_json()
     } else {

@@ -132,7 +132,9 @@ fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> Identi
     let loaded = identity::load_federated(spec, settings.deadline).and_then(|identity| {
         let token = match &identity.token {
             Some(t) => t.clone(),
-            None => spec.source.fetch(std::time::Instant::now() + settings.timeout)?,
+            None => spec
+                .source
+                .fetch(std::time::Instant::now() + settings.timeout, &settings.env().proxies())?,
         };
         Ok((identity, token))
     });

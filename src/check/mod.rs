@@ -298,13 +298,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// Reads the process environment. Empty variables count as unset.
-    pub fn from_process() -> Environment {
-        let path_var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    /// What the environment snapshot says. Empty variables count as unset.
+    pub fn from_env(env: &crate::config::Env) -> Environment {
+        let path_var = |name: &str| env.os(name).map(PathBuf::from);
         Environment {
             docker_config: path_var("DOCKER_CONFIG"),
-            home: directories::BaseDirs::new().map(|d| d.home_dir().to_path_buf()),
-            path: std::env::var_os("PATH"),
+            home: env.home().map(PathBuf::from),
+            path: env.os("PATH").map(std::ffi::OsStr::to_os_string),
             current_exe: std::env::current_exe().ok(),
             registry_auth_file: path_var("REGISTRY_AUTH_FILE"),
             xdg_runtime_dir: path_var("XDG_RUNTIME_DIR"),

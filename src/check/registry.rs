@@ -165,7 +165,7 @@ enum LoginProbe {
 fn probe_login(settings: &Settings, target: &Target, login: Login) -> (LoginProbe, Option<u64>) {
     let deadline = Instant::now() + settings.timeout;
     let v2 = format!("{}/v2/", registry_base(&target.host));
-    let agent = match crate::http::Client::from_env() {
+    let agent = match crate::http::Client::new(&settings.env().proxies()) {
         Ok(agent) => agent,
         Err(e) => return (LoginProbe::NoClient(e.to_string()), None),
     };

@@ -77,8 +77,13 @@ impl Grant<'_> {
 }
 
 /// Exchanges `grant` at `endpoint`, giving up at `deadline`.
-pub fn exchange(endpoint: &crate::http::Endpoint, grant: Grant<'_>, deadline: Instant) -> Result<Minted> {
-    let agent = crate::http::Client::from_env()?;
+pub fn exchange(
+    endpoint: &crate::http::Endpoint,
+    grant: Grant<'_>,
+    deadline: Instant,
+    proxies: &crate::http::Proxies,
+) -> Result<Minted> {
+    let agent = crate::http::Client::new(proxies)?;
     // Messages name the endpoint without its user info; only the request sees the whole URL.
     let (url, set_it, endpoint) = (endpoint.url(), grant.where_to_set(endpoint), endpoint.to_string());
     let endpoint = endpoint.as_str();

@@ -52,6 +52,8 @@ pub struct Policy {
     pub timeout: std::time::Duration,
     /// How long a recorded network failure answers without a new try; zero: always try.
     pub failure_window: std::time::Duration,
+    /// The proxy settings for the exchange.
+    pub proxies: crate::http::Proxies,
 }
 
 /// The wall clock, as the token service reads it. Tests pass their own.
@@ -81,20 +83,21 @@ pub trait Mint {
     fn mint(&self, identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)>;
 }
 
-/// The real exchange: sign an assertion or exchange the federated token ([`mint`]).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Exchange;
+/// The real exchange: sign an assertion or exchange the federated token ([`mint`]), through
+/// these proxy settings.
+#[derive(Debug, Clone, Copy)]
+pub struct Exchange<'a>(pub &'a crate::http::Proxies);
 
-impl Mint for Exchange {
+impl Mint for Exchange<'_> {
     fn mint(&self, identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)> {
-        mint(identity, deadline)
+        mint(identity, deadline, self.0)
     }
 }
 
 /// Returns a token for `identity`, following the cache rules in the module docs, with the
 /// system clock and the real exchange.
 pub fn access_token(policy: &Policy, identity: &Identity) -> Result<Token> {
-    access_token_with(policy, identity, &SystemClock, &Exchange)
+    access_token_with(policy, identity, &SystemClock, &Exchange(&policy.proxies))
 }
 
 /// [`access_token`] with the clock and the exchange passed in: every decision of the cache,
@@ -214,25 +217,29 @@ fn unix_millis() -> u64 {
 
 /// Signs and exchanges an assertion, or exchanges the federated token (the cold path); also
 /// returns the token endpoint's `Date` header (unix seconds) if it sent one.
-pub fn mint(identity: &Identity, deadline: Instant) -> Result<(CachedToken, Option<u64>)> {
+pub fn mint(
+    identity: &Identity,
+    deadline: Instant,
+    proxies: &crate::http::Proxies,
+) -> Result<(CachedToken, Option<u64>)> {
     let now = unix_now();
     let minted = match identity {
         Identity::Key(key) => {
             let assertion = assertion::sign(key, now, deadline)?;
-            exchange::exchange(&key.endpoint, exchange::Grant::Assertion(&assertion), deadline)?
+            exchange::exchange(&key.endpoint, exchange::Grant::Assertion(&assertion), deadline, proxies)?
         }
         Identity::Federated(f) => {
             // A file is re-read for every exchange (it rotates); it was read moments ago when
             // the identity was loaded, so that copy is used. GitHub's is fetched only now.
             let token = match &f.token {
                 Some(t) => t.clone(),
-                None => f.source.fetch(deadline)?,
+                None => f.source.fetch(deadline, proxies)?,
             };
             let grant = exchange::Grant::Federated {
                 token: &token.jwt,
                 email: &f.email,
             };
-            exchange::exchange(&f.endpoint, grant, deadline)?
+            exchange::exchange(&f.endpoint, grant, deadline, proxies)?
         }
     };
     let now = unix_now();
@@ -413,6 +420,7 @@ mod tests {
             cache_dir: case.cache.then_some(cache_dir),
             timeout: Duration::from_secs(2),
             failure_window: Duration::from_secs(case.window),
+            proxies: Default::default(),
         };
         let minter = TestMint {
             clock: &clock,
@@ -591,6 +599,7 @@ mod tests {
             cache_dir: Some(dir.path().join("cache")),
             timeout: Duration::from_secs(2),
             failure_window: Duration::from_secs(15),
+            proxies: Default::default(),
         };
         let minter = TestMint {
             clock: &clock,
@@ -628,6 +637,7 @@ mod tests {
             cache_dir: Some(cache_dir),
             timeout: Duration::from_millis(200),
             failure_window: Duration::from_secs(15),
+            proxies: Default::default(),
         };
         let minter = TestMint {
             clock: &clock,
