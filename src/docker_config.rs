@@ -520,24 +520,20 @@ fn write_atomically(target: &Path, text: &str, meta: Option<&Metadata>) -> Resul
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config.json".into());
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{file_name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| io_err("create a temporary file next to", e))?;
-    tmp.write_all(text.as_bytes())
-        .map_err(|e| io_err("write a temporary file next to", e))?;
-    keep_owner_and_mode(tmp.as_file(), meta).map_err(|e| io_err("keep the owner and mode of", e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| io_err("flush a temporary file next to", e))?;
-    tmp.persist(target).map_err(|e| io_err("replace", e.error))?;
-    // Make the rename itself durable; failure here cannot undo a completed rename, so ignore it.
-    #[cfg(unix)]
-    if let Ok(d) = std::fs::File::open(&dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    crate::fs::write_atomic_with(&dir, &format!(".{file_name}."), target, text.as_bytes(), |file| {
+        keep_owner_and_mode(file, meta)
+    })
+    .map_err(|(stage, e)| {
+        use crate::fs::WriteStage;
+        let what = match stage {
+            WriteStage::Create => "create a temporary file next to",
+            WriteStage::Write => "write a temporary file next to",
+            WriteStage::Prepare => "keep the owner and mode of",
+            WriteStage::Sync => "flush a temporary file next to",
+            WriteStage::Replace => "replace",
+        };
+        io_err(what, e)
+    })
 }
 
 /// Gives the temp file the old file's owner (when it differs, e.g. root editing a user's file)

@@ -187,12 +187,48 @@ pub fn io_reason(e: &std::io::Error) -> String {
 /// target's directory, so the rename stays on one file system), synced, then renamed over the
 /// target, which replaces a symlink rather than following it. A failure leaves the old file.
 pub fn write_atomic(dir: &Path, prefix: &str, target: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomic_with(dir, prefix, target, bytes, |_| Ok(())).map_err(|(_, e)| e)
+}
+
+/// The stage of [`write_atomic_with`] that failed, for callers that word each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStage {
+    /// Creating the temp file next to the target.
+    Create,
+    /// Writing the bytes.
+    Write,
+    /// The caller's `prepare` (owner, mode).
+    Prepare,
+    /// Flushing the temp file to disk.
+    Sync,
+    /// Renaming it over the target.
+    Replace,
+}
+
+/// The one atomic writer: [`write_atomic`], with `prepare` run on the temp file before it is
+/// synced and renamed (to give it the old file's owner and mode, say), and the directory
+/// synced after the rename so that the rename itself survives a crash.
+pub fn write_atomic_with(
+    dir: &Path,
+    prefix: &str,
+    target: &Path,
+    bytes: &[u8],
+    prepare: impl FnOnce(&File) -> std::io::Result<()>,
+) -> Result<(), (WriteStage, std::io::Error)> {
     let mut tmp = tempfile::Builder::new()
         .prefix(prefix)
         .suffix(".tmp")
-        .tempfile_in(dir)?;
-    tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all())?;
-    tmp.persist(target).map_err(|e| e.error)?;
+        .tempfile_in(dir)
+        .map_err(|e| (WriteStage::Create, e))?;
+    tmp.write_all(bytes).map_err(|e| (WriteStage::Write, e))?;
+    prepare(tmp.as_file()).map_err(|e| (WriteStage::Prepare, e))?;
+    tmp.as_file().sync_all().map_err(|e| (WriteStage::Sync, e))?;
+    tmp.persist(target).map_err(|e| (WriteStage::Replace, e.error))?;
+    // Failing here cannot undo a completed rename, so it is not an error.
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
     Ok(())
 }
 
