@@ -155,8 +155,9 @@ fn unknown_variable(name: &str) -> Option<UnknownVariable> {
 }
 
 /// Variables of the system and of other tools that the helper reads besides its own
-/// ([`ENV_VARS`]): the proxy settings, the home directory and PATH, and where Docker and
-/// containers/image keep their files. Kept as they are (paths need not be UTF-8).
+/// ([`ENV_VARS`]) and the proxy variables ([`crate::http::PROXY_VARS`]): the home directory and
+/// PATH, and where Docker and containers/image keep their files. Kept as they are (paths need
+/// not be UTF-8).
 pub const SYSTEM_VARS: &[&str] = &[
     "HOME",
     "PATH",
@@ -164,15 +165,12 @@ pub const SYSTEM_VARS: &[&str] = &[
     "REGISTRY_AUTH_FILE",
     "XDG_RUNTIME_DIR",
     "XDG_CONFIG_HOME",
-    "ALL_PROXY",
-    "all_proxy",
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "NO_PROXY",
-    "no_proxy",
 ];
+
+/// Whether the snapshot keeps `name` as a system variable ([`Env::os`]).
+fn is_system_var(name: &str) -> bool {
+    SYSTEM_VARS.contains(&name) || crate::http::PROXY_VARS.contains(&name) || crate::http::NO_PROXY_VARS.contains(&name)
+}
 
 /// A snapshot of the environment, the only reader of the process environment: only non-empty
 /// values count, as in the STACKIT SDKs.
@@ -199,7 +197,7 @@ impl Env {
         let mut system = BTreeMap::new();
         for (name, value) in std::env::vars_os() {
             let Some(name) = name.to_str() else { continue };
-            if SYSTEM_VARS.contains(&name) {
+            if is_system_var(name) {
                 if !value.is_empty() {
                     system.insert(name.to_string(), value);
                 }
@@ -247,7 +245,7 @@ impl Env {
             unknown: pairs.iter().filter_map(|(k, _)| unknown_variable(k)).collect(),
             system: pairs
                 .iter()
-                .filter(|(k, v)| SYSTEM_VARS.contains(k) && !v.is_empty())
+                .filter(|(k, v)| is_system_var(k) && !v.is_empty())
                 .map(|(k, v)| (k.to_string(), v.into()))
                 .collect(),
             home: Some(home.to_path_buf()),
@@ -265,13 +263,25 @@ impl Env {
 
     /// A [`SYSTEM_VARS`] variable, if set and non-empty.
     pub fn os(&self, name: &str) -> Option<&std::ffi::OsStr> {
-        debug_assert!(SYSTEM_VARS.contains(&name), "{name} is not in SYSTEM_VARS");
+        debug_assert!(is_system_var(name), "{name} is not a system variable of the snapshot");
         self.system.get(name).map(|v| v.as_os_str())
     }
 
     /// The home directory (from HOME, else the user database).
     pub fn home(&self) -> Option<&Path> {
         self.home.as_deref()
+    }
+
+    /// The STACKIT credentials file: `STACKIT_CREDENTIALS_PATH` (and `true`: named
+    /// explicitly), else `~/.stackit/credentials.json`; `None` without a home directory.
+    fn credentials_path(&self) -> Result<Option<(PathBuf, bool)>> {
+        Ok(match self.var("STACKIT_CREDENTIALS_PATH") {
+            Some(p) => Some((path_value(p, "STACKIT_CREDENTIALS_PATH", None, self)?, true)),
+            None => self
+                .home
+                .as_ref()
+                .map(|h| (h.join(".stackit").join("credentials.json"), false)),
+        })
     }
 
     /// The proxy variables, for [`crate::http::Client`].
@@ -740,14 +750,7 @@ impl Settings {
                 || self.env.default_token_file.exists()
                 || self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
                 || self.env.var("SYSTEM_OIDCREQUESTURI").is_some());
-        let credentials_file = match self.env.var("STACKIT_CREDENTIALS_PATH") {
-            Some(p) => expand_home(p, &self.env).ok(),
-            None => self
-                .env
-                .home
-                .as_ref()
-                .map(|h| h.join(".stackit").join("credentials.json")),
-        };
+        let credentials_file = self.env.credentials_path().ok().flatten().map(|(p, _)| p);
         let present = [
             (
                 Rank::FederatedEnv,
@@ -883,12 +886,8 @@ impl<'a> CredentialsLoader<'a> {
     }
 
     fn read(&self) -> Result<Option<(CredentialsFile, PathBuf)>> {
-        let (path, explicit) = match self.env.var("STACKIT_CREDENTIALS_PATH") {
-            Some(p) => (path_value(p, "STACKIT_CREDENTIALS_PATH", None, self.env)?, true),
-            None => match &self.env.home {
-                Some(h) => (h.join(".stackit").join("credentials.json"), false),
-                None => return Ok(None),
-            },
+        let Some((path, explicit)) = self.env.credentials_path()? else {
+            return Ok(None);
         };
         let origin = if explicit {
             "STACKIT_CREDENTIALS_PATH"
@@ -992,15 +991,7 @@ impl Settings {
     /// unknown keys in the STACKIT credentials file (read again, cheaply, for `check`).
     pub fn near_misses(&self) -> Vec<String> {
         let mut found: Vec<String> = self.env.unknown_variables().iter().map(ToString::to_string).collect();
-        let path = match self.env.var("STACKIT_CREDENTIALS_PATH") {
-            Some(p) => expand_home(p, &self.env).ok(),
-            None => self
-                .env
-                .home
-                .as_ref()
-                .map(|h| h.join(".stackit").join("credentials.json")),
-        };
-        if let Some(path) = path
+        if let Some((path, _)) = self.env.credentials_path().ok().flatten()
             && let Ok((text, _)) = crate::key::read_private_file(&path, "the STACKIT credentials file", self.deadline)
         {
             for (key, closest) in unknown_credentials_keys(text.expose()) {

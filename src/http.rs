@@ -11,8 +11,9 @@ use ureq::typestate::{WithBody, WithoutBody};
 /// The `User-Agent` sent with every request.
 pub const USER_AGENT: &str = concat!("docker-credential-stackit/", env!("CARGO_PKG_VERSION"));
 
-/// The proxy variables, in the order ureq reads them (the first one set wins).
-const PROXY_VARS: [&str; 6] = [
+/// The proxy variables, in the order they are read (the first one set wins), as curl and ureq
+/// read them.
+pub const PROXY_VARS: [&str; 6] = [
     "ALL_PROXY",
     "all_proxy",
     "HTTPS_PROXY",
@@ -44,7 +45,7 @@ impl Proxies {
 }
 
 /// The variables that exempt hosts from the proxy, in the order they are read.
-const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
+pub const NO_PROXY_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
 
 /// An HTTP client. Building one sets up TLS, so it is only done on paths that go to the network.
 ///
