@@ -539,10 +539,21 @@ impl Settings {
     pub fn identity_spec(&self, host: &ServedHost) -> Result<Option<IdentitySpec>> {
         let host = host.as_str();
         let entry = self.registries.get(host).cloned().unwrap_or_default();
-        let username = entry.username.clone().filter(|u| !u.trim().is_empty());
+        // The sources in the order they win (README, "How identity is chosen").
+        if let Some(spec) = self.config_entry_identity(host, &entry)? {
+            return Ok(Some(spec));
+        }
+        if let Some(spec) = self.env_federated_identity(host, &entry)? {
+            return Ok(Some(spec));
+        }
+        self.env_key_identity(host, &entry)
+    }
 
+    /// The host's entry in the config file: a key or a federated identity, if it names one.
+    fn config_entry_identity(&self, host: &str, entry: &RegistryEntry) -> Result<Option<IdentitySpec>> {
+        let username = entry.username.clone().filter(|u| !u.trim().is_empty());
+        let field = format!("registries.\"{host}\"");
         if let Some(email) = entry.service_account_email.as_deref().filter(|e| !e.trim().is_empty()) {
-            let field = format!("registries.\"{host}\"");
             if entry.service_account_key_path.is_some() {
                 return Err(Error::Config(format!(
                     "config file: {field} has both serviceAccountKeyPath and serviceAccountEmail; keep one (a key, or a federated identity)"
@@ -577,62 +588,70 @@ impl Settings {
                 username,
             })));
         }
-
-        let endpoint = self.configured_endpoint(&entry);
-        if let Some(path) = &entry.service_account_key_path {
-            let origin = format!("registries.\"{host}\".serviceAccountKeyPath");
-            debug!("{host}: key from the config file ({origin}); it wins over the environment");
-            self.debug_losers(host, Rank::ConfigFile);
-            let private_key = match &entry.private_key_path {
-                Some(p) => {
-                    let origin = format!("registries.\"{host}\".privateKeyPath");
-                    Some(Source::File {
-                        path: self.config_relative(p, &origin)?,
-                        origin,
-                    })
-                }
-                None => None,
-            };
-            return Ok(Some(IdentitySpec::Key(KeySpec {
-                key: Source::File {
-                    path: self.config_relative(path, &origin)?,
+        let Some(path) = &entry.service_account_key_path else {
+            return Ok(None);
+        };
+        let origin = format!("{field}.serviceAccountKeyPath");
+        debug!("{host}: key from the config file ({origin}); it wins over the environment");
+        self.debug_losers(host, Rank::ConfigFile);
+        let private_key = match &entry.private_key_path {
+            Some(p) => {
+                let origin = format!("{field}.privateKeyPath");
+                Some(Source::File {
+                    path: self.config_relative(p, &origin)?,
                     origin,
-                },
-                private_key,
-                endpoint,
-                username,
-            })));
-        }
-
-        if let Some(email) = self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL") {
-            match self.env_token_source()? {
-                Some(source) => {
-                    debug!(
-                        "{host}: federated identity {email} (STACKIT_SERVICE_ACCOUNT_EMAIL) with the token from {}; it wins over service account keys",
-                        source.describe()
-                    );
-                    for loser in self.passed_over_token_sources() {
-                        debug!("{host}: {loser}");
-                    }
-                    self.debug_losers(host, Rank::FederatedEnv);
-                    let (endpoint, endpoint_origin) = self.idp_endpoint();
-                    return Ok(Some(IdentitySpec::Federated(FederatedSpec {
-                        email: email.trim().to_string(),
-                        email_origin: "STACKIT_SERVICE_ACCOUNT_EMAIL".into(),
-                        source,
-                        endpoint,
-                        endpoint_origin,
-                        username,
-                    })));
-                }
-                None => debug!(
-                    "{host}: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token (STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN, STACKIT_FEDERATED_TOKEN_FILE, {}, GitHub Actions, Azure Pipelines); looking for a key",
-                    self.env.default_token_file.display()
-                ),
+                })
             }
-        }
+            None => None,
+        };
+        Ok(Some(IdentitySpec::Key(KeySpec {
+            key: Source::File {
+                path: self.config_relative(path, &origin)?,
+                origin,
+            },
+            private_key,
+            endpoint: self.configured_endpoint(entry),
+            username,
+        })))
+    }
 
+    /// A federated identity from the environment: `STACKIT_SERVICE_ACCOUNT_EMAIL` and a token
+    /// source. The e-mail alone does not switch a key user to keyless.
+    fn env_federated_identity(&self, host: &str, entry: &RegistryEntry) -> Result<Option<IdentitySpec>> {
+        let Some(email) = self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL") else {
+            return Ok(None);
+        };
+        let Some(source) = self.env_token_source()? else {
+            debug!(
+                "{host}: STACKIT_SERVICE_ACCOUNT_EMAIL is set but there is no federated token (STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN, STACKIT_FEDERATED_TOKEN_FILE, {}, GitHub Actions, Azure Pipelines); looking for a key",
+                self.env.default_token_file.display()
+            );
+            return Ok(None);
+        };
+        debug!(
+            "{host}: federated identity {email} (STACKIT_SERVICE_ACCOUNT_EMAIL) with the token from {}; it wins over service account keys",
+            source.describe()
+        );
+        for loser in self.passed_over_token_sources() {
+            debug!("{host}: {loser}");
+        }
+        self.debug_losers(host, Rank::FederatedEnv);
+        let (endpoint, endpoint_origin) = self.idp_endpoint();
+        Ok(Some(IdentitySpec::Federated(FederatedSpec {
+            email: email.trim().to_string(),
+            email_origin: "STACKIT_SERVICE_ACCOUNT_EMAIL".into(),
+            source,
+            endpoint,
+            endpoint_origin,
+            username: entry.username.clone().filter(|u| !u.trim().is_empty()),
+        })))
+    }
+
+    /// A key from the environment, else from the STACKIT credentials file; `None` without one.
+    fn env_key_identity(&self, host: &str, entry: &RegistryEntry) -> Result<Option<IdentitySpec>> {
         let creds = CredentialsLoader::new(&self.env, self.deadline);
+        let in_env = self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
+            || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some();
         if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
             && self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
         {
@@ -656,17 +675,7 @@ impl Settings {
             return Ok(None);
         };
         debug!("{host}: key from {}", key.describe());
-        self.debug_losers(
-            host,
-            if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
-                || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
-            {
-                Rank::EnvKey
-            } else {
-                Rank::CredentialsFile
-            },
-        );
-
+        self.debug_losers(host, if in_env { Rank::EnvKey } else { Rank::CredentialsFile });
         let private_key = match self.env_source("STACKIT_PRIVATE_KEY_PATH", "STACKIT_PRIVATE_KEY")? {
             Some(source) => Some(source),
             None => creds.private_key()?,
@@ -680,8 +689,8 @@ impl Settings {
         Ok(Some(IdentitySpec::Key(KeySpec {
             key,
             private_key,
-            endpoint,
-            username,
+            endpoint: self.configured_endpoint(entry),
+            username: entry.username.clone().filter(|u| !u.trim().is_empty()),
         })))
     }
 

@@ -123,46 +123,31 @@ pub fn access_token_with(
         }
     }
 
-    // The endpoint was not reached a moment ago: answer with that at once rather than wait out
-    // the deadline again (Docker calls get several times per command; a firewalled endpoint
-    // must not stall a pull for a minute).
-    if let Some(cache) = &cache
-        && !policy.failure_window.is_zero()
+    if let Some(recent) = cache
+        .as_ref()
+        .and_then(|c| recent_network_failure(c, &id, policy, clock))
     {
-        let window_ms = u64::try_from(policy.failure_window.as_millis()).unwrap_or(u64::MAX);
-        if let Some(message) = cache.failure_since(&id, clock.now_ms().saturating_sub(window_ms), true) {
-            debug!(
-                "the token endpoint was not reached less than {}s ago; not trying again yet",
-                policy.failure_window.as_secs()
-            );
-            let message = format!(
-                "{message} [failed less than {}s ago; not retried before then; DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW=0 retries at once]",
-                policy.failure_window.as_secs()
-            );
-            return serve_stale(stale, Error::Network(message), clock);
-        }
+        return serve_stale(stale, recent, clock);
     }
 
     // Cold: take the identity's lock so that concurrent processes make one request, then look
     // again, because the process that held the lock before us has probably just refreshed.
     let waited_from = clock.now_ms();
-    let _guard = match &cache {
+    let _guard = match cache.as_ref().map(|c| c.lock(&id, deadline)) {
         None => None,
-        Some(cache) => match cache.lock(&id, deadline) {
-            Ok(guard) => Some(guard),
-            Err(LockError::Timeout(path)) => {
-                let why = format!(
-                    "timed out after {:.0}s waiting for another docker-credential-stackit process to refresh the token (lock {}); if none is running, delete the lock file",
-                    policy.timeout.as_secs_f64(),
-                    path.display()
-                );
-                return serve_stale(stale, Error::Token(why), clock);
-            }
-            Err(LockError::Unavailable(why)) => {
-                warn!("{why}; fetching without the lock");
-                None
-            }
-        },
+        Some(Ok(guard)) => Some(guard),
+        Some(Err(LockError::Timeout(path))) => {
+            let why = format!(
+                "timed out after {:.0}s waiting for another docker-credential-stackit process to refresh the token (lock {}); if none is running, delete the lock file",
+                policy.timeout.as_secs_f64(),
+                path.display()
+            );
+            return serve_stale(stale, Error::Token(why), clock);
+        }
+        Some(Err(LockError::Unavailable(why))) => {
+            warn!("{why}; fetching without the lock");
+            None
+        }
     };
     if let Some(cache) = &cache {
         match cache.read(&id) {
@@ -205,6 +190,22 @@ pub fn access_token_with(
             serve_stale(stale, e, clock)
         }
     }
+}
+
+/// The endpoint was not reached a moment ago (within the policy's failure window): that
+/// failure, to answer with at once rather than wait out the deadline again. Docker calls `get`
+/// several times per command; a firewalled endpoint must not stall a pull for a minute.
+fn recent_network_failure(cache: &Cache, id: &str, policy: &Policy, clock: &impl Clock) -> Option<Error> {
+    if policy.failure_window.is_zero() {
+        return None;
+    }
+    let window_ms = u64::try_from(policy.failure_window.as_millis()).unwrap_or(u64::MAX);
+    let message = cache.failure_since(id, clock.now_ms().saturating_sub(window_ms), true)?;
+    let window = policy.failure_window.as_secs();
+    debug!("the token endpoint was not reached less than {window}s ago; not trying again yet");
+    Some(Error::Network(format!(
+        "{message} [failed less than {window}s ago; not retried before then; DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW=0 retries at once]"
+    )))
 }
 
 /// Unix milliseconds now: failures are compared with the moment a process started waiting.
