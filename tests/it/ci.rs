@@ -272,6 +272,38 @@ fn push_and_pull(rig: &mut E2e, job: &Job, reference: &str, system_path: &str) {
     assert!(logins.iter().all(|(user, _)| user == &sa().iss), "{logins:?}");
 }
 
+/// The same job's Docker engine: `docker push` and `docker pull` of an image it made itself,
+/// through the Docker config and helper the action set up.
+fn engine_push_and_pull(rig: &E2e, reference: &str) {
+    let Some(dockerd) = tool("dockerd", crate::support::engines::DOCKERD_HOW) else {
+        return;
+    };
+    let daemon = crate::support::engines::Dockerd::start(&dockerd);
+    let image = format!("{}/{reference}", rig.host());
+    let docker = |args: &[&str]| {
+        rig.docker(args)
+            .expect("the Docker CLI comes with dockerd")
+            .env("DOCKER_HOST", daemon.host())
+            .run()
+    };
+    let work = tempfile::tempdir().unwrap();
+    let tarball = work.path().join("image.tar");
+    std::fs::write(
+        &tarball,
+        crate::support::registry::tar(&[("hello.txt", 0o644, b"from the action\n")]),
+    )
+    .unwrap();
+    for (what, args) in [
+        ("import", vec!["import", tarball.to_str().unwrap(), image.as_str()]),
+        ("push", vec!["push", image.as_str()]),
+        ("rmi", vec!["rmi", image.as_str()]),
+        ("pull", vec!["pull", image.as_str()]),
+    ] {
+        let out = docker(&args);
+        assert_eq!(out.code, 0, "docker {what}: {out:?}\ndockerd log:\n{}", daemon.log());
+    }
+}
+
 fn assert_nothing_secret(outs: &[Output], secrets: &[&str]) {
     for out in outs {
         for secret in secrets {
@@ -348,7 +380,8 @@ fn the_github_action_signs_in_keyless_and_pushes_and_pulls() {
     assert_eq!(output.trim(), format!("docker-config={docker_config}"));
 
     push_and_pull(&mut rig, &job, "shop/action:keyless", &system_path);
-    // One GitHub token and one exchange for the push and the pull together.
+    engine_push_and_pull(&rig, "shop/action:engine");
+    // One GitHub token and one exchange for all the pushes and pulls together.
     assert_eq!(rig.stackit.github_requests().len(), 1);
     assert_eq!(rig.stackit.federated_exchanges().len(), 1);
     assert!(rig.stackit.assertions().is_empty(), "no key anywhere");
