@@ -393,6 +393,31 @@ mod tests {
     }
 
     #[test]
+    fn tls_failures_in_either_form_are_recognised_and_others_are_not() {
+        // rustls reports some failures directly, others wrapped in an io::Error; both are final.
+        assert!(is_tls_error(&ureq::Error::Rustls(rustls::Error::General("bad".into()))));
+        let wrapped = std::io::Error::other(rustls::Error::General("bad certificate".into()));
+        assert!(is_tls_error(&ureq::Error::Io(wrapped)));
+        assert!(!is_tls_error(&ureq::Error::Io(
+            std::io::ErrorKind::ConnectionRefused.into()
+        )));
+        assert!(!is_tls_error(&ureq::Error::ConnectionFailed));
+    }
+
+    #[test]
+    fn endpoints_are_refused_with_the_reason_that_applies() {
+        let plain = Endpoint::parse("http://10.0.0.1/token", "X").unwrap_err().to_string();
+        assert!(plain.contains("plain http to a non-loopback host"), "{plain}");
+        for other in ["ftp://x.example/token", "token", "file:///etc/passwd"] {
+            let err = Endpoint::parse(other, "X").unwrap_err().to_string();
+            assert!(
+                err.contains("is not an https:// URL") && !err.contains("plain http"),
+                "{other}: {err}"
+            );
+        }
+    }
+
+    #[test]
     fn no_proxy_comes_from_the_snapshot_not_the_process() {
         let proxy = proxies(&[
             ("HTTPS_PROXY", "http://user:pw@proxy.corp.example:3128"),
