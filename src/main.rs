@@ -314,34 +314,12 @@ fn snapshot() -> Env {
 
 /// Runs a Docker protocol verb: the answer or the one-line error goes to stdout.
 fn protocol_verb(verb: &str, env: Env) -> ExitCode {
-    // Read stdin first, whatever happens next: the client is writing to it. `list` never reads.
-    let input = if verb == "list" {
-        Ok(String::new())
-    } else {
-        read_stdin()
-    };
-    let result = input.and_then(|input| {
-        let settings = Settings::from_env(env)?;
-        match verb {
-            "get" => verbs::get(&settings, &input).map(|c| Some(protocol::render_credentials(&c))),
-            "store" => verbs::store(&settings, &input).map(|_| None),
-            "erase" => verbs::erase(&settings, &input).map(|_| None),
-            _ => verbs::list(&settings).map(|l| Some(protocol::render_list(&l))),
-        }
-    });
-    match result {
-        Ok(Some(out)) => print(&out),
-        Ok(None) => ExitCode::SUCCESS,
-        Err(e) => {
-            let _ = writeln!(std::io::stdout(), "{}", escape(&e.to_string()));
-            // Docker continues anonymously after a failed `get` and never shows our stdout, but
-            // it passes stderr through: repeat real errors there so the user sees the reason.
-            if !matches!(e, Error::NotFound) {
-                docker_credential_stackit::log::emit(docker_credential_stackit::log::Level::Error, format_args!("{e}"));
-            }
-            ExitCode::from(if matches!(e, Error::Usage(_)) { 2 } else { 1 })
-        }
-    }
+    ExitCode::from(protocol::serve(
+        verb,
+        std::io::stdin().lock(),
+        &mut std::io::stdout(),
+        || Settings::from_env(env).map(verbs::Service::new),
+    ))
 }
 
 fn read_stdin() -> Result<String, Error> {

@@ -13,6 +13,63 @@ use std::io::Read;
 /// few KB; anything larger is a mistake and gets a clear error instead of unbounded memory.
 pub const MAX_STDIN: u64 = 1024 * 1024;
 
+/// What Docker's protocol asks of a credential helper (docker-credential-helpers' `Helper`):
+/// the four verbs with their input already parsed. [`serve`] does the reading and writing.
+pub trait Helper {
+    /// The credentials for a server URL (as the client sent it, trimmed).
+    fn get(&self, server_url: String) -> Result<Credentials>;
+    /// Keep these credentials.
+    fn store(&self, credentials: Credentials) -> Result<()>;
+    /// Forget what is kept for a server URL.
+    fn erase(&self, server_url: String) -> Result<()>;
+    /// Server -> username for everything `get` can answer.
+    fn list(&self) -> Result<std::collections::BTreeMap<String, String>>;
+}
+
+/// One protocol verb end to end: reads `stdin` (except for `list`), builds the helper with
+/// `helper` only once the input is read, asks it, and writes the answer, or the one-line error
+/// (Docker's canonical texts), to `stdout`. Real errors are repeated on stderr through the
+/// log, because Docker never shows a failed `get`'s stdout but passes stderr through. Returns
+/// the exit status: 0, 1, or 2 for a usage error. `verb` must be get, store, erase or list.
+pub fn serve<H: Helper>(
+    verb: &str,
+    stdin: impl Read,
+    stdout: &mut impl std::io::Write,
+    helper: impl FnOnce() -> Result<H>,
+) -> u8 {
+    // Read stdin first, whatever happens next: the client is writing to it.
+    let input = if verb == "list" {
+        Ok(String::new())
+    } else {
+        read_input(stdin)
+    };
+    let answer = input.and_then(|input| {
+        let helper = helper()?;
+        match verb {
+            "get" => helper.get(server_url(&input)?).map(|c| Some(render_credentials(&c))),
+            "store" => helper.store(credentials(&input)?).map(|()| None),
+            "erase" => helper.erase(server_url(&input)?).map(|()| None),
+            "list" => helper.list().map(|l| Some(render_list(&l))),
+            other => Err(Error::Usage(format!("{other:?} is not a protocol verb"))),
+        }
+    });
+    match answer {
+        Ok(Some(out)) => {
+            // A closed stdout (e.g. `| head -0`) is not worth a panic.
+            let _ = writeln!(stdout, "{}", out.trim_end());
+            0
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            let _ = writeln!(stdout, "{}", crate::terminal::escape(&e.to_string()));
+            if !matches!(e, Error::NotFound) {
+                crate::log::emit(crate::log::Level::Error, format_args!("{e}"));
+            }
+            if matches!(e, Error::Usage(_)) { 2 } else { 1 }
+        }
+    }
+}
+
 /// Reads all of stdin (bounded by [`MAX_STDIN`]) as UTF-8 text.
 pub fn read_input(mut reader: impl Read) -> Result<String> {
     let mut bytes = Vec::new();
@@ -135,6 +192,98 @@ pub fn render_list(entries: &BTreeMap<String, String>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A helper that records what it was asked and answers from a script.
+    struct Recorder {
+        asked: std::cell::RefCell<Vec<String>>,
+        found: bool,
+    }
+
+    impl Helper for Recorder {
+        fn get(&self, server_url: String) -> Result<Credentials> {
+            self.asked.borrow_mut().push(format!("get {server_url}"));
+            if !self.found {
+                return Err(Error::NotFound);
+            }
+            Ok(Credentials {
+                server_url,
+                username: "sa@sa.stackit.cloud".into(),
+                secret: crate::Secret::new("t0ken"),
+            })
+        }
+        fn store(&self, c: Credentials) -> Result<()> {
+            self.asked
+                .borrow_mut()
+                .push(format!("store {} {}", c.server_url, c.username));
+            Ok(())
+        }
+        fn erase(&self, server_url: String) -> Result<()> {
+            self.asked.borrow_mut().push(format!("erase {server_url}"));
+            Ok(())
+        }
+        fn list(&self) -> Result<BTreeMap<String, String>> {
+            self.asked.borrow_mut().push("list".into());
+            Ok(BTreeMap::from([("r.example".to_string(), "u".to_string())]))
+        }
+    }
+
+    fn serve_with(verb: &str, stdin: &str, found: bool) -> (u8, String, Vec<String>) {
+        let helper = Recorder {
+            asked: Default::default(),
+            found,
+        };
+        let mut out = Vec::new();
+        let code = serve(verb, stdin.as_bytes(), &mut out, || Ok(&helper));
+        (code, String::from_utf8(out).unwrap(), helper.asked.take())
+    }
+
+    impl Helper for &Recorder {
+        fn get(&self, u: String) -> Result<Credentials> {
+            (*self).get(u)
+        }
+        fn store(&self, c: Credentials) -> Result<()> {
+            (*self).store(c)
+        }
+        fn erase(&self, u: String) -> Result<()> {
+            (*self).erase(u)
+        }
+        fn list(&self) -> Result<BTreeMap<String, String>> {
+            (*self).list()
+        }
+    }
+
+    #[test]
+    fn serve_reads_parses_asks_and_renders_in_one_place() {
+        let (code, out, asked) = serve_with("get", "  https://r.example/v2/ \n", true);
+        assert_eq!((code, asked), (0, vec!["get https://r.example/v2/".to_string()]));
+        assert_eq!(
+            out,
+            "{\"ServerURL\":\"https://r.example/v2/\",\"Username\":\"sa@sa.stackit.cloud\",\"Secret\":\"t0ken\"}\n"
+        );
+        assert_eq!(
+            serve_with("get", "r.example", false).1,
+            "credentials not found in native keychain\n"
+        );
+        assert_eq!(
+            serve_with("get", "", true),
+            (1, "no credentials server URL\n".into(), vec![])
+        );
+        let (code, out, asked) = serve_with(
+            "store",
+            r#"{"ServerURL":"r.example","Username":"robot$a+b","Secret":"s"}"#,
+            true,
+        );
+        assert_eq!(
+            (code, out.as_str(), asked),
+            (0, "", vec!["store r.example robot$a+b".to_string()])
+        );
+        assert_eq!(
+            serve_with("store", r#"{"ServerURL":"r.example","Secret":"s"}"#, true).1,
+            "no credentials username\n"
+        );
+        assert_eq!(serve_with("erase", "r.example", true).2, ["erase r.example"]);
+        assert_eq!(serve_with("list", "ignored", true).1, "{\"r.example\":\"u\"}\n");
+    }
 
     #[test]
     fn server_url_is_joined_and_trimmed() {

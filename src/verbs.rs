@@ -67,9 +67,8 @@ pub fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(
 }
 
 /// `get`: the credentials Docker should use for the server URL on stdin.
-pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
+pub fn get(settings: &Settings, url: String) -> Result<Credentials> {
     let deadline = Instant::now() + settings.timeout;
-    let url = protocol::server_url(input)?;
     let host = served_host(settings, &url)?;
     match identity_token(settings, &host).inspect_err(|_| keeping_robot(settings, &host))? {
         Some((identity, token)) => {
@@ -104,8 +103,7 @@ pub fn get(settings: &Settings, input: &str) -> Result<Credentials> {
 
 /// `store`: keeps robot credentials for hosts without a service account identity; accepts and
 /// ignores the service account's own login (which `docker login` stores after `get`).
-pub fn store(settings: &Settings, input: &str) -> Result<()> {
-    let creds = protocol::credentials(input)?;
+pub fn store(settings: &Settings, creds: Credentials) -> Result<()> {
     let Some(normalized) = server_url::normalize(&creds.server_url) else {
         return Err(Error::Input(format!(
             "store: {:?} is not a registry host[:port]",
@@ -152,8 +150,7 @@ pub fn store(settings: &Settings, input: &str) -> Result<()> {
 
 /// `erase`: forgets stored robot credentials and the cached token for the host. Succeeds when
 /// there is nothing to erase, because `docker logout` calls it twice.
-pub fn erase(settings: &Settings, input: &str) -> Result<()> {
-    let url = protocol::server_url(input)?;
+pub fn erase(settings: &Settings, url: String) -> Result<()> {
     let Some(host) = server_url::normalize(&url) else {
         return Ok(());
     };
@@ -176,6 +173,35 @@ pub fn erase(settings: &Settings, input: &str) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The helper behind Docker's protocol ([`protocol::Helper`]): one value built from the
+/// settings, once, in the binary.
+#[derive(Debug)]
+pub struct Service {
+    settings: Settings,
+}
+
+impl Service {
+    /// The service for these settings.
+    pub fn new(settings: Settings) -> Service {
+        Service { settings }
+    }
+}
+
+impl protocol::Helper for Service {
+    fn get(&self, server_url: String) -> Result<Credentials> {
+        get(&self.settings, server_url)
+    }
+    fn store(&self, credentials: Credentials) -> Result<()> {
+        store(&self.settings, credentials)
+    }
+    fn erase(&self, server_url: String) -> Result<()> {
+        erase(&self.settings, server_url)
+    }
+    fn list(&self) -> Result<BTreeMap<String, String>> {
+        list(&self.settings)
+    }
 }
 
 /// `list`: server -> username for every host `get` can answer, without network.
