@@ -235,6 +235,7 @@ impl Env {
     }
 
     /// An environment made of the given variables and a home directory (for tests).
+    #[doc(hidden)]
     pub fn from_pairs(pairs: &[(&str, &str)], home: &Path) -> Env {
         Env {
             vars: pairs

@@ -17,7 +17,9 @@ pub mod config;
 pub mod demo;
 pub mod docker_config;
 pub mod error;
+/// The test double (feature `fake`, on only for the tests and examples): not part of the API.
 #[cfg(feature = "fake")]
+#[doc(hidden)]
 pub mod fake;
 pub mod federated;
 pub mod fs;
