@@ -115,37 +115,32 @@ pub fn store(settings: &Settings, creds: Credentials) -> Result<()> {
             "{normalized} is not served by docker-credential-stackit; add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or the config file, or remove it from credHelpers"
         )));
     };
-    match settings.identity_spec(&host)? {
-        Some(spec) => {
-            let own = identity::load(&spec, settings.deadline)
-                .map(|i| i.username() == creds.username)
-                .unwrap_or(false);
-            // A robot login stored earlier stays until the identity has produced a token (the
-            // next `get` discards it then): the key may still be broken.
-            if own {
-                debug!("store for {host}: the service account's own login; nothing to keep");
-                Ok(())
-            } else {
-                // Never "Login Succeeded" for a login that is not kept: get answers with the
-                // service account here, whatever is stored.
-                Err(Error::Config(format!(
-                    "not storing credentials of {} for {host}: the host is served by {}, which get answers with (a linked robot's secret no longer works); to use this robot instead, remove the identity for {host}",
-                    creds.username,
-                    spec.describe()
-                )))
-            }
+    if let Some(spec) = settings.identity_spec(&host)? {
+        let own = identity::load(&spec, settings.deadline)
+            .map(|i| i.username() == creds.username)
+            .unwrap_or(false);
+        if own {
+            debug!("store for {host}: the service account's own login; nothing to keep");
+            return Ok(());
         }
-        None => {
-            robot_store(settings)?.put(
-                host.as_str(),
-                &creds.username,
-                &creds.secret,
-                Instant::now() + settings.timeout,
-            )?;
-            info!("stored robot credentials of {} for {host}", creds.username);
-            Ok(())
-        }
+        // The contract: a robot login is kept, and discarded only once the host's service
+        // account identity has produced a token (a broken key must not cost a stored login).
+        // Kept for real, so `docker login` reports no success for something thrown away; the
+        // user hears at once that `get` answers with the service account while it works.
+        warn!(
+            "keeping the credentials of {} for {host}, but get answers with {} while it works, and discards them once it has produced a token (a linked robot's secret no longer works)",
+            creds.username,
+            spec.describe()
+        );
     }
+    robot_store(settings)?.put(
+        host.as_str(),
+        &creds.username,
+        &creds.secret,
+        Instant::now() + settings.timeout,
+    )?;
+    info!("stored robot credentials of {} for {host}", creds.username);
+    Ok(())
 }
 
 /// `erase`: forgets stored robot credentials and the cached token for the host. Succeeds when

@@ -74,15 +74,23 @@ fn linking_the_robot_discards_its_stored_secret() {
     let unlinked = linked.unset("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
     unlinked.get(HOST).assert_not_found();
 
-    // A robot login stored while the host has a service account is not kept, and store says
-    // so with a failure (docker login then does not print "Login Succeeded").
+    // A robot login stored while the host has a service account is kept (store never reports
+    // success for something it threw away), with a warning that get answers with the service
+    // account; the next get that produces a token discards it, as the contract says.
     let env = TestEnv::with_key(&fake);
-    store(&env, HOST, "robot$shop+ci", "x").assert_error(&[
-        "not storing credentials of robot$shop+ci",
-        HOST,
-        "served by the service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH",
-    ]);
-    assert!(!robots_file(&env).exists());
+    store(&env, HOST, "robot$shop+ci", "x")
+        .stdout("")
+        .stderr_has("keeping the credentials of robot$shop+ci")
+        .stderr_has("the service account key from STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .run();
+    assert!(robots_file(&env).exists());
+    let v = env.get(HOST).stderr_has("discarded stored robot credentials").json();
+    assert_eq!(v["Username"], sa().iss.as_str());
+    assert!(
+        !std::fs::read_to_string(robots_file(&env))
+            .unwrap()
+            .contains("robot$shop+ci")
+    );
     // The service account's own login is accepted as before.
     store(&env, HOST, sa().iss.as_str(), "token")
         .stdout("")
@@ -124,15 +132,15 @@ fn a_broken_key_does_not_cost_the_stored_robot_login() {
             .assert_error(&[]);
     }
     assert_eq!(refusing.requests(), 1);
-    // A robot login offered while the key is broken is not stored, and the old one stays.
+    // A robot login offered while the key is broken is kept (it replaces the old one) and is
+    // what get answers once the key is gone again.
     env.set_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH", typo.to_str().unwrap());
-    store(&env, HOST, "robot$shop+new", "x")
-        .status(1)
-        .stdout_has("not storing credentials of robot$shop+new")
-        .stderr_any()
+    store(&env, HOST, "robot$shop+new", "new-secret")
+        .stdout("")
+        .stderr_has("keeping the credentials of robot$shop+new")
         .run();
     env.remove_var("STACKIT_SERVICE_ACCOUNT_KEY_PATH");
-    assert_eq!(secret_of(&env.get(HOST).stderr_any().json()), "keep-me");
+    assert_eq!(secret_of(&env.get(HOST).stderr_any().json()), "new-secret");
 }
 
 /// Holds the robot store's lock, as a `store` in another process would.
