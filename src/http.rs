@@ -405,6 +405,16 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_prints_without_its_user_info_in_both_forms() {
+        let e = Endpoint::parse("https://user:s3cret@idp.example/token?x=1", "T").unwrap();
+        assert_eq!(e.url(), "https://user:s3cret@idp.example/token?x=1");
+        for shown in [format!("{e}"), format!("{e:?}")] {
+            assert_eq!(shown, "https://***@idp.example/token?x=1");
+        }
+        assert_eq!(e.origin(), "T");
+    }
+
+    #[test]
     fn endpoints_are_refused_with_the_reason_that_applies() {
         let plain = Endpoint::parse("http://10.0.0.1/token", "X").unwrap_err().to_string();
         assert!(plain.contains("plain http to a non-loopback host"), "{plain}");
