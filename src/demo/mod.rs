@@ -40,32 +40,13 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
     ));
     say(format_args!("   service account:      {}\n", account.email));
 
-    let run_get = |host: &str| -> Result<(bool, String, f64)> {
-        let started = Instant::now();
-        // A cleared environment plus exactly what the demo sets: none of the caller's
-        // variables (a CI job's or a pod's federated identity, a proxy, a config file, a
-        // timeout) may change where anything is sent or which identity answers.
-        let mut child = Command::new(&exe)
-            .arg("get")
-            .env_clear()
-            .env("HOME", dir.path())
-            .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &key_path)
-            .env("STACKIT_TOKEN_BASEURL", fake.url())
-            .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", dir.path().join("cache"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| fail(&format!("cannot run {}: {e}", exe.display())))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let _ = stdin.write_all(host.as_bytes());
-        }
-        let out = child.wait_with_output().map_err(|e| fail(&e.to_string()))?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).trim().to_string(),
-            started.elapsed().as_secs_f64() * 1000.0,
-        ))
+    let child = DemoGet {
+        exe: &exe,
+        home: dir.path(),
+        key: &key_path,
+        url: fake.url(),
     };
+    let run_get = |host: &str| child.get(host);
 
     let mut first_token = String::new();
     for (step, label) in [
@@ -136,6 +117,45 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
         "Real use: name your key in ~/.stackit/credentials.json and run `docker-credential-stackit configure-docker` (see `docker-credential-stackit help`)."
     ));
     Ok(())
+}
+
+/// One `get` of this very binary, as Docker would run it, in the demo's world.
+struct DemoGet<'a> {
+    exe: &'a Path,
+    home: &'a Path,
+    key: &'a Path,
+    url: String,
+}
+
+impl DemoGet<'_> {
+    /// Runs `get` for `host`: whether it succeeded, its stdout, and how long it took (ms).
+    fn get(&self, host: &str) -> Result<(bool, String, f64)> {
+        let fail = |what: &str| Error::Io(format!("demo failed: {what}"));
+        let started = Instant::now();
+        // A cleared environment plus exactly what the demo sets: none of the caller's
+        // variables (a CI job's or a pod's federated identity, a proxy, a config file, a
+        // timeout) may change where anything is sent or which identity answers.
+        let mut child = Command::new(self.exe)
+            .arg("get")
+            .env_clear()
+            .env("HOME", self.home)
+            .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", self.key)
+            .env("STACKIT_TOKEN_BASEURL", &self.url)
+            .env("DOCKER_CREDENTIAL_STACKIT_CACHE_DIR", self.home.join("cache"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| fail(&format!("cannot run {}: {e}", self.exe.display())))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            let _ = stdin.write_all(host.as_bytes());
+        }
+        let out = child.wait_with_output().map_err(|e| fail(&e.to_string()))?;
+        Ok((
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        ))
+    }
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
