@@ -338,39 +338,18 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
     let settings = match settings {
         Ok(s) => s,
         Err((code, e)) => {
-            steps.push(Step::ran(
-                "identity",
-                "the helper's settings cannot be loaded",
-                vec![Finding::error(code, e, "fix the variable or file named in the message")],
-            ));
-            for (step, why) in [
-                ("token", "no identity"),
-                ("registry", "no identity"),
-                ("scopes", "no identity"),
-                ("robot", "no identity"),
-            ] {
-                steps.push(Step::skipped(step, why));
-            }
+            steps.extend(settings_failed(code, e));
             return finish(target, steps);
         }
     };
 
     // `get` answers "not found" for a host it does not serve, so check must not hand that
-    // host (or whoever answers for it) a token or robot secret either: no token is fetched,
-    // no CI provider is asked for one, and nothing logs in; the identity step reads only local
-    // files for it.
+    // host (or whoever answers for it) a token or robot secret either: it gets no ServedHost,
+    // so no identity is loaded, no token fetched, no CI provider asked, and nothing logs in.
     let served_host = settings.served_host(&target.host);
     let served = served_host.is_some();
     let identity = identity::step(&settings, served_host.as_ref(), now);
-    let mut findings = identity.step.findings;
-    findings.extend(settings.near_misses().into_iter().map(|miss| {
-        Finding::warning(
-            codes::SETTINGS_UNKNOWN_NAME,
-            miss,
-            "fix the name: the helper ignores what it does not know",
-        )
-    }));
-    steps.push(Step::ran(identity.step.step, identity.step.summary, findings));
+    steps.push(with_near_misses(identity.step, &settings));
     let expected: Option<SaIdentity> = identity.expected;
 
     let (token_step, login) = if served {
@@ -421,8 +400,8 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
         }
     }
 
-    // Configured pointers are known to be right, so a robot without those fields is unlinked;
-    // the guessed defaults only ever say "unknown".
+    // Configured or guessed, pointers that find none of the fields say "unknown", never
+    // "unlinked": a registry may hide them.
     let pointers = match settings.robot_link() {
         Some(link) => crate::validate::LinkPointers::new(link.email_pointer.clone(), link.id_pointer.clone()),
         None => crate::validate::LinkPointers::default(),
@@ -437,6 +416,42 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
         now,
     ));
     finish(target, steps)
+}
+
+/// The steps after the identity step when the settings cannot be loaded: one failure naming the
+/// problem, and the rest skipped.
+fn settings_failed(code: &'static str, message: String) -> Vec<Step> {
+    let mut steps = vec![Step::ran(
+        "identity",
+        "the helper's settings cannot be loaded",
+        vec![Finding::error(
+            code,
+            message,
+            "fix the variable or file named in the message",
+        )],
+    )];
+    for step in ["token", "registry", "scopes", "robot"] {
+        steps.push(Step::skipped(step, "no identity"));
+    }
+    steps
+}
+
+/// The identity step with the near misses (unknown variables and credentials-file keys) added.
+fn with_near_misses(step: Step, settings: &Settings) -> Step {
+    let misses = settings.near_misses();
+    if misses.is_empty() {
+        // A skipped step stays skipped.
+        return step;
+    }
+    let mut findings = step.findings;
+    findings.extend(misses.into_iter().map(|miss| {
+        Finding::warning(
+            codes::SETTINGS_UNKNOWN_NAME,
+            miss,
+            "fix the name: the helper ignores what it does not know",
+        )
+    }));
+    Step::ran(step.step, step.summary, findings)
 }
 
 fn finish(target: &Target, steps: Vec<Step>) -> Report {

@@ -434,6 +434,9 @@ fn unserved_host_gets_no_credentials() {
     assert_no_credentials(&rig.harbor);
     assert_eq!(rig.stackit.requests(), 0, "no token is minted for an unserved host");
     assert_eq!(r.codes("docker"), ["docker.host_not_served"], "{r:?}");
+    // No identity is loaded for it at all (not even the key file is read).
+    assert_eq!(r.status("identity"), "skip", "{r:?}");
+    assert!(r.summary("identity").contains("not served"), "{r:?}");
     assert_eq!(r.status("token"), "skip", "{r:?}");
     assert_eq!(r.status("registry"), "fail", "{r:?}");
     assert_eq!(r.codes("registry"), ["registry.not_served"], "{r:?}");
