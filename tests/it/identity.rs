@@ -626,3 +626,32 @@ fn debug_logging_names_the_winner_and_the_losers() {
         .stderr_has("the STACKIT credentials file is present but not used")
         .json();
 }
+
+#[test]
+fn the_quick_start_makes_private_files_and_get_works_without_warnings() {
+    // The README's Quick start, step 2, run as written in a fresh HOME with the key downloaded.
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("## Quick start").unwrap();
+    let block = &readme[start..];
+    let block = &block[block.find("```sh\n").unwrap() + 6..];
+    let block = &block[..block.find("```").unwrap()];
+    let lines: Vec<&str> = block
+        .lines()
+        .filter(|l| l.starts_with("install -D") || l.starts_with("(umask 077"))
+        .collect();
+    assert_eq!(lines.len(), 2, "the key and credentials-file lines: {block}");
+    let fake = fake();
+    let env = TestEnv::empty().var("STACKIT_TOKEN_BASEURL", &fake.url());
+    let downloaded = env.write("Downloads/sa-key.json", sa().key_json(true, None).expose());
+    set_mode(&downloaded, 0o644);
+    for line in &lines {
+        env.program("sh", &["-c", line]).stdout_any().run();
+    }
+    use std::os::unix::fs::PermissionsExt;
+    for file in [".stackit/sa-key.json", ".stackit/credentials.json"] {
+        let mode = std::fs::metadata(env.path(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file}");
+    }
+    // No warning about the files' modes, and the key is found through the credentials file.
+    assert_eq!(env.get(HOST).stderr("").json()["Username"], sa().iss.as_str());
+}
