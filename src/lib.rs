@@ -29,6 +29,7 @@ pub mod jwt;
 pub mod key;
 pub mod kubelet;
 pub mod log;
+pub mod loopback;
 pub mod nss;
 pub mod protocol;
 pub mod redact;

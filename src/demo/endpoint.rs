@@ -7,14 +7,11 @@ use crate::error::{Error, Result};
 use crate::secret::Secret;
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::signature::KeyPair as _;
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// Largest request head or body the endpoint reads.
-const MAX_REQUEST: usize = 64 * 1024;
 /// Lifetime of the tokens it issues.
 const LIFETIME: u64 = 3600;
 
@@ -147,24 +144,25 @@ fn random_secret() -> [u8; 32] {
 /// Reads one request and answers it: 200 with a token for a valid assertion, else 400.
 fn answer(mut conn: TcpStream, checker: &Checker) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let (status, body) = match read_form(&mut conn) {
+    let form = crate::loopback::read_request(&mut conn).map(|(_, _, body)| {
+        form_urlencoded::parse(&body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect::<Vec<_>>()
+    });
+    let (status, body) = match form {
         Some(form) => match checker.token_for(&form) {
             Ok(token) => (
-                "200 OK",
+                200,
                 serde_json::json!({"access_token": token, "token_type": "Bearer", "expires_in": LIFETIME}).to_string(),
             ),
             Err(why) => (
-                "400 Bad Request",
+                400,
                 serde_json::json!({"error": "invalid_grant", "message": why}).to_string(),
             ),
         },
-        None => ("400 Bad Request", r#"{"error":"invalid_request"}"#.to_string()),
+        None => (400, r#"{"error":"invalid_request"}"#.to_string()),
     };
-    let _ = write!(
-        conn,
-        "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
+    crate::loopback::write_response(&mut conn, status, "application/json", body.as_bytes(), &[]);
 }
 
 impl Checker {
@@ -199,42 +197,6 @@ impl Checker {
         )
         .map_err(|e| format!("cannot sign the token: {e}"))
     }
-}
-
-/// Reads a request head and its `Content-Length` body, and decodes the body as a form.
-fn read_form(conn: &mut TcpStream) -> Option<Vec<(String, String)>> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-        if buf.len() > MAX_REQUEST {
-            return None;
-        }
-        let n = conn.read(&mut chunk).ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-    };
-    let head = std::str::from_utf8(&buf[..head_end]).ok()?;
-    let length: usize = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, v)| v.trim().parse().ok())
-        .unwrap_or(0);
-    if length > MAX_REQUEST {
-        return None;
-    }
-    while buf.len() < head_end + length {
-        let n = conn.read(&mut chunk).ok().filter(|n| *n > 0)?;
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let body = std::str::from_utf8(&buf[head_end..head_end + length]).ok()?;
-    Some(
-        form_urlencoded::parse(body.as_bytes())
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect(),
-    )
 }
 
 #[cfg(test)]
