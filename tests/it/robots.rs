@@ -223,3 +223,21 @@ fn a_symlinked_data_dir_is_refused_and_its_target_keeps_its_mode() {
         "nothing written through the link"
     );
 }
+
+#[test]
+fn a_store_of_a_few_megabytes_is_read_and_a_runaway_one_is_not() {
+    // The store holds one entry per host; a few MiB (many hosts, long secrets) is still a
+    // store, more than 4 MiB is not read at all (a runaway file must not eat memory).
+    let env = TestEnv::empty();
+    store(&env, HOST, "robot$shop+ci", "first").run();
+    let big = "s".repeat(3 * 1024 * 1024);
+    let doc = json!({"version": 1, "registries": {HOST: {"username": "robot$shop+big", "secret": big}}});
+    std::fs::write(robots_file(&env), doc.to_string()).unwrap();
+    let answer = env.get(HOST).json();
+    assert_eq!(answer["Username"], "robot$shop+big");
+    assert_eq!(answer["Secret"].as_str().unwrap().len(), big.len());
+    let huge = "s".repeat(5 * 1024 * 1024);
+    let doc = json!({"version": 1, "registries": {HOST: {"username": "robot$shop+huge", "secret": huge}}});
+    std::fs::write(robots_file(&env), doc.to_string()).unwrap();
+    env.get(HOST).stderr_any().assert_not_found();
+}
