@@ -241,3 +241,33 @@ fn a_store_of_a_few_megabytes_is_read_and_a_runaway_one_is_not() {
     std::fs::write(robots_file(&env), doc.to_string()).unwrap();
     env.get(HOST).stderr_any().assert_not_found();
 }
+
+#[test]
+fn a_store_file_that_cannot_be_opened_is_named_not_taken_for_empty() {
+    // robots.json replaced by a symlink (to a store someone else prepared): never followed,
+    // and not silently read as "no robots" either: get says why it ignores it.
+    let env = TestEnv::empty();
+    store(&env, HOST, "robot$shop+ci", "first").run();
+    let elsewhere = env.path("elsewhere.json");
+    std::fs::write(
+        &elsewhere,
+        json!({"version": 1, "registries": {HOST: {"username": "robot$evil+x", "secret": "planted"}}}).to_string(),
+    )
+    .unwrap();
+    std::fs::remove_file(robots_file(&env)).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, robots_file(&env)).unwrap();
+    env.get(HOST)
+        .stderr_has("ignoring stored robot credentials")
+        .stdout("credentials not found in native keychain\n")
+        .status(1)
+        .run();
+    // A writer moves what it cannot read aside (nothing lost, the target untouched) and starts
+    // a fresh store.
+    store(&env, HOST, "robot$shop+new", "x")
+        .stderr_has("moved the unreadable")
+        .run();
+    let aside = robots_file(&env).with_extension("json.corrupt");
+    assert!(std::fs::symlink_metadata(&aside).unwrap().file_type().is_symlink());
+    assert!(std::fs::read_to_string(&elsewhere).unwrap().contains("planted"));
+    assert_eq!(env.get(HOST).json()["Username"], "robot$shop+new");
+}
