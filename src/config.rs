@@ -12,7 +12,6 @@
 use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::{DEFAULT_IDP_TOKEN_ENDPOINT, TokenSource};
-use crate::fs::ReadError;
 use crate::identity::{FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
 use crate::secret::Secret;
 use crate::server_url::{self, DEFAULT_REGISTRY};
@@ -1022,22 +1021,10 @@ fn read_config_file(path: &Path, explicit: bool, deadline: Instant) -> Result<Co
         Err(e) if e.is_not_found() && !explicit => return Ok(ConfigFile::default()),
         Err(e) => {
             let file = path.display();
-            return Err(Error::Config(match e {
-                ReadError::Unreadable(e) => format!(
-                    "cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {}",
-                    crate::fs::io_reason(&e)
-                ),
-                ReadError::TooLarge(max) => format!(
-                    "config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG) is larger than {} KiB; it is not a docker-credential-stackit config",
-                    max / 1024
-                ),
-                ReadError::NotText => {
-                    format!("cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): it is not UTF-8 text")
-                }
-                e @ ReadError::TimedOut => {
-                    format!("cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {e}")
-                }
-            }));
+            return Err(Error::Config(format!(
+                "cannot read config file {file} (DOCKER_CREDENTIAL_STACKIT_CONFIG): {}",
+                e.reason_for("docker-credential-stackit config")
+            )));
         }
     };
     if text.trim().is_empty() {

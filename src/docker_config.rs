@@ -9,7 +9,6 @@
 
 use crate::config::{Env, Settings};
 use crate::error::{Error, Result};
-use crate::fs::ReadError;
 use crate::server_url;
 use crate::warn;
 use serde::Serialize;
@@ -407,14 +406,8 @@ fn prepare(path: &Path, req: &Request) -> Result<Option<Prepared>> {
             let unreadable =
                 |why: String| Error::Io(format!("cannot read {}: {why}; nothing was changed", target.display()));
             let deadline = std::time::Instant::now() + crate::config::DEFAULT_TIMEOUT;
-            let text = crate::fs::read_text_file(&target, MAX_FILE, deadline).map_err(|e| {
-                unreadable(match e {
-                    ReadError::Unreadable(e) => crate::fs::io_reason(&e),
-                    ReadError::TooLarge(max) => format!("it is larger than {} MiB", max / 1024 / 1024),
-                    ReadError::NotText => "it is not UTF-8 text".into(),
-                    e @ ReadError::TimedOut => e.to_string(),
-                })
-            })?;
+            let text = crate::fs::read_text_file(&target, MAX_FILE, deadline)
+                .map_err(|e| unreadable(e.reason_for("Docker config")))?;
             (Some(text), Some(meta))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),

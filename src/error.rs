@@ -81,16 +81,6 @@ impl FileError {
             self.path.display().to_string()
         };
         let what = &self.what;
-        match &self.problem {
-            ReadError::Unreadable(e) => format!("cannot read {what} {path}: {}", crate::fs::io_reason(e)),
-            ReadError::TooLarge(limit) => {
-                format!(
-                    "{what} {path} is larger than {} KiB; it is not a key file",
-                    limit / 1024
-                )
-            }
-            ReadError::NotText => format!("{what} {path} is not text (invalid UTF-8); it is not a key file"),
-            problem @ ReadError::TimedOut => format!("cannot read {what} {path}: {problem}"),
-        }
+        format!("cannot read {what} {path}: {}", self.problem.reason_for("key file"))
     }
 }

@@ -8,7 +8,6 @@
 
 use crate::clock::unix_now;
 use crate::error::{Error, Result};
-use crate::fs::{ReadError, io_reason};
 use crate::jwt::jwt_claims;
 use crate::redact::sanitize;
 use crate::secret::Secret;
@@ -155,10 +154,7 @@ impl TokenSource {
                 _ if e.is_not_found() => {
                     "no such file; mount the projected service-account token there or point STACKIT_FEDERATED_TOKEN_FILE at it".into()
                 }
-                ReadError::Unreadable(e) => io_reason(&e),
-                ReadError::TooLarge(max) => format!("larger than {} KiB; it is not a token", max / 1024),
-                ReadError::NotText => "not text (invalid UTF-8); it is not a token".into(),
-                e @ ReadError::TimedOut => e.to_string(),
+                e => e.reason_for("token"),
             })
         })?;
         let token = Secret::new(text.trim());

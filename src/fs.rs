@@ -125,14 +125,29 @@ impl ReadError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ReadError::Unreadable(e) if e.kind() == std::io::ErrorKind::NotFound)
     }
+
+    /// The reason, followed for a file of the wrong size or kind by what it therefore is not:
+    /// `it is larger than 256 KiB; it is not a key file`. Every message about a file that
+    /// cannot be read words the problem here, so the same problem reads the same everywhere.
+    pub fn reason_for(&self, kind: &str) -> String {
+        match self {
+            ReadError::TooLarge(_) | ReadError::NotText => format!("{self}; it is not a {kind}"),
+            ReadError::Unreadable(_) | ReadError::TimedOut => self.to_string(),
+        }
+    }
 }
+
+const MIB: u64 = 1024 * 1024;
 
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ReadError::Unreadable(e) => f.write_str(&io_reason(e)),
-            ReadError::TooLarge(max) => write!(f, "larger than {} KiB", max / 1024),
-            ReadError::NotText => f.write_str("not text (invalid UTF-8)"),
+            // Limits above 1 MiB read better in MiB; 1 MiB itself reads "1024 KiB", as it
+            // always has in messages users may search for.
+            ReadError::TooLarge(max) if *max > MIB && max % MIB == 0 => write!(f, "it is larger than {} MiB", max / MIB),
+            ReadError::TooLarge(max) => write!(f, "it is larger than {} KiB", max / 1024),
+            ReadError::NotText => f.write_str("it is not text (invalid UTF-8)"),
             ReadError::TimedOut => f.write_str(
                 "it is a pipe or device whose writer sent nothing (more) before the deadline (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)",
             ),
@@ -491,6 +506,38 @@ pub enum FileCheckError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_problem_is_worded_the_same_for_every_file() {
+        assert_eq!(
+            ReadError::TooLarge(256 * 1024).reason_for("key file"),
+            "it is larger than 256 KiB; it is not a key file"
+        );
+        assert_eq!(
+            ReadError::TooLarge(1024 * 1024).to_string(),
+            "it is larger than 1024 KiB"
+        );
+        assert_eq!(
+            ReadError::TooLarge(16 * 1024 * 1024).to_string(),
+            "it is larger than 16 MiB"
+        );
+        assert_eq!(
+            ReadError::NotText.reason_for("token"),
+            "it is not text (invalid UTF-8); it is not a token"
+        );
+        let missing = ReadError::Unreadable(std::io::Error::from(std::io::ErrorKind::NotFound));
+        // A missing file is not "not a key file": nothing is said about what it is.
+        assert!(
+            !missing.reason_for("key file").contains("not a key file"),
+            "{}",
+            missing.reason_for("key file")
+        );
+        assert!(
+            ReadError::TimedOut
+                .reason_for("token")
+                .contains("DOCKER_CREDENTIAL_STACKIT_TIMEOUT")
+        );
+    }
 
     #[cfg(unix)]
     #[test]

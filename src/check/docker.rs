@@ -163,14 +163,7 @@ fn read_json(path: &Path) -> Result<Option<Map<String, Value>>, String> {
 
 /// How a JSON file that cannot be read is described after its name.
 pub(super) fn unreadable(e: crate::fs::ReadError) -> String {
-    match e {
-        crate::fs::ReadError::Unreadable(e) => format!("cannot be read: {}", crate::fs::io_reason(&e)),
-        // Limits above 1 MiB (the robot file's) read better in MiB; the config's is "1024 KiB".
-        crate::fs::ReadError::TooLarge(max) if max > 1024 * 1024 => format!("is larger than {} MiB", max / 1024 / 1024),
-        crate::fs::ReadError::TooLarge(max) => format!("is larger than {} KiB", max / 1024),
-        crate::fs::ReadError::NotText => "cannot be read: it is not UTF-8 text".into(),
-        e @ crate::fs::ReadError::TimedOut => format!("cannot be read: {e}"),
-    }
+    format!("cannot be read: {e}")
 }
 
 fn check_docker_config(doc: &Map<String, Value>, host: &str, path: &Path, findings: &mut Vec<Finding>) {

@@ -140,13 +140,7 @@ impl Cache {
         let mut text = match crate::fs::read_text(file, MAX_CACHE_FILE) {
             Ok(text) => text,
             Err(e) => {
-                let why = match e {
-                    crate::fs::ReadError::Unreadable(e) => e.to_string(),
-                    crate::fs::ReadError::TooLarge(max) => format!("larger than {max} bytes"),
-                    crate::fs::ReadError::NotText => "not UTF-8 text".into(),
-                    e @ crate::fs::ReadError::TimedOut => e.to_string(),
-                };
-                debug!("ignoring cache file {}: {why}", path.display());
+                debug!("ignoring cache file {}: {e}", path.display());
                 return None;
             }
         };
