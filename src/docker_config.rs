@@ -209,87 +209,101 @@ pub struct Edit {
 /// what is left, so a file's layout survives a configure/unconfigure round trip.
 pub fn edit(doc: &mut Map<String, Value>, req: &Request, file: &Path) -> Result<Edit> {
     let mut out = Edit::default();
-    let name = file.display();
-    let not_object = |what: &str, v: &Value| {
-        Error::Config(format!(
-            "{name}: {what} is {}, not an object; fix it by hand (nothing was changed)",
-            json_kind(v)
-        ))
-    };
-
     if req.unconfigure {
-        match doc.get_mut("credHelpers") {
-            Some(Value::Object(helpers)) => {
-                let targets: Vec<String> = if req.all_stackit {
-                    helpers
-                        .iter()
-                        .filter(|(_, v)| v.as_str() == Some(HELPER_NAME))
-                        .map(|(k, _)| k.clone())
-                        .collect()
-                } else {
-                    req.hosts.clone()
-                };
-                for host in targets {
-                    match helpers.get(&host) {
-                        Some(v) if v.as_str() == Some(HELPER_NAME) => {
-                            // shift_remove, not remove: with preserve_order, remove() swaps the
-                            // last entry into the hole and reorders the user's file.
-                            helpers.shift_remove(&host);
-                            out.changes
-                                .push(format!("credHelpers[\"{host}\"] removed (was \"{HELPER_NAME}\")"));
-                        }
-                        Some(other) => out.warnings.push(format!(
-                            "{name}: credHelpers[\"{host}\"] is {other}, not \"{HELPER_NAME}\"; left alone"
-                        )),
-                        None => {}
-                    }
-                    out.hosts.push(host);
-                }
-                // An emptied credHelpers means the same to Docker as none; drop it so that
-                // configure followed by unconfigure gives back the original document.
-                if helpers.is_empty() && !out.changes.is_empty() {
-                    doc.shift_remove("credHelpers");
-                    out.changes.push("credHelpers removed (now empty)".into());
-                }
-            }
-            Some(other) => return Err(not_object("credHelpers", other)),
-            None if !req.all_stackit => out.hosts = req.hosts.clone(),
-            None => {}
-        }
+        remove_helpers(doc, req, &mut out, file)?;
     } else if !req.hosts.is_empty() {
-        let helpers = match doc.entry("credHelpers").or_insert_with(|| Value::Object(Map::new())) {
-            Value::Object(m) => m,
-            other => return Err(not_object("credHelpers", other)),
-        };
-        for host in &req.hosts {
-            match helpers.get(host) {
-                Some(v) if v.as_str() == Some(HELPER_NAME) => {}
-                Some(old) => {
-                    let old = old.to_string();
-                    helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
-                    out.changes
-                        .push(format!("credHelpers[\"{host}\"] = \"{HELPER_NAME}\" (was {old})"));
-                }
-                None => {
-                    helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
-                    out.changes
-                        .push(format!("credHelpers[\"{host}\"] = \"{HELPER_NAME}\" (added)"));
-                }
-            }
-            out.hosts.push(host.clone());
-        }
-        if req.kind == Kind::Docker
-            && let Some(store) = doc.get("credsStore").and_then(Value::as_str).filter(|s| !s.is_empty())
-        {
-            out.warnings.push(format!(
-                "{name} also sets credsStore \"{store}\"; it keeps answering for every registry not listed in credHelpers"
-            ));
-        }
+        add_helpers(doc, req, &mut out, file)?;
     }
-
     let hosts = out.hosts.clone();
     stale_auths(doc, req, &hosts, &mut out, file);
     Ok(out)
+}
+
+/// The error for a `credHelpers` (or other) member that is not a JSON object.
+fn not_object(file: &Path, what: &str, v: &Value) -> Error {
+    Error::Config(format!(
+        "{}: {what} is {}, not an object; fix it by hand (nothing was changed)",
+        file.display(),
+        json_kind(v)
+    ))
+}
+
+/// Removes our `credHelpers` entries (the requested hosts, or every one naming us).
+fn remove_helpers(doc: &mut Map<String, Value>, req: &Request, out: &mut Edit, file: &Path) -> Result<()> {
+    let name = file.display();
+    match doc.get_mut("credHelpers") {
+        Some(Value::Object(helpers)) => {
+            let targets: Vec<String> = if req.all_stackit {
+                helpers
+                    .iter()
+                    .filter(|(_, v)| v.as_str() == Some(HELPER_NAME))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            } else {
+                req.hosts.clone()
+            };
+            for host in targets {
+                match helpers.get(&host) {
+                    Some(v) if v.as_str() == Some(HELPER_NAME) => {
+                        // shift_remove, not remove: with preserve_order, remove() swaps the
+                        // last entry into the hole and reorders the user's file.
+                        helpers.shift_remove(&host);
+                        out.changes
+                            .push(format!("credHelpers[\"{host}\"] removed (was \"{HELPER_NAME}\")"));
+                    }
+                    Some(other) => out.warnings.push(format!(
+                        "{name}: credHelpers[\"{host}\"] is {other}, not \"{HELPER_NAME}\"; left alone"
+                    )),
+                    None => {}
+                }
+                out.hosts.push(host);
+            }
+            // An emptied credHelpers means the same to Docker as none; drop it so that
+            // configure followed by unconfigure gives back the original document.
+            if helpers.is_empty() && !out.changes.is_empty() {
+                doc.shift_remove("credHelpers");
+                out.changes.push("credHelpers removed (now empty)".into());
+            }
+        }
+        Some(other) => return Err(not_object(file, "credHelpers", other)),
+        None if !req.all_stackit => out.hosts = req.hosts.clone(),
+        None => {}
+    }
+    Ok(())
+}
+
+/// Points `credHelpers` at us for each requested host, saying what each entry was.
+fn add_helpers(doc: &mut Map<String, Value>, req: &Request, out: &mut Edit, file: &Path) -> Result<()> {
+    let name = file.display();
+    let helpers = match doc.entry("credHelpers").or_insert_with(|| Value::Object(Map::new())) {
+        Value::Object(m) => m,
+        other => return Err(not_object(file, "credHelpers", other)),
+    };
+    for host in &req.hosts {
+        match helpers.get(host) {
+            Some(v) if v.as_str() == Some(HELPER_NAME) => {}
+            Some(old) => {
+                let old = old.to_string();
+                helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
+                out.changes
+                    .push(format!("credHelpers[\"{host}\"] = \"{HELPER_NAME}\" (was {old})"));
+            }
+            None => {
+                helpers.insert(host.clone(), Value::String(HELPER_NAME.into()));
+                out.changes
+                    .push(format!("credHelpers[\"{host}\"] = \"{HELPER_NAME}\" (added)"));
+            }
+        }
+        out.hosts.push(host.clone());
+    }
+    if req.kind == Kind::Docker
+        && let Some(store) = doc.get("credsStore").and_then(Value::as_str).filter(|s| !s.is_empty())
+    {
+        out.warnings.push(format!(
+            "{name} also sets credsStore \"{store}\"; it keeps answering for every registry not listed in credHelpers"
+        ));
+    }
+    Ok(())
 }
 
 /// Finds (and with `remove_stale_auths` deletes) `auths` entries that hold a stored secret for
@@ -738,16 +752,7 @@ pub fn run(args: &[String], out: &mut dyn Write, env: &Env) -> Result<()> {
         let _ = write!(out, "{USAGE}");
         return Ok(());
     }
-    let hosts = if !opts.registries.is_empty() {
-        if !opts.unconfigure {
-            warn_unserved(&opts.registries, env);
-        }
-        opts.registries.clone()
-    } else if opts.unconfigure {
-        Vec::new()
-    } else {
-        Settings::from_env(env.clone())?.served
-    };
+    let hosts = hosts_to_edit(&opts, env)?;
     let all_stackit = opts.unconfigure && opts.registries.is_empty();
 
     // Resolve every path first so a missing XDG_RUNTIME_DIR fails before anything is written.
@@ -770,54 +775,70 @@ pub fn run(args: &[String], out: &mut dyn Write, env: &Env) -> Result<()> {
     }
 
     for (path, p) in prepared {
-        let Some(p) = p else {
-            let _ = writeln!(out, "{}: does not exist; nothing to unconfigure", path.display());
-            continue;
-        };
-        for w in &p.edit.warnings {
-            warn!("{w}");
-        }
-        let unchanged = p.old.as_deref() == Some(p.new.as_str()) || p.edit.changes.is_empty();
-        if unchanged {
-            let _ = writeln!(
-                out,
-                "{}: {}; nothing changed",
-                p.path.display(),
-                already(&p.edit, &opts)
-            );
-            continue;
-        }
-        let shown = if p.target == p.path {
-            p.path.display().to_string()
-        } else {
-            format!("{} -> {}", p.path.display(), p.target.display())
-        };
-        if opts.dry_run {
-            let old_name = if p.old.is_some() {
-                shown.clone()
-            } else {
-                "/dev/null".into()
-            };
-            let _ = writeln!(out, "Would change {shown} (dry run, nothing written):");
-            let _ = write!(
-                out,
-                "{}",
-                masked_diff(p.old.as_deref().unwrap_or(""), &p.new, &old_name, &shown)
-            );
-            continue;
-        }
-        write_atomically(&p.target, &p.new, p.meta.as_ref())?;
-        let verb = if p.old.is_some() { "Updated" } else { "Created" };
-        let _ = writeln!(out, "{verb} {shown}:");
-        for c in &p.edit.changes {
-            let _ = writeln!(out, "  {c}");
-        }
+        apply(&path, p, &opts, out)?;
     }
     // Docker runs the helper from PATH; a missing binary only shows up later as a failed pull.
     if !opts.unconfigure && find_on_path(env.os("PATH")).is_none() {
         warn!(
             "{BINARY} is not on PATH, so Docker cannot run it (\"executable file not found\"); install it into a directory on PATH, e.g. /usr/local/bin"
         );
+    }
+    Ok(())
+}
+
+/// The hosts to configure: the named ones, else (to configure) the served ones, else (to
+/// unconfigure) none, which means every STACKIT host.
+fn hosts_to_edit(opts: &Options, env: &Env) -> Result<Vec<String>> {
+    if !opts.registries.is_empty() {
+        if !opts.unconfigure {
+            warn_unserved(&opts.registries, env);
+        }
+        Ok(opts.registries.clone())
+    } else if opts.unconfigure {
+        Ok(Vec::new())
+    } else {
+        Ok(Settings::from_env(env.clone())?.served)
+    }
+}
+
+/// Writes one prepared file (or shows its diff in a dry run) and says what changed.
+fn apply(path: &Path, p: Option<Prepared>, opts: &Options, out: &mut dyn Write) -> Result<()> {
+    let Some(p) = p else {
+        let _ = writeln!(out, "{}: does not exist; nothing to unconfigure", path.display());
+        return Ok(());
+    };
+    for w in &p.edit.warnings {
+        warn!("{w}");
+    }
+    let unchanged = p.old.as_deref() == Some(p.new.as_str()) || p.edit.changes.is_empty();
+    if unchanged {
+        let _ = writeln!(out, "{}: {}; nothing changed", p.path.display(), already(&p.edit, opts));
+        return Ok(());
+    }
+    let shown = if p.target == p.path {
+        p.path.display().to_string()
+    } else {
+        format!("{} -> {}", p.path.display(), p.target.display())
+    };
+    if opts.dry_run {
+        let old_name = if p.old.is_some() {
+            shown.clone()
+        } else {
+            "/dev/null".into()
+        };
+        let _ = writeln!(out, "Would change {shown} (dry run, nothing written):");
+        let _ = write!(
+            out,
+            "{}",
+            masked_diff(p.old.as_deref().unwrap_or(""), &p.new, &old_name, &shown)
+        );
+        return Ok(());
+    }
+    write_atomically(&p.target, &p.new, p.meta.as_ref())?;
+    let verb = if p.old.is_some() { "Updated" } else { "Created" };
+    let _ = writeln!(out, "{verb} {shown}:");
+    for c in &p.edit.changes {
+        let _ = writeln!(out, "  {c}");
     }
     Ok(())
 }
