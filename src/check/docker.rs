@@ -23,6 +23,30 @@ pub fn step(host: &str, env: &Environment, served: Option<bool>) -> Step {
     let mut findings = Vec::new();
     let mut summary = Vec::new();
 
+    config_findings(host, env, &mut findings, &mut summary);
+    containers_findings(host, env, &mut findings);
+    path_findings(env, &mut findings, &mut summary);
+
+    if served == Some(false) {
+        findings.push(Finding::error(
+            codes::DOCKER_HOST_NOT_SERVED,
+            format!("{BINARY} does not serve {host}, so `get` answers \"credentials not found\""),
+            format!(
+                "add {host} to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file"
+            ),
+        ));
+    }
+
+    let summary = if summary.is_empty() {
+        format!("Docker will not use {BINARY} for {host} as configured")
+    } else {
+        summary.join("; ")
+    };
+    Step::ran("docker", summary, findings)
+}
+
+/// Whether Docker's config exists, parses and maps `host` to us.
+fn config_findings(host: &str, env: &Environment, findings: &mut Vec<Finding>, summary: &mut Vec<String>) {
     match docker_config_path(env) {
         None => findings.push(Finding::error(
             codes::DOCKER_CONFIG_MISSING,
@@ -44,7 +68,7 @@ pub fn step(host: &str, env: &Environment, served: Option<bool>) -> Step {
             )),
             Ok(Some(doc)) => {
                 let before = findings.len();
-                check_docker_config(&doc, host, &path, &mut findings);
+                check_docker_config(&doc, host, &path, findings);
                 if !findings[before..].iter().any(is_error) {
                     summary.push(format!(
                         "{} maps {host} to {HELPER_NAME}",
@@ -54,7 +78,10 @@ pub fn step(host: &str, env: &Environment, served: Option<bool>) -> Step {
             }
         },
     }
+}
 
+/// Logins stored in containers' auth files, which podman, skopeo and buildah prefer to credHelpers.
+fn containers_findings(host: &str, env: &Environment, findings: &mut Vec<Finding>) {
     for path in containers_auth_files(env) {
         if let Ok(Some(doc)) = read_json(&path)
             && let Some(key) = stored_login(&doc, host)
@@ -69,7 +96,10 @@ pub fn step(host: &str, env: &Environment, served: Option<bool>) -> Step {
             ));
         }
     }
+}
 
+/// Whether Docker finds this binary (and not another one) on PATH.
+fn path_findings(env: &Environment, findings: &mut Vec<Finding>, summary: &mut Vec<String>) {
     match crate::docker_config::find_on_path(env.path.as_deref()) {
         None => findings.push(Finding::error(
             codes::DOCKER_NOT_ON_PATH,
@@ -96,23 +126,6 @@ pub fn step(host: &str, env: &Environment, served: Option<bool>) -> Step {
             }
         }
     }
-
-    if served == Some(false) {
-        findings.push(Finding::error(
-            codes::DOCKER_HOST_NOT_SERVED,
-            format!("{BINARY} does not serve {host}, so `get` answers \"credentials not found\""),
-            format!(
-                "add {host} to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file"
-            ),
-        ));
-    }
-
-    let summary = if summary.is_empty() {
-        format!("Docker will not use {BINARY} for {host} as configured")
-    } else {
-        summary.join("; ")
-    };
-    Step::ran("docker", summary, findings)
 }
 
 fn is_error(f: &Finding) -> bool {
