@@ -79,6 +79,27 @@ pub fn step(
         );
     };
 
+    let findings = judge(robot, target, expected, pointers, now);
+    let level = match robot.level {
+        Some(validate::Level::Project) => "project robot",
+        Some(validate::Level::System) => "system robot",
+        _ => "robot",
+    };
+    Step::ran(
+        "robot",
+        format!("{level} {} from {}", robot.name, origin.describe()),
+        findings,
+    )
+}
+
+/// What is wrong with the chosen robot: its own state, its link, and its scopes for the target.
+fn judge(
+    robot: &Robot,
+    target: &Target,
+    expected: Option<&SaIdentity>,
+    pointers: &LinkPointers,
+    now: u64,
+) -> Vec<Finding> {
     let mut findings = validate::check_robot(robot, &Options::default(), now as i64);
     match expected {
         Some(sa) => {
@@ -102,16 +123,7 @@ pub fn step(
         let needs = needs_for_scope(&scope);
         findings.extend(check_needs(robot, &needs.needs));
     }
-    let level = match robot.level {
-        Some(validate::Level::Project) => "project robot",
-        Some(validate::Level::System) => "system robot",
-        _ => "robot",
-    };
-    Step::ran(
-        "robot",
-        format!("{level} {} from {}", robot.name, origin.describe()),
-        findings,
-    )
+    findings
 }
 
 fn read_robot_file(path: &Path) -> Result<Vec<Robot>, String> {
