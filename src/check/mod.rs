@@ -355,15 +355,7 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
     let (token_step, login) = if served {
         identity::token_step(&settings, identity.credential)
     } else {
-        let step = Step::skipped(
-            "token",
-            format!("skipped: {} is not served, so no token is fetched for it", target.host),
-        );
-        let outcome = identity::TokenOutcome {
-            step,
-            skew_measured: false,
-        };
-        (outcome, None)
+        (token_not_fetched(&target.host), None)
     };
     let skew_measured = token_step.skew_measured;
     steps.push(token_step.step);
@@ -386,19 +378,8 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
         )),
     }
 
-    let mut project_id = None;
-    match (&session, &target.repository) {
-        (_, None) => steps.push(Step::skipped(
-            "scopes",
-            "skipped: no image given; run check <registry>/<project>/<repo> to check a repository's scopes",
-        )),
-        (None, Some(_)) => steps.push(Step::skipped("scopes", no_session)),
-        (Some(session), Some(repo)) => {
-            let outcome = registry::scopes_step(session, repo, &target.actions);
-            steps.push(outcome.step);
-            project_id = outcome.project_id;
-        }
-    }
+    let (scopes, project_id) = scopes_step(session.as_ref(), target, no_session);
+    steps.push(scopes);
 
     // Configured or guessed, pointers that find none of the fields say "unknown", never
     // "unlinked": a registry may hide them.
@@ -416,6 +397,35 @@ pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> 
         now,
     ));
     finish(target, steps)
+}
+
+/// The token step for a host that is not served: skipped, since nothing may be fetched for it.
+fn token_not_fetched(host: &str) -> identity::TokenOutcome {
+    identity::TokenOutcome {
+        step: Step::skipped(
+            "token",
+            format!("skipped: {host} is not served, so no token is fetched for it"),
+        ),
+        skew_measured: false,
+    }
+}
+
+/// The scopes step (and the Harbor project id it found), or why it was skipped.
+fn scopes_step(session: Option<&registry::Session>, target: &Target, no_session: &str) -> (Step, Option<i64>) {
+    match (session, &target.repository) {
+        (_, None) => (
+            Step::skipped(
+                "scopes",
+                "skipped: no image given; run check <registry>/<project>/<repo> to check a repository's scopes",
+            ),
+            None,
+        ),
+        (None, Some(_)) => (Step::skipped("scopes", no_session), None),
+        (Some(session), Some(repo)) => {
+            let outcome = registry::scopes_step(session, repo, &target.actions);
+            (outcome.step, outcome.project_id)
+        }
+    }
 }
 
 /// The steps after the identity step when the settings cannot be loaded: one failure naming the
