@@ -133,21 +133,10 @@ pub fn access_token_with(
     // Cold: take the identity's lock so that concurrent processes make one request, then look
     // again, because the process that held the lock before us has probably just refreshed.
     let waited_from = clock.now_ms();
-    let _guard = match cache.as_ref().map(|c| c.lock(&id, deadline)) {
-        None => None,
-        Some(Ok(guard)) => Some(guard),
-        Some(Err(LockError::Timeout(path))) => {
-            let why = format!(
-                "timed out after {:.0}s waiting for another docker-credential-stackit process to refresh the token (lock {}); if none is running, delete the lock file",
-                policy.timeout.as_secs_f64(),
-                path.display()
-            );
-            return serve_stale(stale, Error::Token(why), clock);
-        }
-        Some(Err(LockError::Unavailable(why))) => {
-            warn!("{why}; fetching without the lock");
-            None
-        }
+    let _guard = match cache.as_ref().map(|c| take_lock(c, &id, deadline, policy)) {
+        None | Some(Ok(None)) => None,
+        Some(Ok(Some(guard))) => Some(guard),
+        Some(Err(e)) => return serve_stale(stale, e, clock),
     };
     if let Some(cache) = &cache {
         match cache.read(&id) {
@@ -181,14 +170,36 @@ pub fn access_token_with(
             })
         }
         Err(e) => {
-            if let Some(cache) = &cache
-                && let Err(write) =
-                    cache.record_failure(&id, &e.to_string(), clock.now_ms(), matches!(e, Error::Network(_)))
-            {
-                debug!("cannot record the failure for waiting processes: {write}");
+            if let Some(cache) = &cache {
+                record_failure(cache, &id, &e, clock);
             }
             serve_stale(stale, e, clock)
         }
+    }
+}
+
+/// Takes the identity's lock: `None` when locking is unavailable here (we go on without it, as
+/// a lone process would), an error when another process held it past the deadline.
+fn take_lock(cache: &Cache, id: &str, deadline: Instant, policy: &Policy) -> Result<Option<crate::fs::LockGuard>> {
+    match cache.lock(id, deadline) {
+        Ok(guard) => Ok(Some(guard)),
+        Err(LockError::Timeout(path)) => Err(Error::Token(format!(
+            "timed out after {:.0}s waiting for another docker-credential-stackit process to refresh the token (lock {}); if none is running, delete the lock file",
+            policy.timeout.as_secs_f64(),
+            path.display()
+        ))),
+        Err(LockError::Unavailable(why)) => {
+            warn!("{why}; fetching without the lock");
+            Ok(None)
+        }
+    }
+}
+
+/// Records a failed refresh so that processes waiting on the lock report it instead of
+/// repeating the request (and, for network failures, so the failure window applies).
+fn record_failure(cache: &Cache, id: &str, e: &Error, clock: &impl Clock) {
+    if let Err(write) = cache.record_failure(id, &e.to_string(), clock.now_ms(), matches!(e, Error::Network(_))) {
+        debug!("cannot record the failure for waiting processes: {write}");
     }
 }
 
