@@ -57,23 +57,14 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
             "{step}. $ printf registry.onstackit.cloud | docker-credential-stackit get      # {label}"
         ));
         let (ok, out, ms) = run_get("registry.onstackit.cloud")?;
-        let answer: serde_json::Value =
-            serde_json::from_str(&out).map_err(|_| fail(&format!("get did not answer JSON: {out}")))?;
-        let secret = answer["Secret"].as_str().unwrap_or("");
-        if !ok || answer["Username"] != account.email.as_str() || secret.is_empty() {
-            return Err(fail(&format!("unexpected answer: {out}")));
-        }
+        let (answer, secret) = checked_answer(ok, &out, &account.email)?;
+        let secret = secret.as_str();
         if first_token.is_empty() {
             first_token = secret.to_string();
         } else if first_token != secret {
             return Err(fail("the warm get did not reuse the cached token"));
         }
-        let shown = format!(
-            "{}…{} ({} bytes)",
-            &secret[..secret.len().min(24)],
-            &secret[secret.len().saturating_sub(8)..],
-            secret.len()
-        );
+        let shown = abbreviated(secret);
         say(format_args!(
             "   Docker receives: {{\"ServerURL\":{},\"Username\":{},\"Secret\":\"{shown}\"}}",
             answer["ServerURL"], answer["Username"]
@@ -89,15 +80,8 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
             fake.requests()
         )));
     }
-    if let Some(claims) = jwt_claims(&first_token) {
-        say(format_args!(
-            "   the access token is a JWT: email={} sub={}, expires {}\n",
-            claims["email"],
-            claims["sub"],
-            claims["exp"]
-                .as_u64()
-                .map_or_else(|| "(no exp claim)".into(), crate::clock::utc_time)
-        ));
+    if let Some(line) = claims_line(&first_token) {
+        say(format_args!("{line}\n"));
     }
 
     say(format_args!(
@@ -117,6 +101,42 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
         "Real use: name your key in ~/.stackit/credentials.json and run `docker-credential-stackit configure-docker` (see `docker-credential-stackit help`)."
     ));
     Ok(())
+}
+
+/// The answer of a demo `get` and its secret, if it is what Docker must receive: success,
+/// JSON, the service account's e-mail as the username and a non-empty secret.
+fn checked_answer(ok: bool, out: &str, email: &str) -> Result<(serde_json::Value, String)> {
+    let fail = |what: String| Error::Io(format!("demo failed: {what}"));
+    let answer: serde_json::Value =
+        serde_json::from_str(out).map_err(|_| fail(format!("get did not answer JSON: {out}")))?;
+    let secret = answer["Secret"].as_str().unwrap_or("").to_string();
+    if !ok || answer["Username"] != email || secret.is_empty() {
+        return Err(fail(format!("unexpected answer: {out}")));
+    }
+    Ok((answer, secret))
+}
+
+/// A token shortened for the screen: its start and end, and its length.
+fn abbreviated(secret: &str) -> String {
+    format!(
+        "{}…{} ({} bytes)",
+        &secret[..secret.len().min(24)],
+        &secret[secret.len().saturating_sub(8)..],
+        secret.len()
+    )
+}
+
+/// What the access token says about itself, when it is a JWT.
+fn claims_line(token: &str) -> Option<String> {
+    let claims = jwt_claims(token)?;
+    Some(format!(
+        "   the access token is a JWT: email={} sub={}, expires {}",
+        claims["email"],
+        claims["sub"],
+        claims["exp"]
+            .as_u64()
+            .map_or_else(|| "(no exp claim)".into(), crate::clock::utc_time)
+    ))
 }
 
 /// One `get` of this very binary, as Docker would run it, in the demo's world.
