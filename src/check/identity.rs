@@ -471,33 +471,7 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
     };
     let token = match token::access_token(&settings.token_policy(), &identity) {
         Ok(t) => t,
-        Err(e) => {
-            // A network failure gets a network fix; anything else is about the identity.
-            let hint = if matches!(e, crate::Error::Network(_)) {
-                format!(
-                    "the token endpoint {} (from {}) was not reached: check DNS, firewalls and HTTPS_PROXY/NO_PROXY on this machine, and the URL; the key itself was not judged; DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
-                    identity.endpoint(),
-                    identity.endpoint_origin()
-                )
-            } else {
-                format!(
-                    "check {} and the token endpoint {} (from {}); DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
-                    identity.describe(),
-                    identity.endpoint(),
-                    identity.endpoint_origin()
-                )
-            };
-            let step = Step::ran(
-                "token",
-                format!("no access token from {}", identity.endpoint()),
-                vec![Finding::error(super::code_of(&e), e.to_string(), hint)],
-            );
-            let outcome = TokenOutcome {
-                step,
-                skew_measured: false,
-            };
-            return (outcome, None);
-        }
+        Err(e) => return (no_token(&identity, &e), None),
     };
     let now = unix_now();
     let left = human_duration(token.expires_at.saturating_sub(now) as i64);
@@ -530,6 +504,33 @@ pub fn token_step(settings: &Settings, credential: Option<Credential>) -> (Token
         robot: false,
     };
     (outcome, Some(login))
+}
+
+/// The failed token step: the error, with a network fix for a network failure and an
+/// identity fix for anything else.
+fn no_token(identity: &Identity, e: &crate::Error) -> TokenOutcome {
+    let hint = if matches!(e, crate::Error::Network(_)) {
+        format!(
+            "the token endpoint {} (from {}) was not reached: check DNS, firewalls and HTTPS_PROXY/NO_PROXY on this machine, and the URL; the key itself was not judged; DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
+            identity.endpoint(),
+            identity.endpoint_origin()
+        )
+    } else {
+        format!(
+            "check {} and the token endpoint {} (from {}); DOCKER_CREDENTIAL_STACKIT_LOG=debug shows each attempt",
+            identity.describe(),
+            identity.endpoint(),
+            identity.endpoint_origin()
+        )
+    };
+    TokenOutcome {
+        step: Step::ran(
+            "token",
+            format!("no access token from {}", identity.endpoint()),
+            vec![Finding::error(super::code_of(e), e.to_string(), hint)],
+        ),
+        skew_measured: false,
+    }
 }
 
 /// A `token.clock_skew` warning when `now` and a server's `date` are more than a minute apart.
