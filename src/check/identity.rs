@@ -140,22 +140,7 @@ fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> Identi
     });
     let (identity, token) = match loaded {
         Ok(pair) => pair,
-        Err(e) => {
-            let hint = if spec.source.needs_network() {
-                "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write; Azure Pipelines: env SYSTEM_ACCESSTOKEN: $(System.AccessToken))"
-            } else {
-                "fix the token source named in the message; the token must be the OIDC token (a JWT) of a workload STACKIT trusts"
-            };
-            return IdentityOutcome {
-                step: Step::ran(
-                    "identity",
-                    format!("the federated identity {} cannot be used", spec.email),
-                    vec![Finding::error(codes::FEDERATED_TOKEN_INVALID, e.to_string(), hint)],
-                ),
-                credential: None,
-                expected: None,
-            };
-        }
+        Err(e) => return federated_unusable(spec, &e),
     };
     let expiry = match token.expires_at {
         Some(exp) => format!("expires in {}", human_duration(exp.saturating_sub(now) as i64)),
@@ -204,6 +189,25 @@ fn federated_step(settings: &Settings, spec: &FederatedSpec, now: u64) -> Identi
         credential: Some(Credential::ServiceAccount(Box::new(Identity::Federated(identity)))),
         // The robot link names the service account's id too, which a federated token does not
         // carry; the robot step then matches by login name instead.
+        expected: None,
+    }
+}
+
+/// The identity step when the federated token cannot be read or fetched: one finding that
+/// names the source, with the fix for that kind of source.
+fn federated_unusable(spec: &FederatedSpec, e: &crate::Error) -> IdentityOutcome {
+    let hint = if spec.source.needs_network() {
+        "give the job permission to request OIDC tokens (GitHub: permissions: id-token: write; Azure Pipelines: env SYSTEM_ACCESSTOKEN: $(System.AccessToken))"
+    } else {
+        "fix the token source named in the message; the token must be the OIDC token (a JWT) of a workload STACKIT trusts"
+    };
+    IdentityOutcome {
+        step: Step::ran(
+            "identity",
+            format!("the federated identity {} cannot be used", spec.email),
+            vec![Finding::error(codes::FEDERATED_TOKEN_INVALID, e.to_string(), hint)],
+        ),
+        credential: None,
         expected: None,
     }
 }
