@@ -154,7 +154,7 @@ fn unknown_variable(name: &str) -> Option<UnknownVariable> {
 }
 
 /// Variables of the system and of other tools that the helper reads besides its own
-/// ([`ENV_VARS`]) and the proxy variables ([`crate::http::PROXY_VARS`]): the home directory and
+/// ([`ENV_VARS`]) and the proxy variables (`http::PROXY_VARS`): the home directory and
 /// PATH, and where Docker and containers/image keep their files. Kept as they are (paths need
 /// not be UTF-8).
 pub const SYSTEM_VARS: &[&str] = &[
@@ -284,7 +284,7 @@ impl Env {
         })
     }
 
-    /// The proxy variables, for [`crate::http::Client`].
+    /// The proxy variables, for the HTTP client.
     pub fn proxies(&self) -> crate::http::Proxies {
         crate::http::Proxies::from_lookup(|name| self.system.get(name).cloned())
     }

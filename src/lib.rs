@@ -5,7 +5,7 @@
 //! token at the STACKIT token endpoint, caches the token safely on disk, and answers with
 //! username = the service account's e-mail and password = the token.
 //!
-//! Data flows one way: stdin -> [`protocol`] -> [`server`] match -> [`config`] (identity) ->
+//! Data flows one way: stdin -> [`protocol`] -> [`server_url`] match -> [`config`] (identity) ->
 //! [`token::cache`] (hit: done) -> [`key`] -> [`token::assertion`] -> [`token::exchange`] ->
 //! cache write -> [`protocol`] -> stdout. [`verbs`] ties the steps together per verb.
 
@@ -21,19 +21,19 @@ pub mod error;
 #[cfg(feature = "fake")]
 #[doc(hidden)]
 pub mod fake;
-pub mod federated;
-pub mod fs;
-pub mod http;
+pub(crate) mod federated;
+pub(crate) mod fs;
+pub(crate) mod http;
 pub mod identity;
 pub mod jwt;
 pub mod key;
 pub mod kubelet;
 pub mod log;
-pub mod loopback;
-pub mod nss;
+pub(crate) mod loopback;
+pub(crate) mod nss;
 pub mod protocol;
 pub mod redact;
-pub mod robots;
+pub(crate) mod robots;
 pub mod secret;
 pub mod server_url;
 pub mod terminal;

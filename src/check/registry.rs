@@ -689,7 +689,7 @@ pub enum ProbeError {
     /// The deadline passed before the request could be sent or finished.
     #[error("no time left (DOCKER_CREDENTIAL_STACKIT_TIMEOUT)")]
     NoTimeLeft,
-    /// The answer was larger than [`MAX_BODY`].
+    /// The answer was larger than `MAX_BODY`.
     #[error("it answered with more than {} KiB", MAX_BODY / 1024)]
     TooLarge,
     /// The TLS handshake failed (the text is sanitised).
