@@ -365,6 +365,13 @@ pub struct RegistryEntry {
     pub username: Option<String>,
 }
 
+impl RegistryEntry {
+    /// The configured username, unless it is blank (blank means "not configured").
+    fn username(&self) -> Option<String> {
+        self.username.clone().filter(|u| !u.trim().is_empty())
+    }
+}
+
 /// A registry `host[:port]` that the settings serve. Only [`Settings::served_host`] makes one,
 /// and everything that hands out or uses a credential (the identity of a host, its token, the
 /// robot login kept for it) takes one: "no credential for a host we do not serve" holds by
@@ -551,7 +558,7 @@ impl Settings {
 
     /// The host's entry in the config file: a key or a federated identity, if it names one.
     fn config_entry_identity(&self, host: &str, entry: &RegistryEntry) -> Result<Option<IdentitySpec>> {
-        let username = entry.username.clone().filter(|u| !u.trim().is_empty());
+        let username = entry.username();
         let field = format!("registries.\"{host}\"");
         if let Some(email) = entry.service_account_email.as_deref().filter(|e| !e.trim().is_empty()) {
             if entry.service_account_key_path.is_some() {
@@ -643,15 +650,14 @@ impl Settings {
             source,
             endpoint,
             endpoint_origin,
-            username: entry.username.clone().filter(|u| !u.trim().is_empty()),
+            username: entry.username(),
         })))
     }
 
     /// A key from the environment, else from the STACKIT credentials file; `None` without one.
     fn env_key_identity(&self, host: &str, entry: &RegistryEntry) -> Result<Option<IdentitySpec>> {
         let creds = CredentialsLoader::new(&self.env, self.deadline);
-        let in_env = self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
-            || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some();
+        let in_env = self.key_in_env();
         if self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
             && self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
         {
@@ -690,7 +696,7 @@ impl Settings {
             key,
             private_key,
             endpoint: self.configured_endpoint(entry),
-            username: entry.username.clone().filter(|u| !u.trim().is_empty()),
+            username: entry.username(),
         })))
     }
 
@@ -753,12 +759,8 @@ impl Settings {
         if !crate::log::enabled(crate::log::Level::Debug) {
             return;
         }
-        let federated = self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL").is_some()
-            && (self.env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN").is_some()
-                || self.env.var("STACKIT_FEDERATED_TOKEN_FILE").is_some()
-                || self.env.default_token_file.exists()
-                || self.env.var("ACTIONS_ID_TOKEN_REQUEST_URL").is_some()
-                || self.env.var("SYSTEM_OIDCREQUESTURI").is_some());
+        let federated =
+            self.env.var("STACKIT_SERVICE_ACCOUNT_EMAIL").is_some() && !self.present_token_sources().is_empty();
         let credentials_file = self.env.credentials_path().ok().flatten().map(|(p, _)| p);
         let present = [
             (
@@ -768,8 +770,7 @@ impl Settings {
             ),
             (
                 Rank::EnvKey,
-                self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
-                    || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some(),
+                self.key_in_env(),
                 "the key from STACKIT_SERVICE_ACCOUNT_KEY_PATH/STACKIT_SERVICE_ACCOUNT_KEY",
             ),
             (
@@ -786,6 +787,25 @@ impl Settings {
     /// The federated token sources present in the environment that [`Settings::env_token_source`]
     /// passed over, each with why: a source earlier in the STACKIT CLI's order won.
     pub fn passed_over_token_sources(&self) -> Vec<String> {
+        let present = self.present_token_sources();
+        let Some((winner, losers)) = present.split_first() else {
+            return Vec::new();
+        };
+        losers
+            .iter()
+            .map(|name| format!("{name} is present but not used: {winner} comes first"))
+            .collect()
+    }
+
+    /// Whether the environment names a service account key (its path or its content).
+    fn key_in_env(&self) -> bool {
+        self.env.var("STACKIT_SERVICE_ACCOUNT_KEY_PATH").is_some()
+            || self.env.var("STACKIT_SERVICE_ACCOUNT_KEY").is_some()
+    }
+
+    /// The federated token sources the environment provides, named, in the order
+    /// [`Settings::env_token_source`] tries them (the first one is the one it uses).
+    fn present_token_sources(&self) -> Vec<&'static str> {
         let present = [
             (
                 "STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN",
@@ -809,13 +829,7 @@ impl Settings {
                 self.env.var("SYSTEM_OIDCREQUESTURI").is_some() && self.env.var("SYSTEM_ACCESSTOKEN").is_some(),
             ),
         ];
-        let mut found = present.iter().filter(|(_, set)| *set).map(|(name, _)| *name);
-        let Some(winner) = found.next() else {
-            return Vec::new();
-        };
-        found
-            .map(|name| format!("{name} is present but not used: {winner} comes first"))
-            .collect()
+        present.iter().filter(|(_, set)| *set).map(|(name, _)| *name).collect()
     }
 
     /// The IdP token endpoint of federated identities from the environment and its origin.

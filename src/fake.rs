@@ -340,7 +340,12 @@ impl FakeStackit {
 
     /// The token URL, e.g. `http://127.0.0.1:41234/token`.
     pub fn url(&self) -> String {
-        format!("{}://{}/token", if self.tls { "https" } else { "http" }, self.addr)
+        format!("{}/token", self.origin())
+    }
+
+    /// `http://` or `https://` and the listening address: where every endpoint of this fake is.
+    fn origin(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
     }
 
     /// The listening address.
@@ -442,11 +447,7 @@ impl FakeStackit {
 
     /// The GitHub Actions request URL (with a query of its own, as GitHub's has).
     pub fn github_url(&self) -> String {
-        format!(
-            "{}://{}/github/token?api-version=2.0",
-            if self.tls { "https" } else { "http" },
-            self.addr
-        )
+        format!("{}/github/token?api-version=2.0", self.origin())
     }
 
     /// The request lines of every request to the GitHub endpoint, in order.
@@ -463,11 +464,7 @@ impl FakeStackit {
 
     /// The Azure Pipelines request URL (`SYSTEM_OIDCREQUESTURI`-shaped, without a query).
     pub fn azure_url(&self) -> String {
-        format!(
-            "{}://{}/azure/oidctoken",
-            if self.tls { "https" } else { "http" },
-            self.addr
-        )
+        format!("{}/azure/oidctoken", self.origin())
     }
 
     /// The request lines of every request to the Azure endpoint, in order.

@@ -570,10 +570,7 @@ mod tests {
     #[test]
     fn a_fifo_without_a_writer_reads_as_empty_instead_of_hanging() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo with a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let fifo = fifo_in(dir.path());
         assert_eq!(read_text_file(&fifo, 10, soon()).unwrap(), "");
     }
 
@@ -581,14 +578,21 @@ mod tests {
         Instant::now() + Duration::from_secs(5)
     }
 
+    /// A new named pipe `fifo` in `dir`, with no reader or writer yet.
+    #[cfg(unix)]
+    fn fifo_in(dir: &Path) -> std::path::PathBuf {
+        let fifo = dir.join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        fifo
+    }
+
     #[cfg(unix)]
     #[test]
     fn a_fifo_whose_writer_never_writes_ends_at_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: mkfifo with a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        let fifo = fifo_in(dir.path());
         // An idle writer: opened (non-blocking, as the reader is not there yet, needs O_RDWR)
         // and kept open, writing nothing.
         let writer = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();

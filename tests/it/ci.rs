@@ -146,7 +146,9 @@ impl Job {
 
     /// Runs one step (bash --noprofile --norc -eo pipefail, as GitHub runs `shell: bash`), then
     /// applies what it wrote to GITHUB_ENV and GITHUB_PATH, as the runner does.
-    fn run(&mut self, step: &Step, system_path: &str) -> Output {
+    /// The job's PATH as the runner builds it: GITHUB_PATH entries (newest first) before the
+    /// runner's own.
+    fn search_path(&self, system_path: &str) -> String {
         let path: Vec<String> = self
             .path
             .iter()
@@ -154,9 +156,13 @@ impl Job {
             .map(|p| p.display().to_string())
             .chain([system_path.to_string()])
             .collect();
+        path.join(":")
+    }
+
+    fn run(&mut self, step: &Step, system_path: &str) -> Output {
         let mut cmd = Cmd::new("bash")
             .args(["--noprofile", "--norc", "-eo", "pipefail", "-c", &step.run])
-            .env("PATH", path.join(":"))
+            .env("PATH", self.search_path(system_path))
             .current_dir(self.temp.path())
             .deadline(std::time::Duration::from_secs(120))
             .any_status()
@@ -251,15 +257,7 @@ fn push_and_pull(rig: &mut E2e, job: &Job, reference: &str, system_path: &str) {
     }
     let config = format!("{}/config.json", job.var("DOCKER_CONFIG").unwrap());
     rig.env.set_var("REGISTRY_AUTH_FILE", &config);
-    // The job's PATH as the runner builds it: GITHUB_PATH entries before the runner's own.
-    let path: Vec<String> = job
-        .path
-        .iter()
-        .rev()
-        .map(|p| p.display().to_string())
-        .chain([system_path.to_string()])
-        .collect();
-    rig.env.set_var("PATH", &path.join(":"));
+    rig.env.set_var("PATH", &job.search_path(system_path));
     let work = tempfile::tempdir().unwrap();
     let image = OciImage::write(&work.path().join("src"), reference);
     let out = rig.push(&image, reference);
