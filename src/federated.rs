@@ -128,12 +128,21 @@ impl TokenSource {
     pub fn fetch(&self, deadline: Instant, proxies: &crate::http::Proxies) -> Result<FederatedToken> {
         let jwt = match self {
             TokenSource::File { path, .. } => self.read_file(path, deadline)?,
-            TokenSource::GithubActions { url, request_token } => github_token(url, request_token, deadline, proxies)?,
+            TokenSource::GithubActions { url, request_token } => {
+                ci_token(Ci::GithubActions, url, request_token, None, deadline, proxies)?
+            }
             TokenSource::AzurePipelines {
                 url,
                 access_token,
                 service_connection,
-            } => azure_token(url, access_token, service_connection.as_deref(), deadline, proxies)?,
+            } => ci_token(
+                Ci::AzurePipelines,
+                url,
+                access_token,
+                service_connection.as_deref(),
+                deadline,
+                proxies,
+            )?,
             TokenSource::Inline { token, .. } => token.clone(),
         };
         self.parse(jwt)
@@ -272,37 +281,15 @@ impl Ci {
     }
 }
 
-fn github_token(
-    url: &str,
-    request_token: &Secret,
-    deadline: Instant,
-    proxies: &crate::http::Proxies,
-) -> Result<Secret> {
-    ci_token(Ci::GithubActions, (url, request_token, None), deadline, proxies)
-}
-
-fn azure_token(
-    url: &str,
-    access_token: &Secret,
-    service_connection: Option<&str>,
-    deadline: Instant,
-    proxies: &crate::http::Proxies,
-) -> Result<Secret> {
-    ci_token(
-        Ci::AzurePipelines,
-        (url, access_token, service_connection),
-        deadline,
-        proxies,
-    )
-}
-
 /// Asks a CI provider's OIDC endpoint for the job's token: GitHub with a GET and STACKIT's
 /// audience, Azure Pipelines with a POST and its own audience. The job's credential goes only
 /// to that URL, over https (plain http only to loopback), and is never printed; neither is a
 /// successful answer.
 fn ci_token(
     ci: Ci,
-    (url, credential, service_connection): (&str, &Secret, Option<&str>),
+    url: &str,
+    credential: &Secret,
+    service_connection: Option<&str>,
     deadline: Instant,
     proxies: &crate::http::Proxies,
 ) -> Result<Secret> {
