@@ -58,10 +58,12 @@ pub struct Policy {
 
 /// The wall clock, as the token service reads it. Tests pass their own.
 pub trait Clock {
-    /// Unix seconds.
-    fn now(&self) -> u64;
     /// Unix milliseconds.
     fn now_ms(&self) -> u64;
+    /// Unix seconds, the same moment as [`Clock::now_ms`].
+    fn now(&self) -> u64 {
+        self.now_ms() / 1000
+    }
 }
 
 /// The system clock.
@@ -69,11 +71,8 @@ pub trait Clock {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
-    fn now(&self) -> u64 {
-        unix_now()
-    }
     fn now_ms(&self) -> u64 {
-        unix_millis()
+        crate::clock::unix_millis()
     }
 }
 
@@ -219,14 +218,6 @@ fn recent_network_failure(cache: &Cache, id: &str, policy: &Policy, clock: &impl
     )))
 }
 
-/// Unix milliseconds now: failures are compared with the moment a process started waiting.
-fn unix_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 /// Signs and exchanges an assertion, or exchanges the federated token (the cold path); also
 /// returns the token endpoint's `Date` header (unix seconds) if it sent one.
 pub fn mint(
@@ -324,9 +315,6 @@ mod tests {
 
     struct TestClock(Cell<u64>);
     impl Clock for TestClock {
-        fn now(&self) -> u64 {
-            self.0.get()
-        }
         fn now_ms(&self) -> u64 {
             self.0.get() * 1000
         }
