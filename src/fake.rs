@@ -511,68 +511,44 @@ fn handle(tcp: TcpStream, tls: Option<Arc<rustls::ServerConfig>>, state: &State)
 use crate::loopback::response_bytes;
 pub use crate::loopback::{Request, read_request, write_response};
 
+/// Answers one request: a fake CI provider's OIDC endpoint, or the token endpoint.
 fn serve(mut stream: impl Read + Write, state: &State) {
-    let Some((request_line, headers, body)) = read_request(&mut stream) else {
+    let Some(request) = read_request(&mut stream) else {
         return;
     };
+    let (request_line, headers, _) = &request;
     if request_line.starts_with("GET /github/") {
-        let (status, body) = ci_endpoint(&state.github, &state.github_requests, "value", &request_line, &headers);
+        let (status, body) = ci_endpoint(&state.github, &state.github_requests, "value", request_line, headers);
         write_response(&mut stream, status, "application/json", body.as_bytes(), &[]);
         return;
     }
     if request_line.starts_with("POST /azure/") {
-        let (status, body) = ci_endpoint(
-            &state.azure,
-            &state.azure_requests,
-            "oidcToken",
-            &request_line,
-            &headers,
-        );
+        let (status, body) = ci_endpoint(&state.azure, &state.azure_requests, "oidcToken", request_line, headers);
         write_response(&mut stream, status, "application/json", body.as_bytes(), &[]);
         return;
     }
+    serve_token(stream, state, &request);
+}
+
+/// The token endpoint: counts the request, waits the configured delay, records the assertion
+/// and answers with the next scripted [`Reply`] (a token when none is scripted).
+fn serve_token(mut stream: impl Read + Write, state: &State, request: &Request) {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let delay = state.delay_ms.load(Ordering::SeqCst);
     if delay > 0 {
         std::thread::sleep(Duration::from_millis(delay as u64));
     }
     let reply = lock(&state.script).pop_front().unwrap_or(Reply::Token);
-    let (pause, shape) = match &reply {
-        Reply::Trickle(d) => (Some(*d), None),
-        Reply::Issue(s) => (None, Some(*s)),
-        _ => (None, None),
+    let pause = match &reply {
+        Reply::Trickle(d) => Some(*d),
+        _ => None,
     };
-    if let Some(assertion) = form_field(&body, "assertion") {
+    let (_, _, request_body) = request;
+    if let Some(assertion) = form_field(request_body, "assertion") {
         lock(&state.received).push(Secret::new(assertion));
     }
-    let (status, body, extra) = match reply {
-        Reply::Close => return,
-        Reply::Hang(d) => {
-            std::thread::sleep(d);
-            return;
-        }
-        Reply::Status(code, body, extra) => (code, body, extra),
-        Reply::Token | Reply::Trickle(_) | Reply::Issue(_) => match issue(state, &request_line, &headers, &body, shape)
-        {
-            Ok(json) => (200, json, Vec::new()),
-            Err(why) => refuse(state, why),
-        },
-        Reply::Echo(code, template) => {
-            let assertion = form_field(&body, "assertion").unwrap_or_default();
-            let text = template.replace("{assertion}", &assertion);
-            if !text.contains("{token}") {
-                (code, text, Vec::new())
-            } else {
-                match issue(state, &request_line, &headers, &body, None) {
-                    Ok(json) => {
-                        let token: Value = serde_json::from_str(&json).unwrap_or_default();
-                        let token = token["access_token"].as_str().unwrap_or_default();
-                        (code, text.replace("{token}", token), Vec::new())
-                    }
-                    Err(why) => refuse(state, why),
-                }
-            }
-        }
+    let Some((status, body, extra)) = scripted_answer(state, reply, request) else {
+        return;
     };
     let date = now().saturating_add_signed(state.clock_offset.load(Ordering::SeqCst));
     // A scripted reply's own Date header wins over the clock's.
@@ -590,6 +566,51 @@ fn serve(mut stream: impl Read + Write, state: &State) {
             return;
         }
         std::thread::sleep(pause);
+    }
+}
+
+/// A token endpoint answer: status, JSON body and extra headers.
+type Answer = (u16, String, Vec<(String, String)>);
+
+/// The status, body and extra headers `reply` answers `request` with; `None` for the replies
+/// that never answer ([`Reply::Close`], and [`Reply::Hang`] after its wait).
+fn scripted_answer(state: &State, reply: Reply, request: &Request) -> Option<Answer> {
+    let (request_line, headers, body) = request;
+    let shape = match &reply {
+        Reply::Issue(s) => Some(*s),
+        _ => None,
+    };
+    Some(match reply {
+        Reply::Close => return None,
+        Reply::Hang(d) => {
+            std::thread::sleep(d);
+            return None;
+        }
+        Reply::Status(code, body, extra) => (code, body, extra),
+        Reply::Token | Reply::Trickle(_) | Reply::Issue(_) => match issue(state, request_line, headers, body, shape) {
+            Ok(json) => (200, json, Vec::new()),
+            Err(why) => refuse(state, why),
+        },
+        Reply::Echo(code, template) => echo(state, code, &template, request),
+    })
+}
+
+/// A [`Reply::Echo`]: the template with the request's assertion and, when it asks for one, a
+/// freshly issued access token filled in.
+fn echo(state: &State, code: u16, template: &str, request: &Request) -> Answer {
+    let (request_line, headers, body) = request;
+    let assertion = form_field(body, "assertion").unwrap_or_default();
+    let text = template.replace("{assertion}", &assertion);
+    if !text.contains("{token}") {
+        return (code, text, Vec::new());
+    }
+    match issue(state, request_line, headers, body, None) {
+        Ok(json) => {
+            let token: Value = serde_json::from_str(&json).unwrap_or_default();
+            let token = token["access_token"].as_str().unwrap_or_default();
+            (code, text.replace("{token}", token), Vec::new())
+        }
+        Err(why) => refuse(state, why),
     }
 }
 
@@ -618,7 +639,7 @@ fn ci_endpoint(
 }
 
 /// Records why an assertion was refused and answers like STACKIT does.
-fn refuse(state: &State, why: String) -> (u16, String, Vec<(String, String)>) {
+fn refuse(state: &State, why: String) -> Answer {
     lock(&state.rejections).push(why.clone());
     (
         400,

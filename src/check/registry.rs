@@ -140,12 +140,20 @@ pub fn not_served_step(host: &str) -> Step {
 
 /// What logging in to a registry came to, before any words are put to it.
 enum LoginProbe {
+    /// `/v2/` answered 200: no login needed.
+    Open,
+    /// The token service answered.
+    TokenService { session: Box<Session>, reply: Reply },
+    /// The login stopped before the token service answered.
+    Failed(LoginFailure),
+}
+
+/// Why a login never got an answer from the token service: each is one error finding.
+enum LoginFailure {
     /// No HTTP client (a proxy variable that cannot be used).
     NoClient(String),
     /// `/v2/` could not be reached.
     Unreachable(ProbeError),
-    /// `/v2/` answered 200: no login needed.
-    Open,
     /// `/v2/` answered something other than 200 or 401.
     UnexpectedStatus(Reply),
     /// The 401 challenge is not `Bearer realm=…`.
@@ -156,8 +164,6 @@ enum LoginProbe {
     RealmNotServed { realm: String, realm_host: String },
     /// The token service could not be reached.
     TokenServiceUnreachable { realm: String, why: ProbeError },
-    /// The token service answered.
-    TokenService { session: Box<Session>, reply: Reply },
 }
 
 /// Step 4, the probe: `/v2/`, its challenge, the realm checks, and a login without scope.
@@ -167,52 +173,64 @@ fn probe_login(settings: &Settings, target: &Target, login: Login) -> (LoginProb
     let v2 = format!("{}/v2/", registry_base(&target.host));
     let agent = match crate::http::Client::new(&settings.env().proxies()) {
         Ok(agent) => agent,
-        Err(e) => return (LoginProbe::NoClient(e.to_string()), None),
+        Err(e) => return (LoginProbe::Failed(LoginFailure::NoClient(e.to_string())), None),
     };
     let reply = match get(&agent, deadline, &v2, None, &[]) {
         Ok(r) => r,
-        Err(why) => return (LoginProbe::Unreachable(why), None),
+        Err(why) => return (LoginProbe::Failed(LoginFailure::Unreachable(why)), None),
     };
     let date = reply.date;
     let outcome = match reply.status {
         200 => LoginProbe::Open,
         401 => {
             let challenge = reply.challenge.as_deref().unwrap_or("");
-            match parse_bearer_challenge(challenge) {
-                None => LoginProbe::UnexpectedChallenge(challenge.to_string()),
-                Some((realm, service)) => match secure_origin(&realm) {
-                    None => LoginProbe::RealmInsecure(realm),
-                    Some(api_base) => {
-                        let realm_host = server_url::normalize(&realm).unwrap_or_default();
-                        if !realm_trusted(&target.host, &realm_host, &settings.served) {
-                            LoginProbe::RealmNotServed { realm, realm_host }
-                        } else {
-                            let session = Session {
-                                agent,
-                                deadline,
-                                login,
-                                realm,
-                                service,
-                                api_base,
-                            };
-                            match session.token(None) {
-                                Ok(reply) => LoginProbe::TokenService {
-                                    session: Box::new(session),
-                                    reply,
-                                },
-                                Err(why) => LoginProbe::TokenServiceUnreachable {
-                                    realm: session.realm,
-                                    why,
-                                },
-                            }
-                        }
-                    }
+            match login_at_realm(settings, target, agent, deadline, login, challenge) {
+                Ok((session, reply)) => LoginProbe::TokenService {
+                    session: Box::new(session),
+                    reply,
                 },
+                Err(why) => LoginProbe::Failed(why),
             }
         }
-        _ => LoginProbe::UnexpectedStatus(reply),
+        _ => LoginProbe::Failed(LoginFailure::UnexpectedStatus(reply)),
     };
     (outcome, date)
+}
+
+/// Step 4 after the 401: the challenge, the realm checks, and a login without scope at the
+/// realm. Credentials go out only once the realm passed both checks.
+fn login_at_realm(
+    settings: &Settings,
+    target: &Target,
+    agent: crate::http::Client,
+    deadline: Instant,
+    login: Login,
+    challenge: &str,
+) -> Result<(Session, Reply), LoginFailure> {
+    let (realm, service) =
+        parse_bearer_challenge(challenge).ok_or_else(|| LoginFailure::UnexpectedChallenge(challenge.to_string()))?;
+    let Some(api_base) = secure_origin(&realm) else {
+        return Err(LoginFailure::RealmInsecure(realm));
+    };
+    let realm_host = server_url::normalize(&realm).unwrap_or_default();
+    if !realm_trusted(&target.host, &realm_host, &settings.served) {
+        return Err(LoginFailure::RealmNotServed { realm, realm_host });
+    }
+    let session = Session {
+        agent,
+        deadline,
+        login,
+        realm,
+        service,
+        api_base,
+    };
+    match session.token(None) {
+        Ok(reply) => Ok((session, reply)),
+        Err(why) => Err(LoginFailure::TokenServiceUnreachable {
+            realm: session.realm,
+            why,
+        }),
+    }
 }
 
 /// Runs step 4: `/v2/` challenge, realm, login without scope. Also compares the clock with the
@@ -233,16 +251,6 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
         session: None,
     };
     match outcome {
-        LoginProbe::NoClient(e) => failed(
-            codes::REGISTRY_UNREACHABLE,
-            format!("cannot reach {v2}: {e}"),
-            "fix or unset the proxy variable named above".into(),
-        ),
-        LoginProbe::Unreachable(why) => failed(
-            codes::REGISTRY_UNREACHABLE,
-            format!("cannot reach {v2}: {why}"),
-            network_hint(&target.host),
-        ),
         LoginProbe::Open => {
             findings.push(Finding::info(
                 codes::REGISTRY_OPEN,
@@ -253,49 +261,68 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
                 session: None,
             }
         }
-        LoginProbe::UnexpectedStatus(reply) => failed(
-            codes::REGISTRY_UNREACHABLE,
-            format!(
-                "{v2} answered HTTP {}{} instead of a 401 challenge",
-                reply.status,
-                body_note(reply.status, &reply.body)
-            ),
-            format!(
-                "check that {} is the registry host (not a proxy or web page)",
-                target.host
-            ),
-        ),
-        LoginProbe::UnexpectedChallenge(challenge) => failed(
-            codes::REGISTRY_UNEXPECTED_CHALLENGE,
-            format!(
-                "{v2} challenges with {:?}, not Bearer realm=…,service=…",
-                sanitize(&challenge)
-            ),
-            "this helper works with token-auth registries such as Harbor; check the registry host".into(),
-        ),
-        LoginProbe::RealmInsecure(realm) => failed(
-            codes::REGISTRY_REALM_INSECURE,
-            format!(
-                "the token realm {realm} is not https (plain http is only used on loopback); credentials were not sent"
-            ),
-            "fix the registry's token realm to use https".into(),
-        ),
-        LoginProbe::RealmNotServed { realm, realm_host } => failed(
-            codes::REGISTRY_REALM_NOT_SERVED,
-            format!(
-                "the token realm {realm} is not on {} but on {realm_host}, which the helper does not serve; credentials were not sent",
-                server_url::host_name(&target.host)
-            ),
-            format!(
-                "if {realm_host} is the registry's own token service, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file; otherwise the registry's challenge points elsewhere and should not get your credentials"
-            ),
-        ),
-        LoginProbe::TokenServiceUnreachable { realm, why } => failed(
-            codes::REGISTRY_TOKEN_SERVICE_FAILED,
-            format!("cannot reach the token service {realm}: {why}"),
-            network_hint(&target.host),
-        ),
         LoginProbe::TokenService { session, reply } => token_service_findings(&v2, *session, reply, findings, failed),
+        LoginProbe::Failed(why) => {
+            let (code, message, hint) = why.finding(&v2, &target.host);
+            failed(code, message, hint)
+        }
+    }
+}
+
+impl LoginFailure {
+    /// The error finding's code, message and hint; `v2` is the probed `/v2/` URL.
+    fn finding(self, v2: &str, host: &str) -> (&'static str, String, String) {
+        match self {
+            LoginFailure::NoClient(e) => (
+                codes::REGISTRY_UNREACHABLE,
+                format!("cannot reach {v2}: {e}"),
+                "fix or unset the proxy variable named above".into(),
+            ),
+            LoginFailure::Unreachable(why) => (
+                codes::REGISTRY_UNREACHABLE,
+                format!("cannot reach {v2}: {why}"),
+                network_hint(host),
+            ),
+            LoginFailure::UnexpectedStatus(reply) => (
+                codes::REGISTRY_UNREACHABLE,
+                format!(
+                    "{v2} answered HTTP {}{} instead of a 401 challenge",
+                    reply.status,
+                    body_note(reply.status, &reply.body)
+                ),
+                format!("check that {host} is the registry host (not a proxy or web page)"),
+            ),
+            LoginFailure::UnexpectedChallenge(challenge) => (
+                codes::REGISTRY_UNEXPECTED_CHALLENGE,
+                format!(
+                    "{v2} challenges with {:?}, not Bearer realm=…,service=…",
+                    sanitize(&challenge)
+                ),
+                "this helper works with token-auth registries such as Harbor; check the registry host".into(),
+            ),
+            LoginFailure::RealmInsecure(realm) => (
+                codes::REGISTRY_REALM_INSECURE,
+                format!(
+                    "the token realm {realm} is not https (plain http is only used on loopback); credentials were not sent"
+                ),
+                "fix the registry's token realm to use https".into(),
+            ),
+            LoginFailure::RealmNotServed { realm, realm_host } => (
+                codes::REGISTRY_REALM_NOT_SERVED,
+                format!(
+                    "the token realm {realm} is not on {} but on {realm_host}, which the helper does not serve; credentials were not sent",
+                    server_url::host_name(host)
+                ),
+                format!(
+                    "if {realm_host} is the registry's own token service, add it to DOCKER_CREDENTIAL_STACKIT_REGISTRIES or to the registries of the helper's config file; otherwise the registry's challenge points elsewhere and should not get your credentials"
+                ),
+            ),
+            LoginFailure::TokenServiceUnreachable { realm, why } => (
+                codes::REGISTRY_TOKEN_SERVICE_FAILED,
+                format!("cannot reach the token service {realm}: {why}"),
+                network_hint(host),
+            ),
+        }
     }
 }
 

@@ -17,28 +17,28 @@ use std::time::Instant;
 
 /// Runs the demo, writing each step to `out` (the binary passes stdout).
 pub fn run(out: &mut dyn Write) -> Result<()> {
-    let fail = |what: &str| Error::Io(format!("demo failed: {what}"));
-    let exe = std::env::current_exe().map_err(|e| fail(&format!("cannot find this binary: {e}")))?;
-    let dir = tempfile::tempdir().map_err(|e| fail(&format!("cannot create a temporary directory: {e}")))?;
-
-    let mut say = |text: std::fmt::Arguments<'_>| {
-        // A closed stdout must not stop the demo's checks.
-        let _ = writeln!(out, "{text}");
-    };
-    say(format_args!(
-        "docker-credential-stackit demo: a local stand-in for the STACKIT token endpoint, a throw-away key, the real binary.\n"
-    ));
+    let exe = std::env::current_exe().map_err(|e| failed(&format!("cannot find this binary: {e}")))?;
+    let dir = tempfile::tempdir().map_err(|e| failed(&format!("cannot create a temporary directory: {e}")))?;
+    say(
+        out,
+        format_args!(
+            "docker-credential-stackit demo: a local stand-in for the STACKIT token endpoint, a throw-away key, the real binary.\n"
+        ),
+    );
     let account = DemoAccount::generate()?;
-    let fake = DemoEndpoint::start(&account).map_err(|e| fail(&format!("cannot start the demo endpoint: {e}")))?;
+    let fake = DemoEndpoint::start(&account).map_err(|e| failed(&format!("cannot start the demo endpoint: {e}")))?;
     let key_path = dir.path().join("sa-key.json");
-    write_private(&key_path, account.key_json().expose()).map_err(|e| fail(&format!("cannot write the key: {e}")))?;
-    say(format_args!("1. demo token endpoint:  {}", fake.url()));
-    say(format_args!(
-        "   service account key:  {} (RSA-2048, kid {})",
-        key_path.display(),
-        account.kid
-    ));
-    say(format_args!("   service account:      {}\n", account.email));
+    write_private(&key_path, account.key_json().expose()).map_err(|e| failed(&format!("cannot write the key: {e}")))?;
+    say(out, format_args!("1. demo token endpoint:  {}", fake.url()));
+    say(
+        out,
+        format_args!(
+            "   service account key:  {} (RSA-2048, kid {})",
+            key_path.display(),
+            account.kid
+        ),
+    );
+    say(out, format_args!("   service account:      {}\n", account.email));
 
     let child = DemoGet {
         exe: &exe,
@@ -46,72 +46,103 @@ pub fn run(out: &mut dyn Write) -> Result<()> {
         key: &key_path,
         url: fake.url(),
     };
-    let run_get = |host: &str| child.get(host);
+    let first_token = cold_then_warm(out, &child, &fake, &account.email)?;
+    if let Some(line) = claims_line(&first_token) {
+        say(out, format_args!("{line}\n"));
+    }
+    unserved_host(out, &child)?;
+    say(
+        out,
+        format_args!("Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half."),
+    );
+    say(
+        out,
+        format_args!(
+            "Real use: name your key in ~/.stackit/credentials.json and run `docker-credential-stackit configure-docker` (see `docker-credential-stackit help`)."
+        ),
+    );
+    Ok(())
+}
 
+/// Writes one line of the demo to `out`.
+fn say(out: &mut dyn Write, text: std::fmt::Arguments<'_>) {
+    // A closed stdout must not stop the demo's checks.
+    let _ = writeln!(out, "{text}");
+}
+
+/// The error for a demo step that went wrong.
+fn failed(what: &str) -> Error {
+    Error::Io(format!("demo failed: {what}"))
+}
+
+/// Steps 2 and 3: a cold `get` that asks the endpoint, then a warm one that must be answered
+/// from the cache with the same token. Returns that token.
+fn cold_then_warm(out: &mut dyn Write, child: &DemoGet<'_>, fake: &DemoEndpoint, email: &str) -> Result<String> {
     let mut first_token = String::new();
     for (step, label) in [
         (2, "cold: no cached token, one request to the endpoint"),
         (3, "warm: served from the cache, no network"),
     ] {
-        say(format_args!(
-            "{step}. $ printf registry.onstackit.cloud | docker-credential-stackit get      # {label}"
-        ));
-        let (ok, out, ms) = run_get("registry.onstackit.cloud")?;
-        let (answer, secret) = checked_answer(ok, &out, &account.email)?;
+        say(
+            out,
+            format_args!("{step}. $ printf registry.onstackit.cloud | docker-credential-stackit get      # {label}"),
+        );
+        let (ok, stdout, ms) = child.get("registry.onstackit.cloud")?;
+        let (answer, secret) = checked_answer(ok, &stdout, email)?;
         let secret = secret.as_str();
         if first_token.is_empty() {
             first_token = secret.to_string();
         } else if first_token != secret {
-            return Err(fail("the warm get did not reuse the cached token"));
+            return Err(failed("the warm get did not reuse the cached token"));
         }
         let shown = abbreviated(secret);
-        say(format_args!(
-            "   Docker receives: {{\"ServerURL\":{},\"Username\":{},\"Secret\":\"{shown}\"}}",
-            answer["ServerURL"], answer["Username"]
-        ));
-        say(format_args!(
-            "   took {ms:.1} ms; token requests so far: {}\n",
-            fake.requests()
-        ));
+        say(
+            out,
+            format_args!(
+                "   Docker receives: {{\"ServerURL\":{},\"Username\":{},\"Secret\":\"{shown}\"}}",
+                answer["ServerURL"], answer["Username"]
+            ),
+        );
+        say(
+            out,
+            format_args!("   took {ms:.1} ms; token requests so far: {}\n", fake.requests()),
+        );
     }
     if fake.requests() != 1 {
-        return Err(fail(&format!(
+        return Err(failed(&format!(
             "expected exactly 1 token request, saw {}",
             fake.requests()
         )));
     }
-    if let Some(line) = claims_line(&first_token) {
-        say(format_args!("{line}\n"));
-    }
+    Ok(first_token)
+}
 
-    say(format_args!(
-        "4. $ printf docker.io | docker-credential-stackit get      # a host this helper does not serve"
-    ));
-    let (ok, out, _) = run_get("docker.io")?;
-    if ok || out != "credentials not found in native keychain" {
-        return Err(fail(&format!("expected not-found for docker.io, got: {out}")));
+/// Step 4: a host the helper does not serve gets Docker's "not found", so Docker goes on
+/// anonymously.
+fn unserved_host(out: &mut dyn Write, child: &DemoGet<'_>) -> Result<()> {
+    say(
+        out,
+        format_args!("4. $ printf docker.io | docker-credential-stackit get      # a host this helper does not serve"),
+    );
+    let (ok, stdout, _) = child.get("docker.io")?;
+    if ok || stdout != "credentials not found in native keychain" {
+        return Err(failed(&format!("expected not-found for docker.io, got: {stdout}")));
     }
-    say(format_args!(
-        "   stdout: {out}   (exit 1; Docker goes on anonymously)\n"
-    ));
-    say(format_args!(
-        "Demo passed: 1 token request for 2 gets; the assertion verified with the key's public half."
-    ));
-    say(format_args!(
-        "Real use: name your key in ~/.stackit/credentials.json and run `docker-credential-stackit configure-docker` (see `docker-credential-stackit help`)."
-    ));
+    say(
+        out,
+        format_args!("   stdout: {stdout}   (exit 1; Docker goes on anonymously)\n"),
+    );
     Ok(())
 }
 
 /// The answer of a demo `get` and its secret, if it is what Docker must receive: success,
 /// JSON, the service account's e-mail as the username and a non-empty secret.
 fn checked_answer(ok: bool, out: &str, email: &str) -> Result<(serde_json::Value, String)> {
-    let fail = |what: String| Error::Io(format!("demo failed: {what}"));
     let answer: serde_json::Value =
-        serde_json::from_str(out).map_err(|_| fail(format!("get did not answer JSON: {out}")))?;
+        serde_json::from_str(out).map_err(|_| failed(&format!("get did not answer JSON: {out}")))?;
     let secret = answer["Secret"].as_str().unwrap_or("").to_string();
     if !ok || answer["Username"] != email || secret.is_empty() {
-        return Err(fail(format!("unexpected answer: {out}")));
+        return Err(failed(&format!("unexpected answer: {out}")));
     }
     Ok((answer, secret))
 }
@@ -150,7 +181,6 @@ struct DemoGet<'a> {
 impl DemoGet<'_> {
     /// Runs `get` for `host`: whether it succeeded, its stdout, and how long it took (ms).
     fn get(&self, host: &str) -> Result<(bool, String, f64)> {
-        let fail = |what: &str| Error::Io(format!("demo failed: {what}"));
         let started = Instant::now();
         // A cleared environment plus exactly what the demo sets: none of the caller's
         // variables (a CI job's or a pod's federated identity, a proxy, a config file, a
@@ -165,11 +195,11 @@ impl DemoGet<'_> {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
-            .map_err(|e| fail(&format!("cannot run {}: {e}", self.exe.display())))?;
+            .map_err(|e| failed(&format!("cannot run {}: {e}", self.exe.display())))?;
         if let Some(mut stdin) = child.stdin.take() {
             let _ = stdin.write_all(host.as_bytes());
         }
-        let out = child.wait_with_output().map_err(|e| fail(&e.to_string()))?;
+        let out = child.wait_with_output().map_err(|e| failed(&e.to_string()))?;
         Ok((
             out.status.success(),
             String::from_utf8_lossy(&out.stdout).trim().to_string(),
