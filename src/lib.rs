@@ -14,8 +14,8 @@
 pub mod check;
 pub mod clock;
 pub mod config;
+pub mod configure_docker;
 pub mod demo;
-pub mod docker_config;
 pub mod error;
 /// The test double (feature `fake`, on only for the tests and examples): not part of the API.
 #[cfg(feature = "fake")]

@@ -10,7 +10,7 @@
 
 use docker_credential_stackit::config::{Env, Settings};
 use docker_credential_stackit::terminal::{Lines, escape};
-use docker_credential_stackit::{Error, VERSION, check, demo, docker_config, kubelet, protocol, verbs};
+use docker_credential_stackit::{Error, VERSION, check, configure_docker, demo, kubelet, protocol, verbs};
 use std::io::Write;
 
 /// The process's exit status: 0 success, 1 failure, 2 usage error. A number rather than std's
@@ -170,7 +170,7 @@ fn verb_usage(verb: &str) -> Option<&'static str> {
         "token" => TOKEN_USAGE,
         "kubelet" => KUBELET_USAGE,
         "check" => check::USAGE,
-        "configure-docker" => docker_config::USAGE,
+        "configure-docker" => configure_docker::USAGE,
         "demo" => DEMO_USAGE,
         "version" | "--version" | "-v" => VERSION_USAGE,
         "help" | "--help" | "-h" => USAGE,
@@ -286,7 +286,7 @@ fn run(args: Vec<String>) -> ExitCode {
         "check" => run_check(rest, snapshot()),
         // Both print names from files (Docker's config, the helper's config): escaped per line.
         "demo" => finish_human(demo::run(&mut Lines::new(std::io::stdout()))),
-        "configure-docker" => finish_human(docker_config::run(
+        "configure-docker" => finish_human(configure_docker::run(
             rest,
             &mut Lines::new(std::io::stdout()),
             &snapshot(),

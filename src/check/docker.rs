@@ -12,7 +12,7 @@ use crate::validate::Finding;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-pub use crate::docker_config::{BINARY, HELPER_NAME};
+pub use crate::configure_docker::{BINARY, HELPER_NAME};
 
 /// Config files larger than this are not Docker configs.
 const MAX_CONFIG: u64 = 1024 * 1024;
@@ -100,7 +100,7 @@ fn containers_findings(host: &str, env: &Environment, findings: &mut Vec<Finding
 
 /// Whether Docker finds this binary (and not another one) on PATH.
 fn path_findings(env: &Environment, findings: &mut Vec<Finding>, summary: &mut Vec<String>) {
-    match crate::docker_config::find_on_path(env.path.as_deref()) {
+    match crate::configure_docker::find_on_path(env.path.as_deref()) {
         None => findings.push(Finding::error(
             codes::DOCKER_NOT_ON_PATH,
             format!("{BINARY} is not on PATH, so Docker cannot run it"),
@@ -134,7 +134,7 @@ fn is_error(f: &Finding) -> bool {
 
 /// `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
 pub fn docker_config_path(env: &Environment) -> Option<PathBuf> {
-    crate::docker_config::config_path_in(env.docker_config.as_deref(), env.home.as_deref())
+    crate::configure_docker::config_path_in(env.docker_config.as_deref(), env.home.as_deref())
 }
 
 /// The containers auth files in the order containers/image reads them (before Docker's).
