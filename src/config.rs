@@ -164,7 +164,103 @@ pub const SYSTEM_VARS: &[&str] = &[
     "REGISTRY_AUTH_FILE",
     "XDG_RUNTIME_DIR",
     "XDG_CONFIG_HOME",
+    "XDG_CACHE_HOME",
+    "XDG_DATA_HOME",
+    "APPDATA",
+    "LOCALAPPDATA",
 ];
+
+/// A few variables by name: a list, not a map, for the dozen a snapshot holds.
+#[derive(Debug, Clone)]
+struct Vars<V>(Vec<(String, V)>);
+
+impl<V> Default for Vars<V> {
+    fn default() -> Self {
+        Vars(Vec::new())
+    }
+}
+
+impl<V> Vars<V> {
+    fn get(&self, name: &str) -> Option<&V> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+
+    /// Sets `name` (the environment holds each name once; a later value wins, as in a map).
+    fn insert(&mut self, name: String, value: V) {
+        self.0.retain(|(n, _)| *n != name);
+        self.0.push((name, value));
+    }
+}
+
+impl<V> FromIterator<(String, V)> for Vars<V> {
+    fn from_iter<I: IntoIterator<Item = (String, V)>>(iter: I) -> Self {
+        let mut vars = Vars::default();
+        for (name, value) in iter {
+            vars.insert(name, value);
+        }
+        vars
+    }
+}
+
+/// The platform's per-user config, cache and data directories (the helper's own are
+/// [`APP_DIR`] under them), worked out from the snapshot,
+/// so that no other code reads the XDG variables behind it.
+struct UserDirs {
+    config: PathBuf,
+    cache: PathBuf,
+    data: PathBuf,
+}
+
+impl UserDirs {
+    /// macOS: `~/Library/Application Support` (config and data) and `~/Library/Caches`.
+    #[cfg(target_os = "macos")]
+    fn of(home: &Path, _system: &Vars<std::ffi::OsString>) -> UserDirs {
+        let support = home.join("Library/Application Support");
+        UserDirs {
+            config: support.clone(),
+            cache: home.join("Library/Caches"),
+            data: support,
+        }
+    }
+
+    /// The XDG base directories: `$XDG_CONFIG_HOME`, `$XDG_CACHE_HOME`, `$XDG_DATA_HOME` when
+    /// set to an absolute path (the specification ignores relative ones), else `~/.config`,
+    /// `~/.cache` and `~/.local/share`.
+    #[cfg(not(any(target_os = "macos", windows)))]
+    fn of(home: &Path, system: &Vars<std::ffi::OsString>) -> UserDirs {
+        let base = |name: &str, default: &str| {
+            system
+                .get(name)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(default))
+        };
+        UserDirs {
+            config: base("XDG_CONFIG_HOME", ".config"),
+            cache: base("XDG_CACHE_HOME", ".cache"),
+            data: base("XDG_DATA_HOME", ".local/share"),
+        }
+    }
+
+    /// Windows: `%APPDATA%` (config and data) and `%LOCALAPPDATA%` (cache), else their usual
+    /// places under the profile.
+    #[cfg(windows)]
+    fn of(home: &Path, system: &Vars<std::ffi::OsString>) -> UserDirs {
+        let folder = |name: &str, default: &str| {
+            system
+                .get(name)
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .unwrap_or_else(|| home.join(default))
+        };
+        let roaming = folder("APPDATA", "AppData/Roaming");
+        UserDirs {
+            config: roaming.clone(),
+            cache: folder("LOCALAPPDATA", "AppData/Local"),
+            data: roaming,
+        }
+    }
+}
 
 /// Whether the snapshot keeps `name` as a system variable ([`Env::os`]).
 fn is_system_var(name: &str) -> bool {
@@ -175,9 +271,9 @@ fn is_system_var(name: &str) -> bool {
 /// values count, as in the STACKIT SDKs.
 #[derive(Debug, Clone, Default)]
 pub struct Env {
-    vars: BTreeMap<String, String>,
+    vars: Vars<String>,
     /// [`SYSTEM_VARS`] that are set and non-empty.
-    system: BTreeMap<String, std::ffi::OsString>,
+    system: Vars<std::ffi::OsString>,
     /// Our variables (or near misses of them) that are set but not used.
     unknown: Vec<UnknownVariable>,
     home: Option<PathBuf>,
@@ -191,44 +287,37 @@ pub struct Env {
 impl Env {
     /// Reads the process environment (in one pass) and the platform's per-user directories.
     pub fn from_process() -> Env {
-        let mut vars = BTreeMap::new();
+        let mut vars = Vars::default();
         let mut unknown = Vec::new();
-        let mut system = BTreeMap::new();
+        let mut system = Vars::default();
         for (name, value) in std::env::vars_os() {
             let Some(name) = name.to_str() else { continue };
             if is_system_var(name) {
                 if !value.is_empty() {
                     system.insert(name.to_string(), value);
                 }
-                continue;
-            }
-            if !name.starts_with("STACKIT_")
-                && !name.starts_with("DOCKER_CREDENTIAL_STACKIT_")
-                && !ENV_VARS.contains(&name)
-            {
-                continue;
-            }
-            if ENV_VARS.contains(&name) {
+            } else if ENV_VARS.contains(&name) {
                 if let Some(value) = value.to_str().filter(|v| !v.is_empty()) {
                     vars.insert(name.to_string(), value.to_string());
                 }
-            } else if let Some(near_miss) = unknown_variable(name) {
-                unknown.push(near_miss);
+            } else if name.starts_with("STACKIT_") || name.starts_with("DOCKER_CREDENTIAL_STACKIT_") {
+                unknown.extend(unknown_variable(name));
             }
         }
-        if !system.contains_key("HOME") {
-            // The home directory then comes from the user database; see the module docs of nss.
+        let home = system.get("HOME").map(PathBuf::from).or_else(|| {
+            // Only now: std then asks the user database (see the module docs of nss).
             crate::nss::builtin_services_only(crate::nss::Database::Passwd);
-        }
-        let dirs = directories::BaseDirs::new();
+            std::env::home_dir().filter(|h| !h.as_os_str().is_empty())
+        });
+        let dirs = home.as_deref().map(|home| UserDirs::of(home, &system));
         Env {
             vars,
             system,
             unknown,
-            home: dirs.as_ref().map(|d| d.home_dir().to_path_buf()),
-            config_dir: dirs.as_ref().map(|d| d.config_dir().join(APP_DIR)),
-            cache_dir: dirs.as_ref().map(|d| d.cache_dir().join(APP_DIR)),
-            data_dir: dirs.as_ref().map(|d| d.data_dir().join(APP_DIR)),
+            config_dir: dirs.as_ref().map(|d| d.config.join(APP_DIR)),
+            cache_dir: dirs.as_ref().map(|d| d.cache.join(APP_DIR)),
+            data_dir: dirs.map(|d| d.data.join(APP_DIR)),
+            home,
             default_token_file: PathBuf::from(crate::federated::DEFAULT_TOKEN_FILE),
         }
     }

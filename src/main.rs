@@ -273,7 +273,7 @@ fn run(args: Vec<String>) -> ExitCode {
         return print(usage);
     }
     if let Some(hint) = terminal_hint(verb)
-        && std::io::IsTerminal::is_terminal(&std::io::stdin())
+        && stdin().is_ok_and(|f| std::io::IsTerminal::is_terminal(&f))
     {
         let _ = writeln!(std::io::stderr(), "docker-credential-stackit: {hint}");
         return ExitCode::from(2);
@@ -314,16 +314,45 @@ fn snapshot() -> Env {
 
 /// Runs a Docker protocol verb: the answer or the one-line error goes to stdout.
 fn protocol_verb(verb: &str, env: Env) -> ExitCode {
-    ExitCode::from(protocol::serve(
-        verb,
-        std::io::stdin().lock(),
-        &mut std::io::stdout(),
-        || Settings::from_env(env).map(verbs::Service::new),
-    ))
+    ExitCode::from(protocol::serve(verb, stdin_reader(), &mut std::io::stdout(), || {
+        Settings::from_env(env).map(verbs::Service::new)
+    }))
 }
 
 fn read_stdin() -> Result<String, Error> {
-    protocol::read_input(std::io::stdin().lock())
+    protocol::read_input(stdin_reader())
+}
+
+/// Standard input as a file of its own (a duplicate of fd 0), without std's `Stdin`: that
+/// allocates an 8 KiB buffer the first time it is used, and the helper reads its input once,
+/// to the end, where a buffer only adds a copy (and pages a warm `get` touches).
+#[cfg(all(target_os = "linux", not(test)))]
+fn stdin() -> std::io::Result<std::fs::File> {
+    // SAFETY: fd 0 is open for the whole run: `keep_standard_fds_open` saw to that before
+    // anything else, and nothing closes it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    fd.try_clone_to_owned().map(std::fs::File::from)
+}
+
+/// Where std's start-up ran (it keeps fd 0 open), std's own handle.
+#[cfg(not(all(target_os = "linux", not(test))))]
+fn stdin() -> std::io::Result<std::io::Stdin> {
+    Ok(std::io::stdin())
+}
+
+/// [`stdin`] to read from; if fd 0 cannot even be duplicated, a reader that fails the same
+/// way, so the verb reports it as an input error.
+fn stdin_reader() -> Box<dyn std::io::Read> {
+    struct Failed(std::io::ErrorKind);
+    impl std::io::Read for Failed {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            Err(self.0.into())
+        }
+    }
+    match stdin() {
+        Ok(file) => Box::new(file),
+        Err(e) => Box::new(Failed(e.kind())),
+    }
 }
 
 /// `token [SERVER]`: the token on stdout; errors on stderr so they never become a password.

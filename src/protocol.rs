@@ -180,8 +180,12 @@ pub fn render_credentials(creds: &Credentials) -> String {
         username: &creds.username,
         secret: creds.secret.expose(),
     };
-    // Serialising three strings cannot fail.
-    serde_json::to_string(&wire).unwrap_or_default()
+    // Room for all of it at once (a token is most of it): growing the buffer by doubling left
+    // three copies of the answer on the heap.
+    let mut out = Vec::with_capacity(64 + wire.server_url.len() + wire.username.len() + wire.secret.len());
+    // Serialising three strings into memory cannot fail, and serde_json writes only UTF-8.
+    let _ = serde_json::to_writer(&mut out, &wire);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Renders `list`'s answer: server -> username.

@@ -255,7 +255,13 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
         ));
     }
     findings.extend(validity(key.valid_until.as_deref(), &key.kid, now));
-    if spec.private_key.is_some() && key.private_key.is_some() {
+    if spec.private_key.is_some()
+        && key
+            .private_key
+            .as_ref()
+            .and_then(crate::key::JsonString::decode)
+            .is_some()
+    {
         findings.push(Finding::info(
             codes::KEY_SOURCE,
             "the key file's credentials.privateKey is ignored: an external private key overrides it",
@@ -271,7 +277,15 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
             None
         }
         Ok((pem, origin)) => {
-            findings.extend(private_key_findings(&pem, &origin, key.public_key.as_deref()));
+            findings.extend(private_key_findings(
+                &pem,
+                &origin,
+                key.public_key
+                    .as_ref()
+                    .and_then(crate::key::JsonString::decode)
+                    .as_ref()
+                    .map(Secret::expose),
+            ));
             Some(origin)
         }
     };

@@ -690,3 +690,55 @@ fn a_read_only_cache_still_serves_warns_and_keeps_its_token() {
     }
     read_only_cache_scenario(ReadOnly::Mode);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Where the files go (README, "<config dir>, <cache dir> and <data dir>")
+
+#[test]
+fn the_xdg_base_directories_are_honoured_when_absolute_and_ignored_when_relative() {
+    let fake = fake();
+    let base = TestEnv::with_key(&fake);
+    let elsewhere = tempfile::tempdir().unwrap();
+    let at = |name: &str| elsewhere.path().join(name).to_str().unwrap().to_string();
+    let config = r#"{"registries": {"custom.example": {}}}"#;
+    std::fs::create_dir_all(elsewhere.path().join("config/docker-credential-stackit")).unwrap();
+    std::fs::write(
+        elsewhere.path().join("config/docker-credential-stackit/config.json"),
+        config,
+    )
+    .unwrap();
+
+    let env = base
+        .var("XDG_CACHE_HOME", &at("cache"))
+        .var("XDG_CONFIG_HOME", &at("config"))
+        .var("XDG_DATA_HOME", &at("data"));
+    // The config file under XDG_CONFIG_HOME is read: its extra host is served.
+    env.get("custom.example").json();
+    assert_eq!(
+        json_files(&elsewhere.path().join("cache/docker-credential-stackit")).len(),
+        1
+    );
+    assert!(env.cache_files().is_empty(), "nothing under ~/.cache");
+    // Robot logins go to XDG_DATA_HOME (a host without a key: an unset key path).
+    let robot = r#"{"ServerURL":"custom.example","Username":"robot$p+r","Secret":"s3cret"}"#;
+    env.cmd(&["store"])
+        .env_remove("STACKIT_SERVICE_ACCOUNT_KEY_PATH")
+        .stdin(robot)
+        .run();
+    assert!(
+        elsewhere
+            .path()
+            .join("data/docker-credential-stackit/robots.json")
+            .is_file()
+    );
+
+    // Relative values are not base directories (XDG Base Directory specification): the
+    // defaults under HOME are used, never a path relative to the working directory.
+    let relative = TestEnv::with_key(&fake)
+        .var("XDG_CACHE_HOME", "cache")
+        .var("XDG_CONFIG_HOME", "config");
+    relative.get(HOST).json();
+    assert_eq!(relative.cache_files().len(), 1, "under ~/.cache");
+    assert!(!relative.path("cache").exists());
+    relative.get("custom.example").assert_not_found();
+}
