@@ -5,11 +5,11 @@
 //!
 //! Usage: cargo run --release --example fake_stackit -- DIR
 
-use docker_credential_stackit::config::{Env, Settings};
-use docker_credential_stackit::fake::{Account, FakeStackit};
-use docker_credential_stackit::identity::Identity;
-use docker_credential_stackit::server_url::DEFAULT_REGISTRY;
-use docker_credential_stackit::token::{assertion, exchange};
+use docker_credential_stackit::testing::fake::{Account, FakeStackit};
+use docker_credential_stackit::testing::identity::Identity;
+use docker_credential_stackit::testing::server_url::DEFAULT_REGISTRY;
+use docker_credential_stackit::testing::token::{assertion, exchange};
+use docker_credential_stackit::{Env, Settings};
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ fn main() {
     };
     let signed = assertion::sign(
         &identity,
-        docker_credential_stackit::clock::unix_now(),
+        docker_credential_stackit::testing::clock::unix_now(),
         std::time::Instant::now(),
     )
     .expect("sign");

@@ -10,7 +10,7 @@
 //! Usage: `stress --helper PATH [--concurrent N] [--soak M] [--delay-ms D]`. Exit status 0 when
 //! every check passed. All traffic stays on 127.0.0.1.
 
-use docker_credential_stackit::fake::{Account, FakeStackit};
+use docker_credential_stackit::testing::fake::{Account, FakeStackit};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;

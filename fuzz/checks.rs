@@ -30,7 +30,7 @@ pub const TARGETS: &[(&str, Check)] = &[
 /// The token cache file parser and the freshness rules applied to what it returns.
 /// Input: 8 bytes of "now" (little endian), then the file text.
 pub fn cache_file(data: &[u8]) {
-    use docker_credential_stackit::token::cache::{self, Freshness, MIN_REMAINING};
+    use docker_credential_stackit::testing::token::cache::{self, Freshness, MIN_REMAINING};
     let (now, text) = match data.split_first_chunk::<8>() {
         Some((n, rest)) => (u64::from_le_bytes(*n), rest),
         None => (1_800_000_000, data),
@@ -49,7 +49,7 @@ pub fn cache_file(data: &[u8]) {
 
 /// The kubelet's CredentialProviderRequest on stdin.
 pub fn kubelet_request(data: &[u8]) {
-    use docker_credential_stackit::kubelet;
+    use docker_credential_stackit::testing::kubelet;
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -64,7 +64,7 @@ pub fn kubelet_request(data: &[u8]) {
 
 /// stdin of `get`/`erase`/`store`: bounded read, server URL extraction, `store`'s JSON.
 pub fn protocol_input(data: &[u8]) {
-    use docker_credential_stackit::protocol;
+    use docker_credential_stackit::testing::protocol;
     let Ok(text) = protocol::read_input(data) else {
         return;
     };
@@ -131,7 +131,7 @@ pub fn robot_json(data: &[u8]) {
     }
     let _ = validate::check_needs(&robot, &needs);
     let _ = robot.to_value();
-    let key = docker_credential_stackit::key::ServiceAccountKey::parse(
+    let key = docker_credential_stackit::testing::key::ServiceAccountKey::parse(
         r#"{"credentials":{"kid":"k","iss":"sa@sa.stackit.cloud","sub":"0b9e4b1e-0000-4000-8000-000000000000","aud":"a"}}"#,
         "fuzz",
     );
@@ -147,7 +147,8 @@ pub fn robot_json(data: &[u8]) {
 
 /// The service account key JSON (`ServiceAccountKey::parse`) and PEM private keys.
 pub fn sa_key(data: &[u8]) {
-    use docker_credential_stackit::{Secret, key};
+    use docker_credential_stackit::Secret;
+    use docker_credential_stackit::testing::key;
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
@@ -166,7 +167,7 @@ pub fn sa_key(data: &[u8]) {
 /// Server URL normalisation: never panics, idempotent, and only maps text that contains the
 /// served host onto it.
 pub fn server_url(data: &[u8]) {
-    use docker_credential_stackit::server_url::{self, DEFAULT_REGISTRY};
+    use docker_credential_stackit::testing::server_url::{self, DEFAULT_REGISTRY};
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
@@ -191,7 +192,7 @@ pub fn server_url(data: &[u8]) {
 /// What the token endpoint sends back: the 2xx body, error text shown to the user, and the
 /// `Date` header. Input: 8 bytes of "now" (little endian), then the body.
 pub fn token_response(data: &[u8]) {
-    use docker_credential_stackit::token::exchange;
+    use docker_credential_stackit::testing::token::exchange;
     let (now, body) = match data.split_first_chunk::<8>() {
         Some((n, rest)) => (u64::from_le_bytes(*n), rest),
         None => (1_800_000_000, data),
@@ -204,9 +205,9 @@ pub fn token_response(data: &[u8]) {
         // Never cached for more than a day, whatever the token claims.
         assert!(expires_at <= now.saturating_add(24 * 3600), "{expires_at} vs {now}");
     }
-    let clean = docker_credential_stackit::redact::sanitize(body);
+    let clean = docker_credential_stackit::testing::redact::sanitize(body);
     assert!(!clean.chars().any(char::is_control), "{clean:?}");
     assert!(clean.chars().count() <= 301);
-    let _ = docker_credential_stackit::clock::parse_http_date(body);
-    let _ = docker_credential_stackit::jwt::jwt_claim_u64(body, "exp");
+    let _ = docker_credential_stackit::testing::clock::parse_http_date(body);
+    let _ = docker_credential_stackit::testing::jwt::jwt_claim_u64(body, "exp");
 }

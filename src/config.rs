@@ -9,10 +9,10 @@
 //! 3. `STACKIT_SERVICE_ACCOUNT_KEY_PATH`, then `STACKIT_SERVICE_ACCOUNT_KEY`;
 //! 4. the STACKIT credentials file (`STACKIT_CREDENTIALS_PATH`, default `~/.stackit/credentials.json`).
 
-use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::{DEFAULT_IDP_TOKEN_ENDPOINT, TokenSource};
 use crate::identity::{FederatedSpec, Identity, IdentitySpec, KeySpec, Source};
+use crate::log::debug;
 use crate::secret::Secret;
 use crate::server_url::{self, DEFAULT_REGISTRY};
 use serde::Deserialize;
@@ -350,14 +350,14 @@ impl Env {
         self.vars.get(name).map(String::as_str)
     }
 
-    /// A [`SYSTEM_VARS`] variable, if set and non-empty.
-    pub fn os(&self, name: &str) -> Option<&std::ffi::OsStr> {
+    /// A `SYSTEM_VARS` variable, if set and non-empty.
+    pub(crate) fn os(&self, name: &str) -> Option<&std::ffi::OsStr> {
         debug_assert!(is_system_var(name), "{name} is not a system variable of the snapshot");
         self.system.get(name).map(|v| v.as_os_str())
     }
 
     /// The home directory (from HOME, else the user database).
-    pub fn home(&self) -> Option<&Path> {
+    pub(crate) fn home(&self) -> Option<&Path> {
         self.home.as_deref()
     }
 
@@ -374,12 +374,12 @@ impl Env {
     }
 
     /// The proxy variables, for the HTTP client.
-    pub fn proxies(&self) -> crate::http::Proxies {
+    pub(crate) fn proxies(&self) -> crate::http::Proxies {
         crate::http::Proxies::from_lookup(|name| self.system.get(name).cloned())
     }
 
     /// Our variables, or near misses of them, that are set but not used.
-    pub fn unknown_variables(&self) -> &[UnknownVariable] {
+    pub(crate) fn unknown_variables(&self) -> &[UnknownVariable] {
         &self.unknown
     }
 
@@ -485,19 +485,19 @@ impl std::fmt::Display for ServedHost {
 #[derive(Debug)]
 pub struct Settings {
     /// Served hosts, normalised, in a stable order.
-    pub served: Vec<String>,
+    pub(crate) served: Vec<String>,
     /// Token cache directory, or `None` when disabled.
-    pub cache_dir: Option<PathBuf>,
+    pub(crate) cache_dir: Option<PathBuf>,
     /// Directory for stored legacy robot credentials.
-    pub data_dir: Option<PathBuf>,
+    pub(crate) data_dir: Option<PathBuf>,
     /// Total deadline of a cold token fetch, including lock waits and retries.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// When this command's time is up: loaded + `timeout`. Waiting for a key, token or config
     /// file that is a pipe ends here.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
     /// How long a recorded network failure of an identity answers for it without a new try
     /// (`DOCKER_CREDENTIAL_STACKIT_FAILURE_WINDOW`; zero: always try).
-    pub failure_window: Duration,
+    pub(crate) failure_window: Duration,
     env: Env,
     file: ConfigFile,
     file_dir: PathBuf,
@@ -577,7 +577,7 @@ impl Settings {
         );
         debug!("served hosts: {}", served.join(", "));
         for unknown in env.unknown_variables() {
-            crate::warn!("{unknown}");
+            crate::log::warn!("{unknown}");
         }
         Ok(Settings {
             served,
@@ -594,11 +594,11 @@ impl Settings {
     }
 
     /// True if `host` (already normalised) is served.
-    pub fn serves(&self, host: &str) -> bool {
+    pub(crate) fn serves(&self, host: &str) -> bool {
         self.served.iter().any(|h| h == host)
     }
 
-    /// `server_url` as a [`ServedHost`] when it names a served host (any form clients send:
+    /// `server_url` as a `ServedHost` when it names a served host (any form clients send:
     /// `host`, `host:port`, `https://host/v2/`); `None` otherwise.
     pub fn served_host(&self, server_url: &str) -> Option<ServedHost> {
         server_url::normalize(server_url)
@@ -607,12 +607,12 @@ impl Settings {
     }
 
     /// Every served host.
-    pub fn served_hosts(&self) -> impl Iterator<Item = ServedHost> + '_ {
+    pub(crate) fn served_hosts(&self) -> impl Iterator<Item = ServedHost> + '_ {
         self.served.iter().cloned().map(ServedHost)
     }
 
     /// What the token service needs of these settings.
-    pub fn token_policy(&self) -> crate::token::Policy {
+    pub(crate) fn token_policy(&self) -> crate::token::Policy {
         crate::token::Policy {
             cache_dir: self.cache_dir.clone(),
             timeout: self.timeout,
@@ -622,17 +622,17 @@ impl Settings {
     }
 
     /// The environment snapshot these settings came from.
-    pub fn env(&self) -> &Env {
+    pub(crate) fn env(&self) -> &Env {
         &self.env
     }
 
     /// The config file's `robotLink` pointers, if set.
-    pub fn robot_link(&self) -> Option<&RobotLink> {
+    pub(crate) fn robot_link(&self) -> Option<&RobotLink> {
         self.file.robot_link.as_ref()
     }
 
     /// Which identity serves `host`, or `None` if none is configured anywhere.
-    pub fn identity_spec(&self, host: &ServedHost) -> Result<Option<IdentitySpec>> {
+    pub(crate) fn identity_spec(&self, host: &ServedHost) -> Result<Option<IdentitySpec>> {
         let host = host.as_str();
         let entry = self.registries.get(host).cloned().unwrap_or_default();
         // The sources in the order they win (README, "How identity is chosen").
@@ -763,7 +763,7 @@ impl Settings {
                 "{host}: no service account key in the config file, STACKIT_SERVICE_ACCOUNT_KEY_PATH, STACKIT_SERVICE_ACCOUNT_KEY or the credentials file"
             );
             if self.env.var("STACKIT_PRIVATE_KEY_PATH").is_some() || self.env.var("STACKIT_PRIVATE_KEY").is_some() {
-                crate::warn!(
+                crate::log::warn!(
                     "a STACKIT private key is set but no service account key; set STACKIT_SERVICE_ACCOUNT_KEY_PATH to the key JSON"
                 );
             }
@@ -794,7 +794,7 @@ impl Settings {
     /// provides it), then `STACKIT_FEDERATED_TOKEN_FILE` when set (a missing file is then an
     /// error, not a reason to fall back), else the webhook's default file if it exists, else
     /// GitHub Actions, else Azure Pipelines.
-    pub fn env_token_source(&self) -> Result<Option<TokenSource>> {
+    pub(crate) fn env_token_source(&self) -> Result<Option<TokenSource>> {
         if let Some(token) = self.env.var("STACKIT_SERVICE_ACCOUNT_FEDERATED_TOKEN") {
             return Ok(Some(TokenSource::Inline {
                 token: Secret::new(token.trim()),
@@ -875,7 +875,7 @@ impl Settings {
 
     /// The federated token sources present in the environment that [`Settings::env_token_source`]
     /// passed over, each with why: a source earlier in the STACKIT CLI's order won.
-    pub fn passed_over_token_sources(&self) -> Vec<String> {
+    pub(crate) fn passed_over_token_sources(&self) -> Vec<String> {
         let present = self.present_token_sources();
         let Some((winner, losers)) = present.split_first() else {
             return Vec::new();
@@ -922,7 +922,7 @@ impl Settings {
     }
 
     /// The IdP token endpoint of federated identities from the environment and its origin.
-    pub fn idp_endpoint(&self) -> (String, String) {
+    pub(crate) fn idp_endpoint(&self) -> (String, String) {
         match self.env.var("STACKIT_IDP_TOKEN_ENDPOINT") {
             Some(url) => (url.to_string(), "STACKIT_IDP_TOKEN_ENDPOINT".into()),
             None => (DEFAULT_IDP_TOKEN_ENDPOINT.to_string(), "the default".into()),
@@ -1012,7 +1012,7 @@ impl<'a> CredentialsLoader<'a> {
             Err(e) => return Err(e),
         };
         for (key, closest) in unknown_credentials_keys(text.expose()) {
-            crate::warn!("{}", unknown_key_message(&path, &key, closest));
+            crate::log::warn!("{}", unknown_key_message(&path, &key, closest));
         }
         let file: CredentialsFile = serde_json::from_str(text.expose()).map_err(|e| {
             Error::Config(format!(
@@ -1101,7 +1101,7 @@ fn unknown_key_message(path: &Path, key: &str, closest: Option<&str>) -> String 
 impl Settings {
     /// Near misses a person should hear about: our variables that are set but unknown, and
     /// unknown keys in the STACKIT credentials file (read again, cheaply, for `check`).
-    pub fn near_misses(&self) -> Vec<String> {
+    pub(crate) fn near_misses(&self) -> Vec<String> {
         let mut found: Vec<String> = self.env.unknown_variables().iter().map(ToString::to_string).collect();
         if let Some((path, _)) = self.env.credentials_path().ok().flatten()
             && let Ok((text, _)) = crate::key::read_private_file(&path, "the STACKIT credentials file", self.deadline)

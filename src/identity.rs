@@ -3,11 +3,11 @@
 //! a host is decided by the settings (`config`); what a loaded identity is worth in tokens, by
 //! `token`.
 
-use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::{FederatedToken, TokenSource};
 use crate::http;
 use crate::key::{ServiceAccountKey, read_key_file};
+use crate::log::debug;
 use crate::secret::Secret;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -247,7 +247,7 @@ pub fn load_key(spec: &KeySpec, deadline: Instant) -> Result<KeyIdentity> {
                 http::Endpoint::parse(url, &origin)?
             }
             Some(url) => {
-                crate::warn!(
+                crate::log::warn!(
                     "ignoring credentials.tokenEndpoint {:?} in {}: a key file may only name https://service-account.api.stackit.cloud or https://accounts.stackit.cloud; set STACKIT_TOKEN_BASEURL to use it",
                     crate::server_url::without_userinfo(url),
                     spec.key.describe()

@@ -19,7 +19,7 @@ pub const MAX_KEY_FILE: u64 = 256 * 1024;
 pub struct ServiceAccountKey {
     /// Top-level `id` of the key, if present.
     pub id: Option<String>,
-    /// `publicKey`, if present (PEM or certificate), as written: see [`JsonString`].
+    /// `publicKey`, if present (PEM or certificate), as written: see `JsonString`.
     pub public_key: Option<JsonString>,
     /// `validUntil` (RFC 3339), if present.
     pub valid_until: Option<String>,
@@ -34,7 +34,7 @@ pub struct ServiceAccountKey {
     /// `credentials.aud`: the assertion's audience, copied verbatim.
     pub aud: String,
     /// `credentials.privateKey`: the embedded PEM private key, if STACKIT generated the pair,
-    /// as written: see [`JsonString`].
+    /// as written: see `JsonString`.
     pub private_key: Option<JsonString>,
     /// `credentials.tokenEndpoint`, if present (trusted only for https `stackit.cloud` hosts).
     pub token_endpoint: Option<String>,
@@ -132,7 +132,7 @@ impl ServiceAccountKey {
         // CI secret stores often hold the key base64-encoded; it is accepted as such.
         let decoded = (!trimmed.starts_with('{')).then(|| base64_json(trimmed)).flatten();
         if decoded.is_some() {
-            crate::debug!("{origin} holds the key JSON base64-encoded; decoded it");
+            crate::log::debug!("{origin} holds the key JSON base64-encoded; decoded it");
         }
         let trimmed = decoded.as_ref().map_or(trimmed, |d| d.expose().trim());
         // serde's messages can quote values (and so key material); report position only.
@@ -220,7 +220,7 @@ pub fn read_private_file(path: &Path, origin: &str, deadline: std::time::Instant
 
 /// Warns that `what` at `path` (mode `mode`) is readable by others.
 pub fn warn_shared(what: &str, path: &Path, mode: u32) {
-    crate::warn!(
+    crate::log::warn!(
         "{what} {} is readable by other users (mode {mode:o}); run: chmod 600 {}",
         path.display(),
         path.display()

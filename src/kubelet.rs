@@ -27,10 +27,10 @@
 
 use crate::clock::unix_now;
 use crate::config::{ServedHost, Settings};
-use crate::debug;
 use crate::error::{Error, Result};
 use crate::federated::TokenSource;
 use crate::identity::{FederatedSpec, Identity, load_federated};
+use crate::log::debug;
 use crate::secret::Secret;
 use crate::token::{self, Token};
 use serde::{Serialize, Serializer};
@@ -242,7 +242,7 @@ impl Response {
 }
 
 /// Whether a pod that sent its service account token but whose service account has no
-/// [`EMAIL_ANNOTATION`] key at all may pull with the node's identity.
+/// `EMAIL_ANNOTATION` key at all may pull with the node's identity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NodeFallback {
     /// Such a pod gets an error naming the annotation (the default, and the shipped per-pod config).

@@ -85,19 +85,20 @@ fn emit_always(tag: &str, args: std::fmt::Arguments<'_>) {
 }
 
 /// Logs at debug level: which source won, and why.
-#[macro_export]
 macro_rules! debug {
     ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Debug, format_args!($($arg)*)) };
 }
 
 /// Logs at info level: what was done.
-#[macro_export]
 macro_rules! info {
     ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Info, format_args!($($arg)*)) };
 }
 
 /// Logs at warn level: something the user should fix, while the command still succeeds.
-#[macro_export]
-macro_rules! warn {
+macro_rules! warn_ {
     ($($arg:tt)*) => { $crate::log::emit($crate::log::Level::Warn, format_args!($($arg)*)) };
 }
+
+// `warn` is also a built-in attribute, so the macro is defined under another name and imported
+// from here (`use crate::log::warn`), never at the crate root beside `#![warn(..)]`.
+pub(crate) use {debug, info, warn_ as warn};

@@ -8,9 +8,10 @@
 
 #![cfg_attr(all(target_os = "linux", not(test)), no_main)]
 
-use docker_credential_stackit::config::{Env, Settings};
-use docker_credential_stackit::terminal::{Lines, escape};
-use docker_credential_stackit::{Error, VERSION, check, configure_docker, demo, kubelet, protocol, verbs};
+use docker_credential_stackit::cli::{
+    Lines, check, configure_docker, demo, escape, init_log, kubelet, protocol, verbs,
+};
+use docker_credential_stackit::{Env, Error, Settings, VERSION};
 use std::io::Write;
 
 /// The process's exit status: 0 success, 1 failure, 2 usage error. A number rather than std's
@@ -308,7 +309,7 @@ fn run(args: Vec<String>) -> ExitCode {
 /// log level set from it. Verbs that need none (`version`, `help`) never take it.
 fn snapshot() -> Env {
     let env = Env::from_process();
-    docker_credential_stackit::log::init(env.var("DOCKER_CREDENTIAL_STACKIT_LOG"));
+    init_log(env.var("DOCKER_CREDENTIAL_STACKIT_LOG"));
     env
 }
 

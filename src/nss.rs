@@ -39,7 +39,7 @@ pub fn builtin_services_only(database: Database) {
                 // glibc copies what it keeps. The Once keeps concurrent callers out.
                 let rc = unsafe { __nss_configure_lookup(name.as_ptr(), services.as_ptr()) };
                 if rc != 0 {
-                    crate::debug!("cannot limit {name:?} lookups to {services:?}; using /etc/nsswitch.conf");
+                    crate::log::debug!("cannot limit {name:?} lookups to {services:?}; using /etc/nsswitch.conf");
                 }
             }
         });

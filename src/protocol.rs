@@ -70,7 +70,7 @@ pub fn serve<H: Helper>(
     }
 }
 
-/// Reads all of stdin (bounded by [`MAX_STDIN`]) as UTF-8 text.
+/// Reads all of stdin (bounded by `MAX_STDIN`) as UTF-8 text.
 pub fn read_input(mut reader: impl Read) -> Result<String> {
     let mut bytes = Vec::new();
     reader

@@ -3,8 +3,8 @@
 
 use crate::error::{Error, Result};
 use crate::fs::{LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic};
+use crate::log::{debug, warn};
 use crate::secret::Secret;
-use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

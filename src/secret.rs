@@ -31,7 +31,7 @@ impl Secret {
     /// no control or non-ASCII character). A token is used as a password and piped into other
     /// programs and terminals (`token`), so anything else from a token endpoint or a cache file
     /// is refused rather than passed on.
-    pub fn is_token_text(&self) -> bool {
+    pub(crate) fn is_token_text(&self) -> bool {
         !self.0.is_empty() && self.0.bytes().all(|b| b.is_ascii_graphic())
     }
 }

@@ -15,7 +15,7 @@ pub fn is_unsafe(c: char) -> bool {
     c.is_control() || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `text` with every [`is_unsafe`] character written as a visible escape the way Rust's `{:?}`
+/// `text` with every `is_unsafe` character written as a visible escape the way Rust's `{:?}`
 /// does (`\u{1b}`, `\n`, `\u{202e}`); everything else, the backslash included, is kept.
 pub fn escape(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {

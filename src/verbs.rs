@@ -4,12 +4,12 @@
 use crate::config::{ServedHost, Settings};
 use crate::error::{Error, Result};
 use crate::identity::{self, Identity};
+use crate::log::{debug, info, warn};
 use crate::protocol::{self, Credentials};
 use crate::robots::RobotStore;
 use crate::secret::Secret;
 use crate::server_url::{self, DEFAULT_REGISTRY};
 use crate::token::{self, Token};
-use crate::{debug, info, warn};
 use std::collections::BTreeMap;
 use std::time::Instant;
 

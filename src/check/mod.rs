@@ -28,7 +28,7 @@ pub mod report;
 pub mod robot;
 pub mod target;
 
-pub use report::{Counts, Report, Status, Step};
+pub use report::{Report, Step};
 pub use target::Target;
 
 use crate::clock::unix_now;
@@ -162,7 +162,8 @@ pub mod codes {
     /// `--robot-file` cannot be read or is not robot JSON.
     pub const CHECK_ROBOT_FILE_INVALID: &str = "check.robot_file_invalid";
 
-    /// Every code above.
+    /// Every code above, for the test that they are unique.
+    #[cfg(test)]
     pub const ALL: &[&str] = &[
         DOCKER_CONFIG_MISSING,
         DOCKER_CONFIG_INVALID,
@@ -215,11 +216,11 @@ pub mod codes {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// What to check: the registry, the repository if an image was given, and the actions.
-    pub target: Target,
+    pub(crate) target: Target,
     /// Print the JSON report.
     pub json: bool,
     /// Robot JSON to check instead of asking the Harbor API.
-    pub robot_file: Option<PathBuf>,
+    pub(crate) robot_file: Option<PathBuf>,
     /// Print [`USAGE`] and do nothing else.
     pub help: bool,
 }
@@ -282,19 +283,19 @@ impl Options {
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
     /// `DOCKER_CONFIG`: the directory of Docker's `config.json`.
-    pub docker_config: Option<PathBuf>,
+    pub(crate) docker_config: Option<PathBuf>,
     /// The home directory (for `~/.docker` and `~/.config`).
-    pub home: Option<PathBuf>,
+    pub(crate) home: Option<PathBuf>,
     /// `PATH`, to find the binary Docker will run.
-    pub path: Option<OsString>,
+    pub(crate) path: Option<OsString>,
     /// The running binary, to compare with the one on `PATH`.
-    pub current_exe: Option<PathBuf>,
+    pub(crate) current_exe: Option<PathBuf>,
     /// `REGISTRY_AUTH_FILE` (podman, skopeo, buildah).
-    pub registry_auth_file: Option<PathBuf>,
+    pub(crate) registry_auth_file: Option<PathBuf>,
     /// `XDG_RUNTIME_DIR` (for `containers/auth.json`).
-    pub xdg_runtime_dir: Option<PathBuf>,
+    pub(crate) xdg_runtime_dir: Option<PathBuf>,
     /// `XDG_CONFIG_HOME` (for `containers/auth.json`).
-    pub xdg_config_home: Option<PathBuf>,
+    pub(crate) xdg_config_home: Option<PathBuf>,
 }
 
 impl Environment {

@@ -104,19 +104,19 @@ pub struct Counts {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     /// Format version of the JSON report; bumped only for incompatible changes.
-    pub version: u32,
+    pub(crate) version: u32,
     /// The registry host checked (`host[:port]`).
-    pub registry: String,
+    pub(crate) registry: String,
     /// The repository checked, if an image was given.
-    pub repository: Option<String>,
+    pub(crate) repository: Option<String>,
     /// The registry actions checked: `["pull"]` or `["pull","push"]`.
-    pub actions: Vec<&'static str>,
+    pub(crate) actions: Vec<&'static str>,
     /// True when no step failed.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Outcome counts.
-    pub counts: Counts,
+    pub(crate) counts: Counts,
     /// The steps in the order they ran.
-    pub steps: Vec<Step>,
+    pub(crate) steps: Vec<Step>,
 }
 
 impl Report {
@@ -126,7 +126,7 @@ impl Report {
     /// robot files, so every text is passed through [`crate::terminal::escape`] here, the one place all
     /// of it enters the report: neither the human report nor the JSON (whose strings scripts
     /// print) carries a raw control character, whichever step forgot to clean its input.
-    pub fn new(
+    pub(crate) fn new(
         mut registry: String,
         mut repository: Option<String>,
         actions: Vec<&'static str>,
@@ -159,8 +159,9 @@ impl Report {
         !self.ok
     }
 
-    /// Every finding code in the report, in order (for scripts and tests).
-    pub fn codes(&self) -> Vec<&'static str> {
+    /// Every finding code in the report, in order (for the tests).
+    #[cfg(test)]
+    pub(crate) fn codes(&self) -> Vec<&'static str> {
         self.steps
             .iter()
             .flat_map(|s| s.findings.iter().map(|f| f.code))

@@ -20,7 +20,7 @@ mod paths;
 
 use crate::config::{Env, Settings};
 use crate::error::Result;
-use crate::warn;
+use crate::log::warn;
 use arguments::Options;
 use edit::{Edit, Request};
 use file::{Prepared, prepare, write_atomically};

@@ -10,8 +10,8 @@
 use crate::fs::{
     DirError, LockError, LockGuard, check_own_file, lock_file, open_nofollow, open_private_dir, write_atomic,
 };
+use crate::log::{debug, warn};
 use crate::secret::Secret;
-use crate::{debug, warn};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,10 +2,10 @@
 //! network errors, 429 and 5xx inside one total deadline. 4xx is final.
 
 use crate::clock::{parse_http_date, unix_now};
-use crate::debug;
 use crate::error::{Error, Result};
 use crate::http::{BodyError, SendError, body_note};
 use crate::jwt::jwt_claim_u64;
+use crate::log::debug;
 use crate::redact::sanitize;
 use crate::secret::Secret;
 use serde::Deserialize;

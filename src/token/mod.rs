@@ -11,8 +11,8 @@ use crate::clock::unix_now;
 use crate::error::{Error, Result};
 use crate::fs::LockError;
 use crate::identity::Identity;
+use crate::log::{debug, info, warn};
 use crate::secret::Secret;
-use crate::{debug, info, warn};
 use cache::{Cache, CachedToken, Freshness};
 use std::time::Instant;
 

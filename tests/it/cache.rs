@@ -3,7 +3,7 @@
 //! Many processes and the lock: `locks.rs`.
 
 use crate::support::*;
-use docker_credential_stackit::fake::Reply;
+use docker_credential_stackit::testing::fake::Reply;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 

@@ -832,8 +832,8 @@ fn open_registry_needs_no_login() {
     let host = listener.local_addr().unwrap().to_string();
     std::thread::spawn(move || {
         for mut conn in listener.incoming().flatten() {
-            let _ = docker_credential_stackit::fake::read_request(&mut conn);
-            docker_credential_stackit::fake::write_response(&mut conn, 200, "application/json", b"{}", &[]);
+            let _ = docker_credential_stackit::testing::fake::read_request(&mut conn);
+            docker_credential_stackit::testing::fake::write_response(&mut conn, 200, "application/json", b"{}", &[]);
         }
     });
     let stackit = fake();
@@ -1018,7 +1018,7 @@ fn a_redirect_names_where_the_endpoint_was_configured() {
     // The config file's tokenEndpoint redirects: the fix names that entry, not
     // STACKIT_TOKEN_BASEURL, which would not change anything.
     let fake = fake();
-    fake.script([docker_credential_stackit::fake::Reply::Status(
+    fake.script([docker_credential_stackit::testing::fake::Reply::Status(
         302,
         String::new(),
         vec![("Location".into(), "https://elsewhere.example/token".into())],

@@ -6,7 +6,7 @@
 use crate::support::registry::{E2e, OciImage, layout_manifest_digest};
 use crate::support::rig::logins as token_logins;
 use crate::support::*;
-use docker_credential_stackit::fake::FakeIssuer;
+use docker_credential_stackit::testing::fake::FakeIssuer;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

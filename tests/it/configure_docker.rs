@@ -527,7 +527,7 @@ fn every_verb_in_help_is_in_the_man_page() {
 #[test]
 fn every_environment_variable_is_in_the_man_page() {
     let man = man_page();
-    for var in docker_credential_stackit::config::ENV_VARS.iter().chain(&[
+    for var in docker_credential_stackit::testing::config::ENV_VARS.iter().chain(&[
         "DOCKER_CONFIG",
         "REGISTRY_AUTH_FILE",
         "XDG_RUNTIME_DIR",
@@ -561,13 +561,13 @@ fn the_man_page_and_readme_document_every_option_and_config_field() {
             assert!(readme.contains(option), "the README lacks {verb} {option}");
         }
     }
-    for field in docker_credential_stackit::config::CONFIG_FIELDS {
+    for field in docker_credential_stackit::testing::config::CONFIG_FIELDS {
         assert!(man.contains(field), "the man page lacks the config field {field}");
         assert!(readme.contains(field), "the README lacks the config field {field}");
     }
     // The general help lists every variable the helper reads.
     let help = TestEnv::empty().cmd(&["help"]).stdout_any().run().stdout;
-    for var in docker_credential_stackit::config::ENV_VARS {
+    for var in docker_credential_stackit::testing::config::ENV_VARS {
         assert!(help.contains(var), "help lacks {var}");
         assert!(readme.contains(var), "the README lacks {var}");
     }

@@ -10,7 +10,7 @@ use crate::support::registry::{E2e, OciImage, layout_manifest_digest, other_regi
 use crate::support::rig::{ROBOT, ROBOT_SECRET, logins as token_logins};
 use crate::support::{Output, sa};
 use base64::Engine;
-use docker_credential_stackit::fake::{FakeIssuer, Reply};
+use docker_credential_stackit::testing::fake::{FakeIssuer, Reply};
 use serde_json::{Value, json};
 use std::time::Duration;
 

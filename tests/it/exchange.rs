@@ -3,7 +3,7 @@
 
 use crate::support::gate::Gate;
 use crate::support::*;
-use docker_credential_stackit::fake::{FakeStackit, Reply, Shape};
+use docker_credential_stackit::testing::fake::{FakeStackit, Reply, Shape};
 use serde_json::json;
 use std::time::Duration;
 
@@ -303,7 +303,7 @@ fn https_with_a_private_ca_via_ssl_cert_file() {
 #[test]
 fn https_with_the_wrong_host_name_fails() {
     let tls = tls_for(&["token.example"]);
-    let fake = docker_credential_stackit::fake::FakeStackit::start_with(Some(tls.server)).unwrap();
+    let fake = docker_credential_stackit::testing::fake::FakeStackit::start_with(Some(tls.server)).unwrap();
     fake.register(sa());
     let env = TestEnv::with_key(&fake);
     let ca = env.write("ca.pem", &tls.ca_pem);
@@ -316,7 +316,7 @@ fn https_with_the_wrong_host_name_fails() {
 #[test]
 fn an_expired_certificate_is_refused_before_the_assertion_is_sent() {
     let tls = tls_expired(&["127.0.0.1", "localhost"]);
-    let fake = docker_credential_stackit::fake::FakeStackit::start_with(Some(tls.server)).unwrap();
+    let fake = docker_credential_stackit::testing::fake::FakeStackit::start_with(Some(tls.server)).unwrap();
     fake.register(sa());
     let env = TestEnv::with_key(&fake);
     let ca = env.write("ca.pem", &tls.ca_pem);
@@ -534,7 +534,7 @@ fn clock_skew_and_hostile_date_headers() {
         .stderr_lacks("internal error")
         .json();
     // A correct clock is no news either.
-    fake.script([reply(&docker_credential_stackit::fake::http_date(now()))]);
+    fake.script([reply(&docker_credential_stackit::testing::fake::http_date(now()))]);
     env.get(HOST).json();
 }
 

@@ -3,7 +3,7 @@
 //! test issuer's key, STACKIT's audience, its expiry and a federation rule.
 
 use crate::support::*;
-use docker_credential_stackit::fake::{FakeIssuer, FakeStackit, Reply};
+use docker_credential_stackit::testing::fake::{FakeIssuer, FakeStackit, Reply};
 use serde_json::json;
 use std::sync::OnceLock;
 

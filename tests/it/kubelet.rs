@@ -4,7 +4,7 @@
 
 use crate::support::gate::{Gate, wait_until_all_reach_the_lock};
 use crate::support::*;
-use docker_credential_stackit::fake::{Account, FakeStackit, Reply};
+use docker_credential_stackit::testing::fake::{Account, FakeStackit, Reply};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 
 use crate::support::gate::{Gate, wait_until_all_reach_the_lock};
 use crate::support::*;
-use docker_credential_stackit::fake::Reply;
+use docker_credential_stackit::testing::fake::Reply;
 use std::time::{Duration, SystemTime};
 
 /// The identity's lock file (present after the first cold get).

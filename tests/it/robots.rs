@@ -116,7 +116,7 @@ fn identity_token_logins_are_kept_verbatim() {
 #[test]
 fn a_broken_key_does_not_cost_the_stored_robot_login() {
     // An endpoint that knows no account refuses every key.
-    let refusing = docker_credential_stackit::fake::FakeStackit::start().unwrap();
+    let refusing = docker_credential_stackit::testing::fake::FakeStackit::start().unwrap();
     let mut env = TestEnv::empty()
         .var("STACKIT_TOKEN_BASEURL", &refusing.url())
         .var("DOCKER_CREDENTIAL_STACKIT_LOG", "debug");

@@ -1,8 +1,8 @@
 //! No secret ever appears in stderr or in an error line, whatever goes wrong, at debug level.
 
 use crate::support::*;
-use docker_credential_stackit::fake::Reply;
-use docker_credential_stackit::secret::Secret;
+use docker_credential_stackit::Secret;
+use docker_credential_stackit::testing::fake::Reply;
 use serde_json::json;
 
 /// Runs many scenarios with `DOCKER_CREDENTIAL_STACKIT_LOG=debug`, then searches the stdout and
@@ -384,7 +384,8 @@ fn key_content_pasted_into_a_path_setting_is_never_echoed() {
     let fake = fake();
     let key_json = sa().key_json(true, None).expose().to_string();
     let pem = sa().key.pkcs8_pem().expose().to_string();
-    let jwt = docker_credential_stackit::fake::FakeIssuer::new("https://issuer.example").token("sub", "aud", 600);
+    let jwt =
+        docker_credential_stackit::testing::fake::FakeIssuer::new("https://issuer.example").token("sub", "aud", 600);
     let cases = [
         (
             "STACKIT_SERVICE_ACCOUNT_KEY_PATH",

@@ -4,7 +4,7 @@
 //! fake a line of output.
 
 use crate::support::*;
-use docker_credential_stackit::fake::Reply;
+use docker_credential_stackit::testing::fake::Reply;
 use serde_json::json;
 
 /// Escape sequences a hostile file or server might plant: retitle the window (OSC 0 ... BEL),

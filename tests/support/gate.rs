@@ -4,7 +4,7 @@
 //! process waiting on the identity's lock, a process killed mid-request), so that they do not
 //! depend on how fast a loaded machine starts processes.
 
-use docker_credential_stackit::fake::FakeStackit;
+use docker_credential_stackit::testing::fake::FakeStackit;
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};

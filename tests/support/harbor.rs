@@ -28,7 +28,7 @@
 //! unlinked), one of the validator's default link pointers.
 
 use base64::Engine;
-use docker_credential_stackit::fake::{self, FakeStackit, RsaKey};
+use docker_credential_stackit::testing::fake::{self, FakeStackit, RsaKey};
 use docker_credential_stackit::validate::{self, Decision, Effect, Kind, Level, Need, RobotName, Scope};
 use serde_json::{Value, json};
 use std::io::{Read, Write};

@@ -4,7 +4,7 @@
 //! made that the largest cost of the suite. The keys live under `CARGO_TARGET_TMPDIR`, which
 //! `cargo clean` removes; they are test keys and nothing else.
 
-use docker_credential_stackit::fake::{Account, RsaKey};
+use docker_credential_stackit::testing::fake::{Account, RsaKey};
 use std::path::PathBuf;
 
 /// Key number `slot` of the pool, generating and storing it on first use.

@@ -15,7 +15,7 @@ pub mod rig;
 
 pub use cmd::{Cmd, Output, Running};
 
-use docker_credential_stackit::fake::{Account, FakeStackit};
+use docker_credential_stackit::testing::fake::{Account, FakeStackit};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

@@ -6,7 +6,7 @@
 
 use super::harbor::{FakeHarbor, HarborConfig, Verifier, project_robot};
 use super::{Cmd, TestEnv, bin, sa};
-use docker_credential_stackit::fake::FakeStackit;
+use docker_credential_stackit::testing::fake::FakeStackit;
 use serde_json::json;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
