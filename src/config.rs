@@ -170,6 +170,16 @@ pub const SYSTEM_VARS: &[&str] = &[
     "LOCALAPPDATA",
 ];
 
+/// The directory a variable names if it is an absolute path, else `default` under `home`.
+#[cfg(not(target_os = "macos"))]
+fn absolute_or(system: &Vars<std::ffi::OsString>, name: &str, home: &Path, default: &str) -> PathBuf {
+    system
+        .get(name)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| home.join(default))
+}
+
 /// A few variables by name: a list, not a map, for the dozen a snapshot holds.
 #[derive(Debug, Clone)]
 struct Vars<V>(Vec<(String, V)>);
@@ -228,13 +238,7 @@ impl UserDirs {
     /// `~/.cache` and `~/.local/share`.
     #[cfg(not(any(target_os = "macos", windows)))]
     fn of(home: &Path, system: &Vars<std::ffi::OsString>) -> UserDirs {
-        let base = |name: &str, default: &str| {
-            system
-                .get(name)
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .unwrap_or_else(|| home.join(default))
-        };
+        let base = |name, default| absolute_or(system, name, home, default);
         UserDirs {
             config: base("XDG_CONFIG_HOME", ".config"),
             cache: base("XDG_CACHE_HOME", ".cache"),
@@ -246,13 +250,7 @@ impl UserDirs {
     /// places under the profile.
     #[cfg(windows)]
     fn of(home: &Path, system: &Vars<std::ffi::OsString>) -> UserDirs {
-        let folder = |name: &str, default: &str| {
-            system
-                .get(name)
-                .map(PathBuf::from)
-                .filter(|p| p.is_absolute())
-                .unwrap_or_else(|| home.join(default))
-        };
+        let folder = |name, default| absolute_or(system, name, home, default);
         let roaming = folder("APPDATA", "AppData/Roaming");
         UserDirs {
             config: roaming.clone(),

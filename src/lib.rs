@@ -5,9 +5,11 @@
 //! token at the STACKIT token endpoint, caches the token safely on disk, and answers with
 //! username = the service account's e-mail and password = the token.
 //!
-//! Data flows one way: stdin -> `protocol` -> `server_url` match -> `config` (identity) ->
-//! `token::cache` (hit: done) -> `key` -> `token::assertion` -> `token::exchange` ->
-//! cache write -> `protocol` -> stdout. `verbs` ties the steps together per verb.
+//! Data flows one way: stdin -> `protocol` -> `Settings::served_host` (a `ServedHost`) ->
+//! `config` (which identity) -> `identity` (key JSON or federated token) -> `token` (cache hit:
+//! done; else `token::assertion` or the federated token -> `token::exchange` -> cache write) ->
+//! `protocol` -> stdout. `verbs::Service` is the one service the protocol verbs, `kubelet` and
+//! `token` ask.
 //!
 //! The library is the binary's, not a general-purpose API: its modules are private. What is
 //! public is the pure robot/scope validator ([`validate`]), the configuration snapshot the
