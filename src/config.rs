@@ -613,6 +613,7 @@ impl Settings {
     pub(crate) fn token_policy(&self) -> crate::token::Policy {
         crate::token::Policy {
             cache_dir: self.cache_dir.clone(),
+            deadline: self.deadline,
             timeout: self.timeout,
             failure_window: self.failure_window,
             proxies: self.env.proxies(),

@@ -51,6 +51,28 @@ pub enum Error {
     Usage(String),
 }
 
+impl Error {
+    /// The `check` finding code for this error when it stops a step before the step could look
+    /// closer: decided on what went wrong, not on the step that happened to meet it. Every
+    /// variant is named, so a new one has to be given its code.
+    pub fn code(&self) -> &'static str {
+        use crate::check::codes;
+        match self {
+            Error::Key(_) | Error::File(_) => codes::KEY_UNREADABLE,
+            Error::Token(_) => codes::TOKEN_FAILED,
+            Error::Network(_) => codes::TOKEN_UNREACHABLE,
+            Error::Config(_)
+            | Error::Input(_)
+            | Error::Usage(_)
+            | Error::Dir(_)
+            | Error::Io(_)
+            | Error::NotFound
+            | Error::MissingServerUrl
+            | Error::MissingUsername => codes::SETTINGS_INVALID,
+        }
+    }
+}
+
 /// Shorthand for results in this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -32,7 +32,8 @@ use crate::federated::TokenSource;
 use crate::identity::{FederatedSpec, Identity, load_federated};
 use crate::log::debug;
 use crate::secret::Secret;
-use crate::token::{self, Token};
+use crate::token::Token;
+use crate::verbs::Service;
 use serde::{Serialize, Serializer};
 use std::collections::BTreeMap;
 
@@ -255,7 +256,8 @@ pub enum NodeFallback {
 pub const ALLOW_NODE_FALLBACK: &str = "--allow-node-fallback";
 
 /// Answers a parsed request: credentials for served hosts, an empty answer for the rest.
-pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -> Result<Response> {
+pub fn respond(service: &Service, request: &Request, fallback: NodeFallback) -> Result<Response> {
+    let settings = service.settings();
     let registry = registry_of(&request.image);
     let Some(host) = settings.served_host(registry) else {
         debug!(
@@ -268,10 +270,10 @@ pub fn respond(settings: &Settings, request: &Request, fallback: NodeFallback) -
     // pod whose federation is refused would pull with whatever the node may pull.
     let (identity, token) = match pod_identity(settings, &host, request, fallback)? {
         Some(identity) => {
-            let token = token::access_token(&settings.token_policy(), &identity)?;
+            let token = service.access_token(&identity)?;
             (identity, token)
         }
-        None => crate::verbs::identity_token(settings, &host)?.ok_or_else(|| {
+        None => service.identity_token(&host)?.ok_or_else(|| {
             Error::Config(format!(
                 "no service account identity configured for {host}; set STACKIT_SERVICE_ACCOUNT_KEY_PATH in this provider's env in the kubelet's CredentialProviderConfig, or configure per-pod identity (see packaging/kubernetes/README.md)"
             ))
@@ -341,8 +343,8 @@ fn pod_identity(
 /// well-formed request.
 pub fn run(input: &str, fallback: NodeFallback, env: crate::config::Env) -> Result<String> {
     let request = parse_request(input)?;
-    let settings = Settings::from_env(env)?;
-    respond(&settings, &request, fallback)?.to_json()
+    let service = Service::new(Settings::from_env(env)?);
+    respond(&service, &request, fallback)?.to_json()
 }
 
 #[cfg(test)]

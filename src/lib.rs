@@ -86,7 +86,7 @@ pub mod cli {
 
     /// What the protocol verbs and `token` do with [`Settings`](crate::Settings).
     pub mod verbs {
-        pub use crate::verbs::{Service, token};
+        pub use crate::verbs::Service;
     }
 }
 

@@ -365,7 +365,7 @@ fn token(args: &[String], env: Env) -> ExitCode {
             "token takes at most one SERVER argument; run 'docker-credential-stackit help' for usage".into(),
         )));
     }
-    let result = Settings::from_env(env).and_then(|s| verbs::token(&s, args.first().map(String::as_str)));
+    let result = Settings::from_env(env).and_then(|s| verbs::Service::new(s).token(args.first().map(String::as_str)));
     finish_human(result.map(|t| {
         let _ = writeln!(std::io::stdout(), "{}", t.expose());
     }))

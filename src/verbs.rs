@@ -56,8 +56,9 @@ fn keeping_robot(settings: &Settings, host: &ServedHost) {
 
 /// The identity serving `host` (already known to be served) and an access token for it, from
 /// the cache or freshly minted; `None` when no identity is configured for the host. `get`,
-/// `token` and the kubelet's node identity all answer through this one path.
-pub fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(Identity, Token)>> {
+/// `token` and the kubelet's node identity all answer through this one path
+/// ([`Service::identity_token`]).
+fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(Identity, Token)>> {
     let Some(spec) = settings.identity_spec(host)? else {
         return Ok(None);
     };
@@ -68,7 +69,7 @@ pub fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(
 
 /// `get`: the credentials Docker should use for the server URL on stdin.
 pub fn get(settings: &Settings, url: String) -> Result<Credentials> {
-    let deadline = Instant::now() + settings.timeout;
+    let deadline = settings.deadline;
     let host = served_host(settings, &url)?;
     match identity_token(settings, &host).inspect_err(|_| keeping_robot(settings, &host))? {
         Some((identity, token)) => {
@@ -133,12 +134,7 @@ pub fn store(settings: &Settings, creds: Credentials) -> Result<()> {
             spec.describe()
         );
     }
-    robot_store(settings)?.put(
-        host.as_str(),
-        &creds.username,
-        &creds.secret,
-        Instant::now() + settings.timeout,
-    )?;
+    robot_store(settings)?.put(host.as_str(), &creds.username, &creds.secret, settings.deadline)?;
     info!("stored robot credentials of {} for {host}", creds.username);
     Ok(())
 }
@@ -149,7 +145,7 @@ pub fn erase(settings: &Settings, url: String) -> Result<()> {
     let Some(host) = server_url::normalize(&url) else {
         return Ok(());
     };
-    if robot_store(settings)?.remove(&host, Instant::now() + settings.timeout)? {
+    if robot_store(settings)?.remove(&host, settings.deadline)? {
         info!("erased stored robot credentials for {host}");
     }
     if let Some(served) = settings.served_host(&host)
@@ -181,6 +177,29 @@ impl Service {
     /// The service for these settings.
     pub fn new(settings: Settings) -> Service {
         Service { settings }
+    }
+
+    /// The settings it was built from (which hosts are served, and by whom).
+    pub(crate) fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The identity configured for `host` and a token for it, from the cache or freshly
+    /// minted; `None` when the host has no identity. What `get`, `token` and the kubelet's node
+    /// identity answer with.
+    pub(crate) fn identity_token(&self, host: &ServedHost) -> Result<Option<(Identity, Token)>> {
+        identity_token(&self.settings, host)
+    }
+
+    /// A token for an identity the caller loaded itself (a pod's own federated identity), under
+    /// the same cache, lock and failure rules.
+    pub(crate) fn access_token(&self, identity: &Identity) -> Result<Token> {
+        token::access_token(&self.settings.token_policy(), identity)
+    }
+
+    /// The `token` verb: the bare access token for SERVER (default `registry.onstackit.cloud`).
+    pub fn token(&self, server: Option<&str>) -> Result<Secret> {
+        token(&self.settings, server)
     }
 }
 
@@ -221,7 +240,7 @@ pub fn list(settings: &Settings) -> Result<BTreeMap<String, String>> {
 
 /// `token [SERVER]`: the bare access token for the identity serving SERVER (default
 /// `registry.onstackit.cloud`).
-pub fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
+fn token(settings: &Settings, server: Option<&str>) -> Result<Secret> {
     let normalized = match server {
         None => DEFAULT_REGISTRY.to_string(),
         Some(s) => {

@@ -111,11 +111,7 @@ pub fn step(settings: &Settings, host: Option<&ServedHost>, now: u64) -> Identit
             };
         }
         Err(e) => {
-            return fail(
-                super::code_of(&e),
-                e.to_string(),
-                "fix the variable or file named in the message",
-            );
+            return fail(e.code(), e.to_string(), "fix the variable or file named in the message");
         }
     };
     match spec {
@@ -545,7 +541,7 @@ fn no_token(identity: &Identity, e: &crate::Error) -> TokenOutcome {
         step: Step::ran(
             "token",
             format!("no access token from {}", identity.endpoint()),
-            vec![Finding::error(super::code_of(e), e.to_string(), hint)],
+            vec![Finding::error(e.code(), e.to_string(), hint)],
         ),
         skew_measured: false,
     }

@@ -314,25 +314,12 @@ impl Environment {
     }
 }
 
-/// The finding code for an error that stopped a step before it could look closer: a settings
-/// problem, an unreadable key, or a failed token request. Decided on the error's kind, not on
-/// the step that happened to meet it.
-pub fn code_of(e: &crate::Error) -> &'static str {
-    use crate::Error;
-    match e {
-        Error::Key(_) | Error::File(_) => codes::KEY_UNREADABLE,
-        Error::Token(_) => codes::TOKEN_FAILED,
-        Error::Network(_) => codes::TOKEN_UNREACHABLE,
-        _ => codes::SETTINGS_INVALID,
-    }
-}
-
 /// Runs every step and returns the report. `settings` is passed in already loaded so that a
 /// broken helper configuration becomes a failed step rather than an early exit.
 pub fn run(options: &Options, env: &Environment, settings: Result<Settings>) -> Report {
     let target = &options.target;
     let now = unix_now();
-    let settings = settings.map_err(|e| (code_of(&e), e.to_string()));
+    let settings = settings.map_err(|e| (e.code(), e.to_string()));
     let served = settings.as_ref().ok().map(|s| s.serves(&target.host));
     let mut steps = vec![docker::step(&target.host, env, served)];
 

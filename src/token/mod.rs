@@ -48,7 +48,11 @@ impl Token {
 pub struct Policy {
     /// The cache directory; `None` disables the cache (and the lock and failure records).
     pub cache_dir: Option<std::path::PathBuf>,
-    /// Total deadline of a cold fetch, lock waits and retries included.
+    /// When the command must be done: a cold fetch, lock waits and retries included, ends by
+    /// then. The command's one deadline, set when its settings were read, so that time spent
+    /// before (waiting for a key from a pipe, say) counts against the same budget.
+    pub deadline: Instant,
+    /// The budget that deadline came from (`DOCKER_CREDENTIAL_STACKIT_TIMEOUT`), for messages.
     pub timeout: std::time::Duration,
     /// How long a recorded network failure answers without a new try; zero: always try.
     pub failure_window: std::time::Duration,
@@ -109,7 +113,7 @@ pub fn access_token_with(
 ) -> Result<Token> {
     let id = identity.cache_id();
     let cache = cache::open_or_warn(policy.cache_dir.as_deref());
-    let deadline = Instant::now() + policy.timeout;
+    let deadline = policy.deadline;
 
     let mut stale = None;
     if let Some(cache) = &cache {
@@ -419,6 +423,7 @@ mod tests {
         let policy = Policy {
             cache_dir: case.cache.then_some(cache_dir),
             timeout: Duration::from_secs(2),
+            deadline: Instant::now() + Duration::from_secs(2),
             failure_window: Duration::from_secs(case.window),
             proxies: Default::default(),
         };
@@ -598,6 +603,7 @@ mod tests {
         let policy = Policy {
             cache_dir: Some(dir.path().join("cache")),
             timeout: Duration::from_secs(2),
+            deadline: Instant::now() + Duration::from_secs(2),
             failure_window: Duration::from_secs(15),
             proxies: Default::default(),
         };
@@ -636,6 +642,7 @@ mod tests {
         let policy = Policy {
             cache_dir: Some(cache_dir),
             timeout: Duration::from_millis(200),
+            deadline: Instant::now() + Duration::from_millis(200),
             failure_window: Duration::from_secs(15),
             proxies: Default::default(),
         };

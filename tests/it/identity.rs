@@ -342,6 +342,46 @@ fn a_key_from_a_pipe_that_is_written_later_is_read_whole() {
 }
 
 #[test]
+fn a_cold_get_has_one_deadline_for_reading_its_key_and_fetching_its_token() {
+    // DOCKER_CREDENTIAL_STACKIT_TIMEOUT bounds the whole cold get: time spent waiting for the
+    // key (here from a pipe whose writer is slow) is not given again to the token request,
+    // which would otherwise make a get against an endpoint that never answers last up to
+    // twice the timeout. TIMEOUT=4, the key arrives after 3 s, the endpoint hangs: the get
+    // must end by about 4 s, where two budgets would end it after 7.
+    let fake = fake();
+    fake.script([docker_credential_stackit::testing::fake::Reply::Hang(
+        std::time::Duration::from_secs(60),
+    )]);
+    let env = TestEnv::empty()
+        .var("STACKIT_TOKEN_BASEURL", &fake.url())
+        .var("DOCKER_CREDENTIAL_STACKIT_TIMEOUT", "4");
+    let fifo = env.path("key-pipe");
+    mkfifo(&fifo);
+    let mut writer = std::fs::OpenOptions::new().read(true).write(true).open(&fifo).unwrap();
+    let started = std::time::Instant::now();
+    let running = env
+        .get(HOST)
+        .env("STACKIT_SERVICE_ACCOUNT_KEY_PATH", &fifo)
+        .expect_error(&["DOCKER_CREDENTIAL_STACKIT_TIMEOUT"])
+        .deadline(std::time::Duration::from_secs(20))
+        .spawn();
+    while !blocked_reading_the_fifo(running.pid(), &fifo) && started.elapsed() < std::time::Duration::from_secs(3) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3).saturating_sub(started.elapsed()));
+    use std::io::Write;
+    writer.write_all(sa().key_json(true, None).expose().as_bytes()).unwrap();
+    drop(writer);
+    running.wait();
+    let took = started.elapsed();
+    assert!(fake.requests() >= 1, "the token request was made");
+    assert!(
+        took < std::time::Duration::from_secs(6),
+        "the get took {took:?}: the token request got a second budget"
+    );
+}
+
+#[test]
 fn an_unreadable_key_file_says_permission_denied() {
     let fake = fake();
     let env = TestEnv::with_key(&fake);
