@@ -43,8 +43,14 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
 /// (then `TimedOut`), or, without a deadline, is an error at once (`WouldBlock`).
 fn read_capped(file: &File, max: u64, deadline: Option<Instant>) -> std::io::Result<Option<Vec<u8>>> {
     // `take` hides the file's size, so an empty Vec would grow from 32 bytes, one read(2) per
-    // doubling (nine for a key file); the files read here are a few KB, so one read usually does.
-    let mut bytes = Vec::with_capacity(8 * 1024);
+    // doubling (nine for a key file). A regular file's size (up to the cap) is room enough: a
+    // buffer of just that size fits in what the heap already has, where a fixed 8 KiB one
+    // took fresh pages for every file a warm `get` reads. Pipes and devices start at 8 KiB.
+    let room = match file.metadata() {
+        Ok(m) if m.is_file() => usize::try_from(m.len().min(max)).unwrap_or(0).saturating_add(1),
+        _ => 8 * 1024,
+    };
+    let mut bytes = Vec::with_capacity(room);
     let mut limited = file.take(max.saturating_add(1));
     let read = loop {
         // read_to_end keeps what it read before an error, so a retry continues where it stopped.
