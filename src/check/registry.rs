@@ -242,13 +242,14 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
     if measure_skew && let Some(f) = date.and_then(|d| skew_finding(unix_now(), d, "the registry")) {
         findings.push(f);
     }
-    let failed = |code, message: String, hint: String| LoginOutcome {
-        step: Step::ran(
-            "registry",
-            format!("cannot log in to {v2}"),
-            vec![Finding::error(code, message, hint)],
-        ),
-        session: None,
+    // A failed login keeps what was measured before it: a skewed clock may be the very reason
+    // the registry refused.
+    let failed = |mut findings: Vec<Finding>, code, message: String, hint: String| {
+        findings.push(Finding::error(code, message, hint));
+        LoginOutcome {
+            step: Step::ran("registry", format!("cannot log in to {v2}"), findings),
+            session: None,
+        }
     };
     match outcome {
         LoginProbe::Open => {
@@ -264,7 +265,7 @@ pub fn login_step(settings: &Settings, target: &Target, login: Login, measure_sk
         LoginProbe::TokenService { session, reply } => token_service_findings(&v2, *session, reply, findings, failed),
         LoginProbe::Failed(why) => {
             let (code, message, hint) = why.finding(&v2, &target.host);
-            failed(code, message, hint)
+            failed(findings, code, message, hint)
         }
     }
 }
@@ -332,7 +333,7 @@ fn token_service_findings(
     session: Session,
     reply: Reply,
     findings: Vec<Finding>,
-    failed: impl Fn(&'static str, String, String) -> LoginOutcome,
+    failed: impl FnOnce(Vec<Finding>, &'static str, String, String) -> LoginOutcome,
 ) -> LoginOutcome {
     let who = session.login.username.clone();
     match reply.status {
@@ -349,6 +350,7 @@ fn token_service_findings(
             }
         }
         200 => failed(
+            findings,
             codes::REGISTRY_TOKEN_SERVICE_FAILED,
             format!(
                 "the token service {} answered 200 without a token (neither token nor access_token)",
@@ -363,6 +365,7 @@ fn token_service_findings(
                 "link a robot to this service account (STACKIT portal: Container Registry > Robot accounts > Edit, e-mail and ID), and check that it is enabled and not expired; the robot step shows its state".to_string()
             };
             failed(
+                findings,
                 codes::REGISTRY_AUTH_REJECTED,
                 format!(
                     "the token service {} refused {who} (HTTP 401{})",
@@ -373,6 +376,7 @@ fn token_service_findings(
             )
         }
         status => failed(
+            findings,
             codes::REGISTRY_TOKEN_SERVICE_FAILED,
             format!(
                 "the token service {} answered HTTP {status}{}",

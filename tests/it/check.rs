@@ -703,6 +703,26 @@ fn clock_skew_against_the_token_endpoint_is_a_warning() {
 }
 
 #[test]
+fn a_failed_registry_login_still_reports_the_clock_skew_it_measured() {
+    // With the token cached, only the registry's Date can show a skewed clock; when the login
+    // then fails (here: the registry rejects the token), the skew may be why, so it must be in
+    // the report next to the error, not dropped with the successful path's findings.
+    let rig = Rig::linked(&["pull"]);
+    let (_, r) = rig.check_json(&[]);
+    assert_eq!(r.status("registry"), "ok", "{r:?}");
+    let token = rig.issued_tokens().pop().unwrap();
+    rig.expire_at_harbor(&token);
+    rig.harbor.set_clock_offset(900);
+    let (out, r) = rig.check_json(&[]);
+    assert_ne!(out.code, 0, "{r:?}");
+    assert!(r.summary("token").contains("cached"), "{r:?}");
+    assert_eq!(r.status("registry"), "fail", "{r:?}");
+    r.finding("registry.auth_rejected");
+    let skew = r.finding("token.clock_skew");
+    assert!(skew["message"].as_str().unwrap().contains("the registry"), "{skew}");
+}
+
+#[test]
 fn every_token_answer_shape_is_understood() {
     let rig = Rig::linked(&["pull"]);
     for fields in [

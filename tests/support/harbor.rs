@@ -137,6 +137,8 @@ struct State {
     verifier: Option<Verifier>,
     next_id: AtomicI64,
     stop: AtomicBool,
+    /// Seconds added to the time its `Date` headers say (a registry whose clock is off).
+    clock_offset: AtomicI64,
 }
 
 /// The running fake. Dropping it stops the listener.
@@ -172,6 +174,7 @@ impl FakeHarbor {
         let state = Arc::new(State {
             config,
             strict: AtomicBool::new(false),
+            clock_offset: AtomicI64::new(0),
             token_fields: Mutex::new(TokenFields::Both),
             realm: Mutex::new(None),
             robots: Mutex::new(Vec::new()),
@@ -244,6 +247,11 @@ impl FakeHarbor {
             self.issuer(),
             cert_file.display()
         )
+    }
+
+    /// Seconds by which its clock (its `Date` headers) is off. Default 0.
+    pub fn set_clock_offset(&self, seconds: i64) {
+        self.state.clock_offset.store(seconds, Ordering::SeqCst);
     }
 
     /// Strict mode: bad credentials get 401 even with a scope (real Harbor gives an anonymous
@@ -612,7 +620,8 @@ fn handle(mut tcp: TcpStream, state: &State) {
         status: answer.0,
     });
     let (status, content_type, body, mut extra) = answer;
-    extra.push(("Date".into(), fake::http_date(now() as u64)));
+    let date = now() + state.clock_offset.load(Ordering::SeqCst);
+    extra.push(("Date".into(), fake::http_date(date as u64)));
     fake::write_response(&mut tcp, status, content_type, &body, &extra);
 }
 
