@@ -41,13 +41,27 @@ pub fn open_for_reading(path: &Path) -> std::io::Result<std::fs::File> {
 /// `/dev/zero` or a runaway pipe cannot eat memory. Callers name the limit in their message.
 /// A non-blocking pipe or device with nothing to read yet is waited for until `deadline`
 /// (then `TimedOut`), or, without a deadline, is an error at once (`WouldBlock`).
-fn read_capped(file: &File, max: u64, deadline: Option<Instant>) -> std::io::Result<Option<Vec<u8>>> {
+fn read_capped(
+    file: &File,
+    known: Option<&std::fs::Metadata>,
+    max: u64,
+    deadline: Option<Instant>,
+) -> std::io::Result<Option<Vec<u8>>> {
     // `take` hides the file's size, so an empty Vec would grow from 32 bytes, one read(2) per
     // doubling (nine for a key file). A regular file's size (up to the cap) is room enough: a
     // buffer of just that size fits in what the heap already has, where a fixed 8 KiB one
     // took fresh pages for every file a warm `get` reads. Pipes and devices start at 8 KiB.
-    let room = match file.metadata() {
-        Ok(m) if m.is_file() => usize::try_from(m.len().min(max)).unwrap_or(0).saturating_add(1),
+    // The caller's metadata when it has some (it checked owner or mode): no second fstat.
+    let fetched;
+    let meta = match known {
+        Some(meta) => Some(meta),
+        None => {
+            fetched = file.metadata().ok();
+            fetched.as_ref()
+        }
+    };
+    let room = match meta {
+        Some(m) if m.is_file() => usize::try_from(m.len().min(max)).unwrap_or(0).saturating_add(1),
         _ => 8 * 1024,
     };
     let mut bytes = Vec::with_capacity(room);
@@ -161,17 +175,22 @@ impl std::fmt::Display for ReadError {
     }
 }
 
-/// Reads `file` (a regular file the caller has checked) as UTF-8 text of at most `max` bytes;
-/// it never waits. Bytes that are not text are wiped before they are dropped: the file may
-/// have held a secret all the same.
-pub fn read_text(file: File, max: u64) -> Result<String, ReadError> {
-    text_of(read_capped(&file, max, None), max)
+/// Reads `file` (a regular file the caller has checked, `meta` what [`check_own_file`] found)
+/// as UTF-8 text of at most `max` bytes; it never waits. Bytes that are not text are wiped
+/// before they are dropped: the file may have held a secret all the same.
+pub fn read_text(file: File, meta: &std::fs::Metadata, max: u64) -> Result<String, ReadError> {
+    text_of(read_capped(&file, Some(meta), max, None), max)
 }
 
 /// Reads `file` as UTF-8 text of at most `max` bytes, waiting for a pipe's or device's data no
-/// later than `deadline`.
-pub fn read_text_by(file: File, max: u64, deadline: Instant) -> Result<String, ReadError> {
-    text_of(read_capped(&file, max, Some(deadline)), max)
+/// later than `deadline`; `meta` is its metadata if the caller already has it.
+pub fn read_text_by(
+    file: File,
+    meta: Option<&std::fs::Metadata>,
+    max: u64,
+    deadline: Instant,
+) -> Result<String, ReadError> {
+    text_of(read_capped(&file, meta, max, Some(deadline)), max)
 }
 
 fn text_of(read: std::io::Result<Option<Vec<u8>>>, max: u64) -> Result<String, ReadError> {
@@ -192,7 +211,12 @@ fn text_of(read: std::io::Result<Option<Vec<u8>>>, max: u64) -> Result<String, R
 /// config, a token, a robot's JSON), never hanging on a FIFO past `deadline` and never reading
 /// without bound.
 pub fn read_text_file(path: &Path, max: u64, deadline: Instant) -> Result<String, ReadError> {
-    read_text_by(open_for_reading(path).map_err(ReadError::Unreadable)?, max, deadline)
+    read_text_by(
+        open_for_reading(path).map_err(ReadError::Unreadable)?,
+        None,
+        max,
+        deadline,
+    )
 }
 
 /// A short reason for an I/O error without the OS error number noise.
@@ -462,9 +486,10 @@ pub fn open_nofollow(path: &Path, create: bool) -> std::io::Result<File> {
     o.open(path)
 }
 
-/// A cache or store file must be a regular file owned by us and private to us.
+/// A cache or store file must be a regular file owned by us and private to us; its metadata,
+/// for the read that follows.
 #[cfg(unix)]
-pub fn check_own_file(file: &File) -> Result<(), FileCheckError> {
+pub fn check_own_file(file: &File) -> Result<std::fs::Metadata, FileCheckError> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata().map_err(FileCheckError::Inspect)?;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -476,16 +501,16 @@ pub fn check_own_file(file: &File) -> Result<(), FileCheckError> {
     } else if meta.mode() & 0o077 != 0 {
         Err(FileCheckError::Readable(meta.mode() & 0o777))
     } else {
-        Ok(())
+        Ok(meta)
     }
 }
 
 /// A file must be a regular file (Windows has no owner or mode bits to check here).
 #[cfg(not(unix))]
-pub fn check_own_file(file: &File) -> Result<(), FileCheckError> {
+pub fn check_own_file(file: &File) -> Result<std::fs::Metadata, FileCheckError> {
     let meta = file.metadata().map_err(FileCheckError::Inspect)?;
     if meta.is_file() {
-        Ok(())
+        Ok(meta)
     } else {
         Err(FileCheckError::NotRegular)
     }
@@ -616,7 +641,7 @@ mod tests {
             w.write_all(b"tial").unwrap();
             drop(writer);
         });
-        assert_eq!(read_text_by(reader, 10, soon()).unwrap(), "partial");
+        assert_eq!(read_text_by(reader, None, 10, soon()).unwrap(), "partial");
         late.join().unwrap();
         assert!(
             ReadError::TimedOut

@@ -19,8 +19,8 @@ pub const MAX_KEY_FILE: u64 = 256 * 1024;
 pub struct ServiceAccountKey {
     /// Top-level `id` of the key, if present.
     pub id: Option<String>,
-    /// `publicKey`, if present (PEM or certificate), as written: see `JsonString`.
-    pub public_key: Option<JsonString>,
+    /// `publicKey`, if present (PEM or certificate), as written: [`Self::public_key_pem`].
+    public_key: Option<JsonString>,
     /// `validUntil` (RFC 3339), if present.
     pub valid_until: Option<String>,
     /// `active`, if present.
@@ -34,8 +34,8 @@ pub struct ServiceAccountKey {
     /// `credentials.aud`: the assertion's audience, copied verbatim.
     pub aud: String,
     /// `credentials.privateKey`: the embedded PEM private key, if STACKIT generated the pair,
-    /// as written: see `JsonString`.
-    pub private_key: Option<JsonString>,
+    /// as written: [`Self::private_key_pem`].
+    private_key: Option<JsonString>,
     /// `credentials.tokenEndpoint`, if present (trusted only for https `stackit.cloud` hosts).
     pub token_endpoint: Option<String>,
 }
@@ -44,7 +44,7 @@ pub struct ServiceAccountKey {
 /// unescaped only when asked for. The two PEM blocks of a key are most of its text and only
 /// signing and `check` read them: unescaping them up front was a third of a warm `get`'s heap.
 #[derive(Debug, Clone)]
-pub struct JsonString(Secret);
+struct JsonString(Secret);
 
 impl JsonString {
     /// `raw` if it is a string; `None` for `null`; an error for any other JSON value, so that a
@@ -60,7 +60,7 @@ impl JsonString {
     }
 
     /// The string's value, unescaped; `None` when it is blank.
-    pub fn decode(&self) -> Option<Secret> {
+    fn decode(&self) -> Option<Secret> {
         // A JSON string literal, checked when it was read: it decodes to a string.
         let value = Secret::new(serde_json::from_str::<String>(self.0.expose()).unwrap_or_default());
         (!value.expose().trim().is_empty()).then_some(value)
@@ -116,6 +116,16 @@ fn base64_json(text: &str) -> Option<Secret> {
 }
 
 impl ServiceAccountKey {
+    /// `credentials.privateKey`, unescaped; `None` when absent or blank.
+    pub fn private_key_pem(&self) -> Option<Secret> {
+        self.private_key.as_ref().and_then(JsonString::decode)
+    }
+
+    /// `publicKey`, unescaped; `None` when absent or blank.
+    pub fn public_key_pem(&self) -> Option<Secret> {
+        self.public_key.as_ref().and_then(JsonString::decode)
+    }
+
     /// Parses key JSON. `origin` names where it came from (a variable or a file) for errors.
     pub fn parse(text: &str, origin: &str) -> Result<ServiceAccountKey> {
         let trimmed = text.trim_start_matches('\u{feff}').trim();
@@ -211,8 +221,9 @@ pub fn read_private_file(path: &Path, origin: &str, deadline: std::time::Instant
         problem,
     };
     let file = open_for_reading(path).map_err(|e| fail(ReadError::Unreadable(e)))?;
-    let shared_mode = shared_mode(&file);
-    let text = read_text_by(file, MAX_KEY_FILE, deadline)
+    let meta = file.metadata().ok();
+    let shared_mode = meta.as_ref().and_then(shared_mode);
+    let text = read_text_by(file, meta.as_ref(), MAX_KEY_FILE, deadline)
         .map(Secret::new)
         .map_err(|problem| Error::File(fail(problem)))?;
     Ok((text, shared_mode))
@@ -228,14 +239,13 @@ pub fn warn_shared(what: &str, path: &Path, mode: u32) {
 }
 
 #[cfg(unix)]
-fn shared_mode(file: &std::fs::File) -> Option<u32> {
+fn shared_mode(meta: &std::fs::Metadata) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata().ok()?;
     (meta.is_file() && meta.mode() & 0o077 != 0).then(|| meta.mode() & 0o777)
 }
 
 #[cfg(not(unix))]
-fn shared_mode(_file: &std::fs::File) -> Option<u32> {
+fn shared_mode(_meta: &std::fs::Metadata) -> Option<u32> {
     None
 }
 
@@ -291,15 +301,12 @@ mod tests {
     #[test]
     fn the_pem_fields_are_unescaped_when_read_and_checked_when_loaded() {
         let k = ServiceAccountKey::parse(KEY, "test").unwrap();
-        let pem = k.private_key.as_ref().and_then(JsonString::decode).unwrap();
+        let pem = k.private_key_pem().unwrap();
         assert_eq!(
             pem.expose(),
             "-----BEGIN PRIVATE KEY-----\nX\n-----END PRIVATE KEY-----\n"
         );
-        assert_eq!(
-            k.public_key.as_ref().and_then(JsonString::decode).unwrap().expose(),
-            "p"
-        );
+        assert_eq!(k.public_key_pem().unwrap().expose(), "p");
         // null and blank are no key; any other JSON type is refused when the key is loaded.
         for (value, present) in [("null", false), ("\"  \\n \"", false), ("\"\\u0041\"", true)] {
             let text = KEY.replace(
@@ -307,11 +314,7 @@ mod tests {
                 value,
             );
             let k = ServiceAccountKey::parse(&text, "test").unwrap();
-            assert_eq!(
-                k.private_key.as_ref().and_then(JsonString::decode).is_some(),
-                present,
-                "{value}"
-            );
+            assert_eq!(k.private_key_pem().is_some(), present, "{value}");
         }
         for value in ["5", "true", "[\"a\"]", "{\"pem\":\"x\"}"] {
             let text = KEY.replace(

@@ -121,11 +121,11 @@ impl RobotStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(StoreFile::default()),
             Err(e) => return Err(StoreProblem::Open(e)),
         };
-        check_own_file(&file)?;
+        let meta = check_own_file(&file)?;
         // The same capped reader as the token cache's: one read(2), wiped if it is not text.
         // Texts as before: a read error reads as "not UTF-8 text", a file over the cap as
         // "not valid JSON" (it used to be cut at the cap and fail to parse).
-        let mut text = crate::fs::read_text(file, MAX_FILE).map_err(|e| match e {
+        let mut text = crate::fs::read_text(file, &meta, MAX_FILE).map_err(|e| match e {
             crate::fs::ReadError::TooLarge(_) => StoreProblem::NotJson,
             crate::fs::ReadError::Unreadable(_) | crate::fs::ReadError::NotText | crate::fs::ReadError::TimedOut => {
                 StoreProblem::NotText

@@ -132,12 +132,15 @@ impl Cache {
                 return None;
             }
         };
-        if let Err(why) = check_own_file(&file) {
-            debug!("ignoring cache file {}: {why}", path.display());
-            return None;
-        }
+        let meta = match check_own_file(&file) {
+            Ok(meta) => meta,
+            Err(why) => {
+                debug!("ignoring cache file {}: {why}", path.display());
+                return None;
+            }
+        };
         // One read(2) for the whole file: `read_text` starts with room for it.
-        let mut text = match crate::fs::read_text(file, MAX_CACHE_FILE) {
+        let mut text = match crate::fs::read_text(file, &meta, MAX_CACHE_FILE) {
             Ok(text) => text,
             Err(e) => {
                 debug!("ignoring cache file {}: {e}", path.display());
@@ -192,8 +195,8 @@ impl Cache {
     /// `network_only`, only a failure to reach the endpoint counts.
     pub fn failure_since(&self, id: &str, since_ms: u64, network_only: bool) -> Option<String> {
         let file = open_nofollow(&self.path(id, "err"), false).ok()?;
-        check_own_file(&file).ok()?;
-        let text = crate::fs::read_text(file, MAX_CACHE_FILE).ok()?;
+        let meta = check_own_file(&file).ok()?;
+        let text = crate::fs::read_text(file, &meta, MAX_CACHE_FILE).ok()?;
         let failure: FailureFile = serde_json::from_str(&text).ok()?;
         (failure.version == FORMAT_VERSION
             && failure.identity == id
