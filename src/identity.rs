@@ -215,7 +215,7 @@ impl KeyIdentity {
         if let Some(source) = &self.private_key {
             return Ok((source.read(deadline)?, source.describe()));
         }
-        match self.key.private_key.as_ref().and_then(crate::key::JsonString::decode) {
+        match self.key.private_key_pem() {
             Some(pem) => Ok((pem, format!("credentials.privateKey in {}", self.key_source.describe()))),
             None => Err(Error::Key(format!(
                 "the service account key from {} has no credentials.privateKey; set STACKIT_PRIVATE_KEY_PATH to the PEM file of its key pair",

@@ -11,7 +11,6 @@ use crate::secret::Secret;
 use crate::server_url::{self, DEFAULT_REGISTRY};
 use crate::token::{self, Token};
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 fn robot_store(settings: &Settings) -> Result<RobotStore> {
     settings.data_dir.as_deref().map(RobotStore::new).ok_or_else(|| {
@@ -31,11 +30,11 @@ fn served_host(settings: &Settings, url: &str) -> Result<ServedHost> {
 /// service account identity has just produced a token must not keep handing them out.
 ///
 /// Called only after the token is in hand: a mistyped key path must not cost the user a stored
-/// login. Waits for the store's lock no later than `deadline`, and a failure here never fails
-/// the `get` that already has its answer.
-fn discard_robot(settings: &Settings, host: &ServedHost, deadline: Instant) {
+/// login. Waits for the store's lock no later than the command's deadline, and a failure here
+/// never fails the `get` that already has its answer.
+fn discard_robot(settings: &Settings, host: &ServedHost) {
     if let Ok(store) = robot_store(settings) {
-        match store.remove(host.as_str(), deadline) {
+        match store.remove(host.as_str(), settings.deadline) {
             Ok(true) => {
                 warn!("discarded stored robot credentials for {host}: it is now served by a service account key")
             }
@@ -69,11 +68,10 @@ fn identity_token(settings: &Settings, host: &ServedHost) -> Result<Option<(Iden
 
 /// `get`: the credentials Docker should use for the server URL on stdin.
 pub fn get(settings: &Settings, url: String) -> Result<Credentials> {
-    let deadline = settings.deadline;
     let host = served_host(settings, &url)?;
     match identity_token(settings, &host).inspect_err(|_| keeping_robot(settings, &host))? {
         Some((identity, token)) => {
-            discard_robot(settings, &host, deadline);
+            discard_robot(settings, &host);
             debug!(
                 "{host}: answering as {} with a {} token",
                 identity.username(),

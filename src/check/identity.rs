@@ -251,13 +251,7 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
         ));
     }
     findings.extend(validity(key.valid_until.as_deref(), &key.kid, now));
-    if spec.private_key.is_some()
-        && key
-            .private_key
-            .as_ref()
-            .and_then(crate::key::JsonString::decode)
-            .is_some()
-    {
+    if spec.private_key.is_some() && key.private_key_pem().is_some() {
         findings.push(Finding::info(
             codes::KEY_SOURCE,
             "the key file's credentials.privateKey is ignored: an external private key overrides it",
@@ -273,14 +267,11 @@ fn key_step(settings: &Settings, spec: &KeySpec, now: u64) -> IdentityOutcome {
             None
         }
         Ok((pem, origin)) => {
+            let public_key = key.public_key_pem();
             findings.extend(private_key_findings(
                 &pem,
                 &origin,
-                key.public_key
-                    .as_ref()
-                    .and_then(crate::key::JsonString::decode)
-                    .as_ref()
-                    .map(Secret::expose),
+                public_key.as_ref().map(Secret::expose),
             ));
             Some(origin)
         }
